@@ -1,0 +1,13 @@
+// Scalar reference (de)quantization for every GGUF tensor type: the oracle for fast kernels.
+#pragma once
+
+#include <cstdint>
+
+#include "gguf/types.h"
+
+namespace pensieve::ref {
+
+// Converts n elements (a multiple of the type's block size) of `type` at src to F32.
+void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
+
+}  // namespace pensieve::ref

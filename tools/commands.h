@@ -1,0 +1,16 @@
+// Subcommands of the `pensieve` executable. Each registers its flags on the app and, when it is
+// the one given, stores its handler in *run; main() calls it after parsing and logging setup.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace pensieve::cli {
+
+using Handler = std::function<int()>;
+
+void register_info(CLI::App& app, Handler* run);
+void register_tokenize(CLI::App& app, Handler* run);
+
+}  // namespace pensieve::cli
