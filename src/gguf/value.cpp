@@ -137,7 +137,12 @@ double GgufValue::float_at(size_t i) const {
 int64_t GgufValue::int_at(size_t i) const {
   PV_CHECK(is_array() && i < count_ && elements_ != nullptr, "int_at({}) out of range", i);
   const Scalar s = load_scalar(element_type_, elements_ + i * gguf_scalar_bytes(element_type_));
-  if (s.is_float) return static_cast<int64_t>(s.f);
+  if (s.is_float) {  // saturate: a float element may be NaN or far out of range
+    if (!(s.f == s.f)) return 0;
+    if (s.f >= 9.2e18) return std::numeric_limits<int64_t>::max();
+    if (s.f <= -9.2e18) return std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(s.f);
+  }
   return s.is_signed ? s.i : static_cast<int64_t>(s.u);
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 
 #include <gtest/gtest.h>
@@ -78,6 +79,19 @@ TEST(GgufWriter, RoundTripsArrays) {
   const GgufValue* ty = *f->get_array("types");
   EXPECT_EQ(ty->int_at(3), -4);
   EXPECT_EQ((*f->get_array("none"))->size(), 0u);
+}
+
+TEST(GgufValue, IntAtSaturatesOutOfRangeFloats) {
+  GgufWriter w;
+  const std::vector<float> v = {1e30f, -1e30f, std::numeric_limits<float>::quiet_NaN(), 2.9f};
+  w.set_f32s("v", v);
+  auto f = parse_or_die(w.to_bytes());
+  ASSERT_NE(f, nullptr);
+  const GgufValue* a = *f->get_array("v");
+  EXPECT_EQ(a->int_at(0), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(a->int_at(1), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(a->int_at(2), 0);
+  EXPECT_EQ(a->int_at(3), 2);
 }
 
 TEST(GgufWriter, RoundTripsTensorsAligned) {
