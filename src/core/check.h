@@ -8,9 +8,9 @@ namespace pensieve::detail {
                                const std::string& message);
 }  // namespace pensieve::detail
 
-#define PV_CHECK(cond, ...)                                                                   \
-  do {                                                                                        \
-    if (!(cond)) [[unlikely]] {                                                               \
+#define PV_CHECK(cond, ...)                                                                     \
+  do {                                                                                          \
+    if (!(cond)) [[unlikely]] {                                                                 \
       ::pensieve::detail::check_failed(__FILE__, __LINE__, #cond, fmt::format("" __VA_ARGS__)); \
-    }                                                                                         \
+    }                                                                                           \
   } while (0)

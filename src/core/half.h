@@ -39,9 +39,9 @@ inline uint16_t f32_to_f16(float f) {
   std::memcpy(&bits, &f, sizeof bits);
   const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
   const uint32_t abs = bits & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to inf
-  if (abs < 0x38800000u) {  // subnormal or zero in half
+  if (abs < 0x38800000u) {               // subnormal or zero in half
     if (abs < 0x33000000u) return sign;  // below half of the smallest subnormal
     // Half subnormals count units of 2^-24: value = mantissa * 2^(exponent - 126).
     const uint32_t exponent = abs >> 23;

@@ -27,7 +27,7 @@ TEST(Half, KnownValues) {
   EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);  // rounds up to infinity
   EXPECT_EQ(f32_to_f16(1e-9f), 0x0000);
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25) * 1.5f), 0x0001);  // rounds to nearest
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);          // tie to even (zero)
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);         // tie to even (zero)
 }
 
 TEST(Half, RoundsToNearestEven) {

@@ -39,9 +39,9 @@ bool parse_level(std::string_view text, Level* level) {
 
 void set_level(Level level) {
   ensure_stderr_logger();
-  static constexpr spdlog::level::level_enum kMap[] = {
-      spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
-      spdlog::level::warn,  spdlog::level::err,   spdlog::level::off};
+  static constexpr spdlog::level::level_enum kMap[] = {spdlog::level::trace, spdlog::level::debug,
+                                                       spdlog::level::info,  spdlog::level::warn,
+                                                       spdlog::level::err,   spdlog::level::off};
   spdlog::set_level(kMap[static_cast<int>(level)]);
 }
 

@@ -51,7 +51,7 @@ template <class T>
 class [[nodiscard]] Expected {
  public:
   Expected(T value) : storage_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
-  Expected(Unexpected<Error> error)                                         // NOLINT
+  Expected(Unexpected<Error> error)                                          // NOLINT
       : storage_(std::in_place_index<1>, std::move(error.error())) {}
 
   bool has_value() const { return storage_.index() == 0; }
@@ -104,19 +104,18 @@ class [[nodiscard]] Expected<void> {
 // PV_TRY(var, expr): evaluate an Expected, return its error from the enclosing function.
 #define PV_TRY_CONCAT_INNER(a, b) a##b
 #define PV_TRY_CONCAT(a, b) PV_TRY_CONCAT_INNER(a, b)
-#define PV_TRY(var, expr)                                    \
-  auto PV_TRY_CONCAT(pv_try_, __LINE__) = (expr);            \
-  if (!PV_TRY_CONCAT(pv_try_, __LINE__).has_value())         \
-    return ::pensieve::Unexpected<::pensieve::Error>(        \
-        PV_TRY_CONCAT(pv_try_, __LINE__).error());           \
+#define PV_TRY(var, expr)                                                                       \
+  auto PV_TRY_CONCAT(pv_try_, __LINE__) = (expr);                                               \
+  if (!PV_TRY_CONCAT(pv_try_, __LINE__).has_value())                                            \
+    return ::pensieve::Unexpected<::pensieve::Error>(PV_TRY_CONCAT(pv_try_, __LINE__).error()); \
   var = std::move(PV_TRY_CONCAT(pv_try_, __LINE__)).value()
 
 // PV_TRY_VOID(expr): the same for Expected<void>.
-#define PV_TRY_VOID(expr)                                                                    \
-  do {                                                                                       \
-    auto pv_try_void_ = (expr);                                                              \
-    if (!pv_try_void_.has_value())                                                           \
-      return ::pensieve::Unexpected<::pensieve::Error>(pv_try_void_.error());                \
+#define PV_TRY_VOID(expr)                                                     \
+  do {                                                                        \
+    auto pv_try_void_ = (expr);                                               \
+    if (!pv_try_void_.has_value())                                            \
+      return ::pensieve::Unexpected<::pensieve::Error>(pv_try_void_.error()); \
   } while (0)
 
 }  // namespace pensieve

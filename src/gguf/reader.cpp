@@ -109,8 +109,8 @@ class GgufParser {
       PV_TRY_VOID(parse_array(key, depth, out));
     } else {
       const size_t n = gguf_scalar_bytes(type);
-      if (remaining() < n) return fail("metadata '{}': truncated {} value", key,
-                                       gguf_value_type_name(type));
+      if (remaining() < n)
+        return fail("metadata '{}': truncated {} value", key, gguf_value_type_name(type));
       std::memcpy(&out->bits_, bytes_.data() + pos_, n);
       pos_ += n;
     }
@@ -191,7 +191,8 @@ class GgufParser {
       if (dim == 0 || dim > (uint64_t{1} << 62)) {
         return fail("tensor '{}': dimension {} is {} (must be > 0)", name, d, dim);
       }
-      if (__builtin_mul_overflow(n_elements, dim, &n_elements) || n_elements > (uint64_t{1} << 62)) {
+      if (__builtin_mul_overflow(n_elements, dim, &n_elements) ||
+          n_elements > (uint64_t{1} << 62)) {
         return fail("tensor '{}': element count overflows (dimension {} = {})", name, d, dim);
       }
       t.ne[d] = static_cast<int64_t>(dim);

@@ -31,7 +31,7 @@ struct GgufTensorInfo {
   GgmlType type = GgmlType::kF32;
   int n_dims = 0;
   int64_t ne[kGgufMaxDims] = {1, 1, 1, 1};  // ggml order: ne[0] is the contiguous dimension
-  uint64_t offset = 0;                       // from the start of the data section
+  uint64_t offset = 0;                      // from the start of the data section
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
   const uint8_t* data = nullptr;  // inside the mapped file

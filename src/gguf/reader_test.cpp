@@ -37,7 +37,7 @@ TEST(GgufReader, ReadsTinyStoriesQ8AndTokenizerArrays) {
 }
 
 TEST(GgufReader, ReadsEveryVocabularyFile) {
-  const char* names[] = {"llama-spm", "phi-3", "gpt-2", "gpt-neox", "starcoder",
+  const char* names[] = {"llama-spm",      "phi-3",  "gpt-2",    "gpt-neox", "starcoder",
                          "deepseek-coder", "falcon", "baichuan", "bert-bge"};
   for (const char* name : names) {
     const std::string path =

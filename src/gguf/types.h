@@ -43,7 +43,7 @@ enum class GgmlType : uint32_t {
 
 struct GgmlTypeTraits {
   GgmlType type;
-  std::string_view name;  // as ggml prints it: "Q4_K"
+  std::string_view name;   // as ggml prints it: "Q4_K"
   int64_t block_elements;  // elements per block (1 for plain types)
   size_t block_bytes;      // bytes per block
   bool dequantizable;      // pensieve has a reference dequantizer for it

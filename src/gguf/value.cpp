@@ -26,19 +26,48 @@ struct Scalar {
 Scalar load_scalar(GgufValueType type, const uint8_t* p) {
   Scalar s;
   switch (type) {
-    case GgufValueType::kUint8: s.u = load<uint8_t>(p); break;
-    case GgufValueType::kUint16: s.u = load<uint16_t>(p); break;
-    case GgufValueType::kUint32: s.u = load<uint32_t>(p); break;
-    case GgufValueType::kUint64: s.u = load<uint64_t>(p); break;
-    case GgufValueType::kBool: s.u = load<uint8_t>(p) != 0; break;
-    case GgufValueType::kInt8: s.is_signed = true; s.i = load<int8_t>(p); break;
-    case GgufValueType::kInt16: s.is_signed = true; s.i = load<int16_t>(p); break;
-    case GgufValueType::kInt32: s.is_signed = true; s.i = load<int32_t>(p); break;
-    case GgufValueType::kInt64: s.is_signed = true; s.i = load<int64_t>(p); break;
-    case GgufValueType::kFloat32: s.is_float = true; s.f = load<float>(p); break;
-    case GgufValueType::kFloat64: s.is_float = true; s.f = load<double>(p); break;
+    case GgufValueType::kUint8:
+      s.u = load<uint8_t>(p);
+      break;
+    case GgufValueType::kUint16:
+      s.u = load<uint16_t>(p);
+      break;
+    case GgufValueType::kUint32:
+      s.u = load<uint32_t>(p);
+      break;
+    case GgufValueType::kUint64:
+      s.u = load<uint64_t>(p);
+      break;
+    case GgufValueType::kBool:
+      s.u = load<uint8_t>(p) != 0;
+      break;
+    case GgufValueType::kInt8:
+      s.is_signed = true;
+      s.i = load<int8_t>(p);
+      break;
+    case GgufValueType::kInt16:
+      s.is_signed = true;
+      s.i = load<int16_t>(p);
+      break;
+    case GgufValueType::kInt32:
+      s.is_signed = true;
+      s.i = load<int32_t>(p);
+      break;
+    case GgufValueType::kInt64:
+      s.is_signed = true;
+      s.i = load<int64_t>(p);
+      break;
+    case GgufValueType::kFloat32:
+      s.is_float = true;
+      s.f = load<float>(p);
+      break;
+    case GgufValueType::kFloat64:
+      s.is_float = true;
+      s.f = load<double>(p);
+      break;
     case GgufValueType::kString:
-    case GgufValueType::kArray: PV_CHECK(false, "not a scalar type");
+    case GgufValueType::kArray:
+      PV_CHECK(false, "not a scalar type");
   }
   return s;
 }
@@ -47,19 +76,32 @@ Scalar load_scalar(GgufValueType type, const uint8_t* p) {
 
 std::string_view gguf_value_type_name(GgufValueType type) {
   switch (type) {
-    case GgufValueType::kUint8: return "uint8";
-    case GgufValueType::kInt8: return "int8";
-    case GgufValueType::kUint16: return "uint16";
-    case GgufValueType::kInt16: return "int16";
-    case GgufValueType::kUint32: return "uint32";
-    case GgufValueType::kInt32: return "int32";
-    case GgufValueType::kFloat32: return "float32";
-    case GgufValueType::kBool: return "bool";
-    case GgufValueType::kString: return "string";
-    case GgufValueType::kArray: return "array";
-    case GgufValueType::kUint64: return "uint64";
-    case GgufValueType::kInt64: return "int64";
-    case GgufValueType::kFloat64: return "float64";
+    case GgufValueType::kUint8:
+      return "uint8";
+    case GgufValueType::kInt8:
+      return "int8";
+    case GgufValueType::kUint16:
+      return "uint16";
+    case GgufValueType::kInt16:
+      return "int16";
+    case GgufValueType::kUint32:
+      return "uint32";
+    case GgufValueType::kInt32:
+      return "int32";
+    case GgufValueType::kFloat32:
+      return "float32";
+    case GgufValueType::kBool:
+      return "bool";
+    case GgufValueType::kString:
+      return "string";
+    case GgufValueType::kArray:
+      return "array";
+    case GgufValueType::kUint64:
+      return "uint64";
+    case GgufValueType::kInt64:
+      return "int64";
+    case GgufValueType::kFloat64:
+      return "float64";
   }
   return "unknown";
 }
@@ -68,17 +110,22 @@ size_t gguf_scalar_bytes(GgufValueType type) {
   switch (type) {
     case GgufValueType::kUint8:
     case GgufValueType::kInt8:
-    case GgufValueType::kBool: return 1;
+    case GgufValueType::kBool:
+      return 1;
     case GgufValueType::kUint16:
-    case GgufValueType::kInt16: return 2;
+    case GgufValueType::kInt16:
+      return 2;
     case GgufValueType::kUint32:
     case GgufValueType::kInt32:
-    case GgufValueType::kFloat32: return 4;
+    case GgufValueType::kFloat32:
+      return 4;
     case GgufValueType::kUint64:
     case GgufValueType::kInt64:
-    case GgufValueType::kFloat64: return 8;
+    case GgufValueType::kFloat64:
+      return 8;
     case GgufValueType::kString:
-    case GgufValueType::kArray: return 0;
+    case GgufValueType::kArray:
+      return 0;
   }
   return 0;
 }

@@ -40,8 +40,8 @@ class GgufWriter {
   // add_tensor keeps a view: `data` must stay valid until write() returns.
   Expected<void> add_tensor(std::string_view name, GgmlType type, std::span<const int64_t> ne,
                             std::span<const uint8_t> data);
-  Expected<void> add_tensor_owned(std::string_view name, GgmlType type,
-                                  std::span<const int64_t> ne, std::vector<uint8_t> data);
+  Expected<void> add_tensor_owned(std::string_view name, GgmlType type, std::span<const int64_t> ne,
+                                  std::vector<uint8_t> data);
 
   void set_alignment(uint32_t alignment);
   Expected<void> write(const std::string& path) const;

@@ -155,8 +155,8 @@ TEST(GgufWriter, RewritesARealModelLosslessly) {
   GgufWriter w;
   for (const GgufKv& kv : (*in)->metadata()) w.copy(kv.key, kv.value);
   for (const GgufTensorInfo& t : (*in)->tensors()) {
-    ASSERT_TRUE(w.add_tensor(t.name, t.type, {t.ne, static_cast<size_t>(t.n_dims)}, t.bytes())
-                    .has_value());
+    ASSERT_TRUE(
+        w.add_tensor(t.name, t.type, {t.ne, static_cast<size_t>(t.n_dims)}, t.bytes()).has_value());
   }
   const auto path = std::filesystem::temp_directory_path() / "pensieve_rewrite_test.gguf";
   ASSERT_TRUE(w.write(path.string()).has_value());
@@ -169,9 +169,9 @@ TEST(GgufWriter, RewritesARealModelLosslessly) {
     EXPECT_EQ(a.key, b.key);
     EXPECT_EQ(a.value.type(), b.value.type());
     ASSERT_EQ(a.value.encoded().size(), b.value.encoded().size());
-    EXPECT_EQ(std::memcmp(a.value.encoded().data(), b.value.encoded().data(),
-                          a.value.encoded().size()),
-              0);
+    EXPECT_EQ(
+        std::memcmp(a.value.encoded().data(), b.value.encoded().data(), a.value.encoded().size()),
+        0);
   }
   ASSERT_EQ((*out)->tensors().size(), (*in)->tensors().size());
   for (const GgufTensorInfo& t : (*in)->tensors()) {
