@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The CLI's basic contract: --version, --help, info on a real model, errors for bad usage.
+set -u
+pensieve="$1"
+shared="$2"
+failures=0
+check() {  # check NAME EXPECTED_RC PATTERN -- COMMAND...
+  local name=$1 want_rc=$2 pattern=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$want_rc" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL $name: exit $rc (want $want_rc), output: ${out:0:300}"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name"
+  fi
+}
+check version 0 '^pensieve [0-9]+\.[0-9]+\.[0-9]+' -- "$pensieve" --version
+check help 0 'info' -- "$pensieve" --help
+check no-subcommand 106 'subcommand' -- "$pensieve"
+check info-real 0 'KV cache +640 B per token' -- "$pensieve" info "$shared/models/stories260K.gguf"
+check info-q8 0 'token_embd.weight +Q8_0 +\[128, 2048\]' -- \
+  "$pensieve" info "$shared/models/TinyStories-656K-Q8_0.gguf"
+check info-v1 1 'GGUF version 1 is obsolete' -- \
+  "$pensieve" info "$shared/models/stories260K-F32-ggufv1-legacy.gguf"
+check info-missing 1 'cannot open' -- "$pensieve" info /nonexistent.gguf
+echo "$((7 - failures)) passed, $failures failed"
+[ "$failures" -eq 0 ]
