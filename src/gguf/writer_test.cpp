@@ -12,10 +12,19 @@
 namespace pensieve {
 namespace {
 
-std::unique_ptr<GgufFile> parse_or_die(const std::vector<uint8_t>& bytes) {
-  auto file = GgufFile::parse(bytes, "memory");
+// A parsed in-memory file; the parsed view points into `bytes`, so both live together.
+struct InMemory {
+  std::vector<uint8_t> bytes;
+  std::unique_ptr<GgufFile> file;
+  const GgufFile* operator->() const { return file.get(); }
+};
+
+InMemory parse_or_die(const GgufWriter& w) {
+  InMemory m{w.to_bytes(), nullptr};
+  auto file = GgufFile::parse(m.bytes, "memory");
   EXPECT_TRUE(file.has_value()) << file.error().message;
-  return file ? std::move(file).value() : nullptr;
+  if (file) m.file = std::move(file).value();
+  return m;
 }
 
 TEST(GgufWriter, RoundTripsEveryScalarType) {
@@ -33,9 +42,8 @@ TEST(GgufWriter, RoundTripsEveryScalarType) {
   w.set_bool("yes", true);
   w.set_string("s", "héllo\n");
   w.set_string("empty", "");
-  const auto bytes = w.to_bytes();
-  auto f = parse_or_die(bytes);
-  ASSERT_NE(f, nullptr);
+  auto f = parse_or_die(w);
+  ASSERT_NE(f.file, nullptr);
   EXPECT_EQ(*f->get_uint("u8"), 200u);
   EXPECT_EQ(*f->find("i8")->as_int(), -100);
   EXPECT_EQ(*f->get_uint("u16"), 60000u);
@@ -68,8 +76,8 @@ TEST(GgufWriter, RoundTripsArrays) {
   w.set_f32s("scores", scores);
   w.set_i32s("types", types);
   w.set_f32s("none", std::vector<float>{});
-  auto f = parse_or_die(w.to_bytes());
-  ASSERT_NE(f, nullptr);
+  auto f = parse_or_die(w);
+  ASSERT_NE(f.file, nullptr);
   const GgufValue* t = *f->get_array("tokens");
   ASSERT_EQ(t->size(), tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) EXPECT_EQ(t->string_at(i), tokens[i]);
@@ -85,8 +93,8 @@ TEST(GgufValue, IntAtSaturatesOutOfRangeFloats) {
   GgufWriter w;
   const std::vector<float> v = {1e30f, -1e30f, std::numeric_limits<float>::quiet_NaN(), 2.9f};
   w.set_f32s("v", v);
-  auto f = parse_or_die(w.to_bytes());
-  ASSERT_NE(f, nullptr);
+  auto f = parse_or_die(w);
+  ASSERT_NE(f.file, nullptr);
   const GgufValue* a = *f->get_array("v");
   EXPECT_EQ(a->int_at(0), std::numeric_limits<int64_t>::max());
   EXPECT_EQ(a->int_at(1), std::numeric_limits<int64_t>::min());
@@ -106,8 +114,8 @@ TEST(GgufWriter, RoundTripsTensorsAligned) {
                            {reinterpret_cast<const uint8_t*>(a.data()), a.size() * 4})
                   .has_value());
   ASSERT_TRUE(w.add_tensor_owned("q", GgmlType::kQ4_0, ne_q, q).has_value());
-  auto f = parse_or_die(w.to_bytes());
-  ASSERT_NE(f, nullptr);
+  auto f = parse_or_die(w);
+  ASSERT_NE(f.file, nullptr);
   ASSERT_EQ(f->tensors().size(), 2u);
   const GgufTensorInfo* ta = f->find_tensor("a");
   ASSERT_NE(ta, nullptr);
@@ -141,8 +149,8 @@ TEST(GgufWriter, CustomAlignmentIsHonoured) {
   const int64_t ne[] = {5};
   ASSERT_TRUE(w.add_tensor("a", GgmlType::kF32, ne, d).has_value());
   ASSERT_TRUE(w.add_tensor("b", GgmlType::kF32, ne, d).has_value());
-  auto f = parse_or_die(w.to_bytes());
-  ASSERT_NE(f, nullptr);
+  auto f = parse_or_die(w);
+  ASSERT_NE(f.file, nullptr);
   EXPECT_EQ(f->alignment(), 64u);
   EXPECT_EQ(f->find_tensor("b")->offset, 64u);
 }
