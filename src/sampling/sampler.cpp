@@ -1,0 +1,42 @@
+#include "sampling/sampler.h"
+
+#include <algorithm>
+
+#include "sampling/stages.h"
+
+namespace pensieve {
+
+Sampler::Sampler(const SamplingParams& params, int64_t n_vocab)
+    : params_(params),
+      candidates_(n_vocab),
+      counts_(static_cast<size_t>(n_vocab), 0),
+      rng_(params.seed) {}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  candidates_.assign(logits);
+  const size_t n_recent = std::min(history.size(), static_cast<size_t>(params_.penalty_last_n));
+  sampling::apply_penalties(candidates_, history.last(n_recent), params_.repeat_penalty,
+                            params_.frequency_penalty, params_.presence_penalty, counts_);
+  if (params_.temperature <= 0.0f) {  // greedy: the highest logit, lowest id on ties
+    const auto& items = candidates_.items();
+    const auto best = std::max_element(
+        items.begin(), items.end(), [](const TokenCandidate& a, const TokenCandidate& b) {
+          return a.logit != b.logit ? a.logit < b.logit : a.id > b.id;
+        });
+    return best->id;
+  }
+  sampling::apply_top_k(candidates_, params_.top_k);
+  sampling::apply_top_p(candidates_, params_.top_p);
+  sampling::apply_min_p(candidates_, params_.min_p);
+  sampling::apply_temperature(candidates_, params_.temperature);
+  candidates_.softmax();
+  const double r = rng_.uniform();
+  double cumulative = 0;
+  for (const TokenCandidate& c : candidates_.items()) {
+    cumulative += c.prob;
+    if (r < cumulative) return c.id;
+  }
+  return candidates_.items().back().id;  // rounding left r just above the total
+}
+
+}  // namespace pensieve

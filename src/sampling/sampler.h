@@ -1,0 +1,41 @@
+// The sampler chain: penalties -> top-k -> top-p -> min-p -> temperature -> draw, or greedy
+// when temperature is 0. Seeded, so the same seed gives the same tokens. Allocates only at
+// construction.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "sampling/candidates.h"
+#include "sampling/rng.h"
+
+namespace pensieve {
+
+struct SamplingParams {
+  float temperature = 1.0f;  // 0: greedy
+  int32_t top_k = 0;         // 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off
+  float repeat_penalty = 1.0f;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  int32_t penalty_last_n = 64;  // how many recent tokens the penalties look at
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  Sampler(const SamplingParams& params, int64_t n_vocab);
+
+  // Picks the next token from logits [n_vocab]; `history` is every token so far.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+
+ private:
+  SamplingParams params_;
+  Candidates candidates_;
+  std::vector<int32_t> counts_;  // [n_vocab] scratch for the penalties
+  Rng rng_;
+};
+
+}  // namespace pensieve

@@ -1,0 +1,130 @@
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include <gtest/gtest.h>
+
+#include "sampling/sampler.h"
+#include "sampling/stages.h"
+#include "sampling/stop_strings.h"
+
+namespace pensieve {
+namespace {
+
+std::vector<int32_t> ids_of(const Candidates& c) {
+  std::vector<int32_t> ids;
+  for (const TokenCandidate& t : c.items()) ids.push_back(t.id);
+  return ids;
+}
+
+TEST(Sampler, GreedyPicksHighestLogitAndLowestIdOnTies) {
+  Sampler s(SamplingParams{.temperature = 0.0f}, 5);
+  const std::vector<float> logits = {0.1f, 2.0f, -1.0f, 2.0f, 1.9f};
+  EXPECT_EQ(s.sample(logits, {}), 1);
+}
+
+TEST(Sampler, SameSeedSameTokens) {
+  std::vector<float> logits(100);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = std::sin(static_cast<float>(i));
+  auto draw = [&](uint64_t seed) {
+    Sampler s(SamplingParams{.temperature = 1.5f, .seed = seed}, 100);
+    std::vector<int32_t> out;
+    for (int i = 0; i < 50; ++i) out.push_back(s.sample(logits, out));
+    return out;
+  };
+  EXPECT_EQ(draw(42), draw(42));
+  EXPECT_NE(draw(42), draw(43));
+}
+
+TEST(Sampler, DrawsFollowTheDistribution) {
+  const std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.2f)};
+  Sampler s(SamplingParams{.temperature = 1.0f, .seed = 7}, 3);
+  std::map<int32_t, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) ++counts[s.sample(logits, {})];
+  EXPECT_NEAR(counts[0] / double(n), 0.5, 0.02);
+  EXPECT_NEAR(counts[1] / double(n), 0.3, 0.02);
+  EXPECT_NEAR(counts[2] / double(n), 0.2, 0.02);
+}
+
+TEST(SamplingStages, TopKKeepsTheKBest) {
+  Candidates c(6);
+  const std::vector<float> logits = {1, 5, 3, 4, 2, 0};
+  c.assign(logits);
+  sampling::apply_top_k(c, 3);
+  EXPECT_EQ(ids_of(c), (std::vector<int32_t>{1, 3, 2}));
+}
+
+TEST(SamplingStages, TopPKeepsSmallestSetReachingP) {
+  Candidates c(4);
+  const std::vector<float> logits = {std::log(0.1f), std::log(0.6f), std::log(0.25f),
+                                     std::log(0.05f)};
+  c.assign(logits);
+  sampling::apply_top_p(c, 0.8f);  // 0.6 + 0.25 >= 0.8
+  EXPECT_EQ(ids_of(c), (std::vector<int32_t>{1, 2}));
+}
+
+TEST(SamplingStages, MinPDropsTokensBelowFractionOfBest) {
+  Candidates c(4);
+  const std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.15f),
+                                     std::log(0.05f)};
+  c.assign(logits);
+  sampling::apply_min_p(c, 0.25f);  // threshold 0.125
+  EXPECT_EQ(ids_of(c), (std::vector<int32_t>{0, 1, 2}));
+}
+
+TEST(SamplingStages, PenaltiesLowerRepeatedTokens) {
+  Candidates c(4);
+  const std::vector<float> logits = {2.0f, -2.0f, 1.0f, 1.0f};
+  c.assign(logits);
+  std::vector<int32_t> counts(4, 0);
+  const std::vector<int32_t> recent = {0, 1, 0};
+  sampling::apply_penalties(c, recent, 2.0f, 0.5f, 0.25f, counts);
+  EXPECT_FLOAT_EQ(c.items()[0].logit, 2.0f / 2 - 2 * 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(c.items()[1].logit, -2.0f * 2 - 1 * 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(c.items()[2].logit, 1.0f);
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), 0), 0);  // scratch left zeroed
+}
+
+TEST(SamplingStages, TemperatureSharpens) {
+  Candidates c(2);
+  const std::vector<float> logits = {1.0f, 2.0f};
+  c.assign(logits);
+  sampling::apply_temperature(c, 0.5f);
+  EXPECT_FLOAT_EQ(c.items()[1].logit, 4.0f);
+}
+
+TEST(StopMatcher, CatchesStopStringSplitAcrossTokens) {
+  StopMatcher m({"The end", "###"});
+  std::string out;
+  EXPECT_FALSE(m.feed("and they lived. Th", &out));
+  EXPECT_EQ(out, "and they lived. ");  // "Th" held back: it may start "The end"
+  EXPECT_FALSE(m.feed("e e", &out));
+  EXPECT_TRUE(m.feed("nd!", &out));
+  EXPECT_EQ(out, "and they lived. ");
+  EXPECT_EQ(m.matched(), "The end");
+}
+
+TEST(StopMatcher, ReleasesHeldTextWhenItStopsMatching) {
+  StopMatcher m({"###"});
+  std::string out;
+  EXPECT_FALSE(m.feed("a#", &out));
+  EXPECT_EQ(out, "a");
+  EXPECT_FALSE(m.feed("#b", &out));
+  EXPECT_EQ(out, "a##b");
+  EXPECT_FALSE(m.feed("##", &out));
+  m.flush(&out);
+  EXPECT_EQ(out, "a##b##");
+  EXPECT_FALSE(m.stopped());
+}
+
+TEST(StopMatcher, EarliestStopWins) {
+  StopMatcher m({"cd", "b"});
+  std::string out;
+  EXPECT_TRUE(m.feed("abcd", &out));
+  EXPECT_EQ(out, "a");
+  EXPECT_EQ(m.matched(), "b");
+}
+
+}  // namespace
+}  // namespace pensieve
