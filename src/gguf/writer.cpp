@@ -1,5 +1,6 @@
 #include "gguf/writer.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -155,10 +156,35 @@ Expected<void> GgufWriter::check_tensor(std::string_view name, GgmlType type,
   return {};
 }
 
+size_t GgufWriter::expected_bytes(GgmlType type, std::span<const int64_t> ne) {
+  const GgmlTypeTraits& traits = ggml_type_traits(type);
+  uint64_t n = 1;
+  for (int64_t d : ne) n *= static_cast<uint64_t>(std::max<int64_t>(d, 0));
+  return n / traits.block_elements * traits.block_bytes;
+}
+
+Expected<void> GgufWriter::add_tensor_generated(std::string_view name, GgmlType type,
+                                                std::span<const int64_t> ne, TensorFill fill) {
+  const size_t n_bytes = expected_bytes(type, ne);
+  PV_TRY_VOID(check_tensor(name, type, ne, n_bytes));
+  tensors_.push_back(
+      Tensor{std::string(name), type, {ne.begin(), ne.end()}, {}, {}, std::move(fill), n_bytes});
+  return {};
+}
+
+std::span<const uint8_t> GgufWriter::tensor_bytes(const Tensor& t,
+                                                  std::vector<uint8_t>* buffer) const {
+  if (!t.fill) return t.data;
+  buffer->assign(t.n_bytes, 0);
+  t.fill(*buffer);
+  return *buffer;
+}
+
 Expected<void> GgufWriter::add_tensor(std::string_view name, GgmlType type,
                                       std::span<const int64_t> ne, std::span<const uint8_t> data) {
   PV_TRY_VOID(check_tensor(name, type, ne, data.size()));
-  tensors_.push_back(Tensor{std::string(name), type, {ne.begin(), ne.end()}, data, {}});
+  tensors_.push_back(
+      Tensor{std::string(name), type, {ne.begin(), ne.end()}, data, {}, {}, data.size()});
   return {};
 }
 
@@ -166,7 +192,9 @@ Expected<void> GgufWriter::add_tensor_owned(std::string_view name, GgmlType type
                                             std::span<const int64_t> ne,
                                             std::vector<uint8_t> data) {
   PV_TRY_VOID(check_tensor(name, type, ne, data.size()));
-  tensors_.push_back(Tensor{std::string(name), type, {ne.begin(), ne.end()}, {}, std::move(data)});
+  const size_t n_bytes = data.size();
+  tensors_.push_back(
+      Tensor{std::string(name), type, {ne.begin(), ne.end()}, {}, std::move(data), {}, n_bytes});
   tensors_.back().data = tensors_.back().owned;
   return {};
 }
@@ -190,7 +218,7 @@ std::vector<uint8_t> GgufWriter::header_bytes(std::vector<uint64_t>* offsets) co
     put<uint32_t>(&out, static_cast<uint32_t>(t.type));
     put<uint64_t>(&out, offset);
     offsets->push_back(offset);
-    offset = align_up(offset + t.data.size(), alignment_);
+    offset = align_up(offset + t.n_bytes, alignment_);
   }
   out.resize(align_up(out.size(), alignment_), 0);
   return out;
@@ -200,9 +228,11 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
   std::vector<uint64_t> offsets;
   std::vector<uint8_t> out = header_bytes(&offsets);
   const size_t data_start = out.size();
+  std::vector<uint8_t> buffer;
   for (size_t i = 0; i < tensors_.size(); ++i) {
     out.resize(data_start + offsets[i], 0);
-    out.insert(out.end(), tensors_[i].data.begin(), tensors_[i].data.end());
+    const auto bytes = tensor_bytes(tensors_[i], &buffer);
+    out.insert(out.end(), bytes.begin(), bytes.end());
   }
   return out;
 }
@@ -217,6 +247,7 @@ Expected<void> GgufWriter::write(const std::string& path) const {
   const std::vector<uint8_t> header = header_bytes(&offsets);
   bool ok = std::fwrite(header.data(), 1, header.size(), f) == header.size();
   uint64_t written = 0;  // bytes of the data section so far
+  std::vector<uint8_t> buffer;
   static const uint8_t kZeros[256] = {};
   for (size_t i = 0; i < tensors_.size() && ok; ++i) {
     while (written < offsets[i] && ok) {
@@ -224,7 +255,7 @@ Expected<void> GgufWriter::write(const std::string& path) const {
       ok = std::fwrite(kZeros, 1, n, f) == n;
       written += n;
     }
-    const auto& data = tensors_[i].data;
+    const auto data = tensor_bytes(tensors_[i], &buffer);
     ok = ok && std::fwrite(data.data(), 1, data.size(), f) == data.size();
     written += data.size();
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,6 +44,11 @@ class GgufWriter {
   Expected<void> add_tensor_owned(std::string_view name, GgmlType type, std::span<const int64_t> ne,
                                   std::vector<uint8_t> data);
 
+  // Data produced at write time, one tensor at a time (for files larger than memory).
+  using TensorFill = std::function<void(std::span<uint8_t> out)>;
+  Expected<void> add_tensor_generated(std::string_view name, GgmlType type,
+                                      std::span<const int64_t> ne, TensorFill fill);
+
   void set_alignment(uint32_t alignment);
   Expected<void> write(const std::string& path) const;
   // The whole file in memory (tests, small files).
@@ -60,11 +66,16 @@ class GgufWriter {
     std::vector<int64_t> ne;
     std::span<const uint8_t> data;
     std::vector<uint8_t> owned;
+    TensorFill fill;  // when set, data is produced by fill() at write time
+    size_t n_bytes = 0;
   };
+  // The bytes of tensor t: its view, or *buffer filled by its generator.
+  std::span<const uint8_t> tensor_bytes(const Tensor& t, std::vector<uint8_t>* buffer) const;
 
   void set_raw(std::string_view key, GgufValueType type, std::vector<uint8_t> encoded);
   Expected<void> check_tensor(std::string_view name, GgmlType type, std::span<const int64_t> ne,
                               size_t n_bytes) const;
+  static size_t expected_bytes(GgmlType type, std::span<const int64_t> ne);
   std::vector<uint8_t> header_bytes(std::vector<uint64_t>* offsets) const;
 
   std::vector<Kv> kvs_;

@@ -130,6 +130,26 @@ TEST(GgufWriter, RoundTripsTensorsAligned) {
   EXPECT_EQ(tq->data[0], 7);
 }
 
+TEST(GgufWriter, GeneratedTensorsAreFilledAtWriteTime) {
+  GgufWriter w;
+  const int64_t ne[] = {4, 2};
+  int calls = 0;
+  ASSERT_TRUE(w.add_tensor_generated("g", GgmlType::kF32, ne, [&](std::span<uint8_t> out) {
+                 ++calls;
+                 ASSERT_EQ(out.size(), 32u);
+                 for (size_t i = 0; i < out.size(); ++i) {
+                   out[i] = static_cast<uint8_t>(i);
+                 }
+               }).has_value());
+  EXPECT_EQ(calls, 0);
+  auto f = parse_or_die(w);
+  ASSERT_NE(f.file, nullptr);
+  EXPECT_EQ(calls, 1);
+  const GgufTensorInfo* t = f->find_tensor("g");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->data[31], 31);
+}
+
 TEST(GgufWriter, RejectsInconsistentTensors) {
   GgufWriter w;
   std::vector<uint8_t> data(10);
