@@ -1,0 +1,100 @@
+// Chat templates: turn a conversation into the prompt text a model was trained on.
+// Built-in renderers for the common families, chosen by name or recognized from the GGUF's
+// tokenizer.chat_template; a general Jinja implementation can later sit behind the same interface.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace pensieve {
+
+enum class ChatRole { kSystem, kUser, kAssistant, kTool };
+
+// "system", "user", "assistant", "tool": the names templates see as message['role'].
+std::string_view chat_role_name(ChatRole role);
+
+// A tool invocation made by the assistant. Carried for the wire formats; no built-in template
+// renders one yet, so they reject messages that have any.
+struct ChatToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments_json;
+};
+
+struct ChatMessage {
+  ChatRole role = ChatRole::kUser;
+  std::string content;                   // text; what templates see as message['content']
+  std::vector<ChatToolCall> tool_calls;  // assistant messages that call tools
+  std::string tool_call_id;              // tool messages: the call this result answers
+};
+
+struct ChatRequest {
+  std::vector<ChatMessage> messages;
+  // Open an assistant turn after the conversation, for the model to write.
+  bool add_generation_prompt = true;
+  // Leave the final (assistant) message open so generation continues it: a response prefill.
+  // Excludes add_generation_prompt.
+  bool continue_final_message = false;
+  // The model's special-token texts, as templates see bos_token and eos_token.
+  std::string bos_token;
+  std::string eos_token;
+};
+
+// How a template was chosen, so the caller can tell a guess from a match.
+enum class ChatTemplateSource {
+  kOverride,      // named by the operator (--chat-template)
+  kDetected,      // recognized from the GGUF's tokenizer.chat_template
+  kNoTemplate,    // the GGUF has no template: plain text
+  kUnrecognized,  // the GGUF's template was not recognized: ChatML as a best guess
+};
+
+class ChatTemplate {
+ public:
+  explicit ChatTemplate(ChatTemplateSource source) : source_(source) {}
+  virtual ~ChatTemplate() = default;
+  ChatTemplate(const ChatTemplate&) = delete;
+  ChatTemplate& operator=(const ChatTemplate&) = delete;
+
+  // Validates what every template needs (at least one message; continue_final_message only
+  // with a final assistant message and without add_generation_prompt), then renders.
+  Expected<std::string> render(const ChatRequest& request) const;
+
+  // The template's name ("chatml", ...), for logs and errors.
+  virtual std::string_view name() const = 0;
+  // Whether the rendered text already starts with bos_token, so the tokenizer must not add one.
+  virtual bool renders_bos() const = 0;
+  ChatTemplateSource source() const { return source_; }
+
+ protected:
+  // Renders a request that render() has validated.
+  virtual Expected<std::string> render_validated(const ChatRequest& request) const = 0;
+
+ private:
+  ChatTemplateSource source_;
+};
+
+// The built-in names, in the order error messages list them (details in chat_template.cpp):
+//   chatml   "<|im_start|>{role}\n{content}<|im_end|>\n"; no BOS
+//   llama3   "<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>" after BOS
+//   phi3     the Phi-3-mini GGUF template exactly: system messages are dropped
+//   mistral  v1 "[INST] ... [/INST]"; system text goes before the first user message
+//   gemma    "<start_of_turn>user|model"; system text goes before the next user message
+//   plain    the messages' text joined by blank lines, for models without a template
+std::span<const std::string_view> chat_template_names();
+
+// The built-in whose markers appear in a GGUF tokenizer.chat_template; "" when none does.
+std::string_view detect_chat_template(std::string_view template_text);
+
+// Chooses a template. A non-empty `name_override` must be a built-in name (else an error that
+// lists them). Otherwise: no template text -> plain; recognized text -> that built-in; other
+// text -> chatml with source kUnrecognized (the most widespread format; the caller should warn
+// and point at --chat-template).
+Expected<std::unique_ptr<ChatTemplate>> make_chat_template(std::string_view template_text,
+                                                           std::string_view name_override);
+
+}  // namespace pensieve
