@@ -26,5 +26,13 @@ check info-q8 0 'token_embd.weight +Q8_0 +\[128, 2048\]' -- \
 check info-v1 1 'GGUF version 1 is obsolete' -- \
   "$pensieve" info "$shared/models/stories260K-F32-ggufv1-legacy.gguf"
 check info-missing 1 'cannot open' -- "$pensieve" info /nonexistent.gguf
-echo "$((7 - failures)) passed, $failures failed"
+check tokenize-phi3 0 '^15043 3186$' -- \
+  "$pensieve" tokenize -m "$shared/vocab/ggml-vocab-phi-3.gguf" --no-bos "Hello world"
+check tokenize-bos 0 '^1 15043 3186$' -- \
+  "$pensieve" tokenize -m "$shared/vocab/ggml-vocab-phi-3.gguf" "Hello world"
+check detokenize 0 '^Hello world$' -- \
+  "$pensieve" tokenize -m "$shared/vocab/ggml-vocab-phi-3.gguf" --decode "15043 3186"
+check tokenize-bad-id 1 'out of range|outside|invalid' -- \
+  "$pensieve" tokenize -m "$shared/vocab/ggml-vocab-phi-3.gguf" --decode "99999999"
+echo "$((11 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
