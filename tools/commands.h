@@ -12,5 +12,7 @@ using Handler = std::function<int()>;
 
 void register_info(CLI::App& app, Handler* run);
 void register_tokenize(CLI::App& app, Handler* run);
+void register_synth(CLI::App& app, Handler* run);
+void register_run(CLI::App& app, Handler* run);
 
 }  // namespace pensieve::cli

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   pensieve::cli::Handler run;
   pensieve::cli::register_info(app, &run);
   pensieve::cli::register_tokenize(app, &run);
+  pensieve::cli::register_run(app, &run);
+  pensieve::cli::register_synth(app, &run);
   try {
     app.parse(argc, argv);
     pensieve::log::Level level;

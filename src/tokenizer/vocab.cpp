@@ -128,6 +128,7 @@ Expected<void> Vocab::read_special(const GgufFile& file) {
   for (const auto& k : keys) {
     if (file.find(k.key) == nullptr) continue;
     PV_TRY(const uint64_t id, file.get_uint(k.key));
+    if (id == 0xffffffffu) continue;  // "no such token", as converters write it
     if (id >= texts_.size()) {
       log::warn("tokenizer: {}: {} = {} is not a token id; ignored", file.name(), k.key, id);
       continue;

@@ -34,5 +34,11 @@ check detokenize 0 '^Hello world$' -- \
   "$pensieve" tokenize -m "$shared/vocab/ggml-vocab-phi-3.gguf" --decode "15043 3186"
 check tokenize-bad-id 1 'out of range|outside|invalid' -- \
   "$pensieve" tokenize -m "$shared/vocab/ggml-vocab-phi-3.gguf" --decode "99999999"
-echo "$((11 - failures)) passed, $failures failed"
+check run-golden-260k 0 '^ Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high$' -- \
+  "$pensieve" run -m "$shared/models/stories260K.gguf" -p "" -n 60 --temp 0
+check run-too-long 1 'prompt is too long' -- \
+  "$pensieve" run -m "$shared/models/stories260K.gguf" -c 8 -p "Once upon a time there was a big dog"
+check run-bad-arch 1 "architecture '.*' is not supported \(supported: llama, qwen2, phi3\)|tensor .* is missing" -- \
+  "$pensieve" run -m "$shared/vocab/ggml-vocab-gpt-2.gguf" -p "hi"
+echo "$((14 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -7,6 +7,8 @@
 
 namespace pensieve::ref {
 
+bool can_dequantize(GgmlType type);
+
 // Converts n elements (a multiple of the type's block size) of `type` at src to F32.
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 

@@ -1,0 +1,53 @@
+// The single-sequence generation loop: prompt in, text out through a callback as it is made.
+// Used by `pensieve run` and `pensieve bench`; the server's scheduler builds on the same steps.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "model/forward.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pensieve {
+
+enum class StopReason {
+  kEndOfGeneration,  // the model produced an end-of-generation token
+  kMaxTokens,        // the requested number of tokens
+  kStopString,       // a stop string appeared in the text
+  kContextFull,      // the context window ran out before max_tokens
+  kCancelled,        // the text callback asked to stop
+};
+
+std::string_view stop_reason_name(StopReason reason);
+
+struct GenerateOptions {
+  int64_t max_tokens = 128;
+  SamplingParams sampling;
+  std::vector<std::string> stop_strings;
+};
+
+struct GenerateResult {
+  StopReason reason = StopReason::kMaxTokens;
+  std::vector<int32_t> tokens;  // generated ids (the end-of-generation token excluded)
+  std::string stop_string;      // which stop string matched, if any
+  int64_t n_prompt = 0;
+  double prefill_ms = 0;  // evaluating the prompt, up to the first token's logits
+  double decode_ms = 0;   // everything after
+};
+
+// Returning false from on_text stops generation (StopReason::kCancelled).
+using TextCallback = std::function<bool(std::string_view text)>;
+
+// Evaluates `prompt` (non-empty; it must fit in the context: no silent truncation), then
+// samples up to max_tokens. Errors: prompt too long, non-finite logits, forward failures.
+Expected<GenerateResult> generate(Forward& forward, const Tokenizer& tokenizer,
+                                  std::span<const int32_t> prompt, const GenerateOptions& options,
+                                  const TextCallback& on_text);
+
+}  // namespace pensieve
