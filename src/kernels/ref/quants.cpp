@@ -1,1 +1,0 @@
-#include "kernels/ref/quants.h"
