@@ -14,5 +14,6 @@ void register_info(CLI::App& app, Handler* run);
 void register_tokenize(CLI::App& app, Handler* run);
 void register_synth(CLI::App& app, Handler* run);
 void register_run(CLI::App& app, Handler* run);
+void register_quantize(CLI::App& app, Handler* run);
 
 }  // namespace pensieve::cli

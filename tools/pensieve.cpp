@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   pensieve::cli::register_tokenize(app, &run);
   pensieve::cli::register_run(app, &run);
   pensieve::cli::register_synth(app, &run);
+  pensieve::cli::register_quantize(app, &run);
   try {
     app.parse(argc, argv);
     pensieve::log::Level level;

@@ -27,11 +27,11 @@ constexpr SynthPreset kPresets[] = {
     {"smollm2-135m", "llama", 576, 1536, 30, 9, 3, 8192, 100000.0f, 1e-5f, true,
      "ggml-vocab-starcoder.gguf",
      "starcoder's vocabulary (49152 tokens, the same size) stands in for SmolLM2's"},
-    {"tiny-llama", "llama", 64, 160, 2, 4, 2, 256, 10000.0f, 1e-5f, false,
+    {"tiny-llama", "llama", 256, 512, 2, 4, 2, 256, 10000.0f, 1e-5f, false,
      "ggml-vocab-llama-spm.gguf", ""},
-    {"tiny-qwen2", "qwen2", 64, 160, 2, 4, 2, 256, 1000000.0f, 1e-6f, true, "ggml-vocab-gpt-2.gguf",
-     "gpt-2's vocabulary stands in for Qwen2's"},
-    {"tiny-phi3", "phi3", 64, 160, 2, 4, 4, 256, 10000.0f, 1e-5f, false, "ggml-vocab-phi-3.gguf",
+    {"tiny-qwen2", "qwen2", 256, 512, 2, 4, 2, 256, 1000000.0f, 1e-6f, true,
+     "ggml-vocab-gpt-2.gguf", "gpt-2's vocabulary stands in for Qwen2's"},
+    {"tiny-phi3", "phi3", 256, 512, 2, 4, 4, 256, 10000.0f, 1e-5f, false, "ggml-vocab-phi-3.gguf",
      ""},
 };
 
