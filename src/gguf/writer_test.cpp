@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "gguf/reader.h"
@@ -186,7 +188,8 @@ TEST(GgufWriter, RewritesARealModelLosslessly) {
     ASSERT_TRUE(
         w.add_tensor(t.name, t.type, {t.ne, static_cast<size_t>(t.n_dims)}, t.bytes()).has_value());
   }
-  const auto path = std::filesystem::temp_directory_path() / "pensieve_rewrite_test.gguf";
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("pensieve_rewrite_test_" + std::to_string(::getpid()) + ".gguf");
   ASSERT_TRUE(w.write(path.string()).has_value());
   auto out = GgufFile::open(path.string());
   ASSERT_TRUE(out.has_value()) << out.error().message;

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "gguf/writer.h"
@@ -14,8 +16,10 @@
 namespace pensieve {
 namespace {
 
+// Unique per process: ctest runs these tests in parallel processes.
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("pensieve_test_" + name)).string();
+  const std::string unique = "pensieve_test_" + std::to_string(::getpid()) + "_" + name;
+  return (std::filesystem::temp_directory_path() / unique).string();
 }
 
 std::string synth(const std::string& preset) {
