@@ -15,5 +15,6 @@ void register_tokenize(CLI::App& app, Handler* run);
 void register_synth(CLI::App& app, Handler* run);
 void register_run(CLI::App& app, Handler* run);
 void register_quantize(CLI::App& app, Handler* run);
+void register_bench(CLI::App& app, Handler* run);
 
 }  // namespace pensieve::cli

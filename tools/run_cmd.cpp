@@ -2,8 +2,10 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "engine/generate.h"
+#include "model/forward_cpu.h"
 #include "model/forward_ref.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -17,6 +19,8 @@ struct RunOptions {
   std::string prompt;
   int64_t n_ctx = 0;  // 0: the model's trained context, capped
   bool no_bos = false;
+  bool reference = false;  // the scalar reference forward pass instead of the SIMD one
+  int n_threads = 0;       // 0: all cores
   GenerateOptions generate;
 };
 
@@ -36,8 +40,15 @@ int run_generate(const RunOptions& o) {
   std::vector<int32_t> prompt =
       tok.encode(o.prompt, EncodeOptions{.add_bos = tok.add_bos_default() && !o.no_bos});
   if (prompt.empty() && tok.bos() >= 0) prompt.push_back(tok.bos());  // "" starts from BOS
-  ReferenceForward forward(hp, (*model)->weights(), n_ctx);
-  auto result = generate(forward, tok, prompt, o.generate, [](std::string_view text) {
+  std::unique_ptr<Forward> forward;
+  if (o.reference) {
+    forward = std::make_unique<ReferenceForward>(hp, (*model)->weights(), n_ctx);
+  } else {
+    const int n_threads =
+        o.n_threads > 0 ? o.n_threads : static_cast<int>(std::thread::hardware_concurrency());
+    forward = std::make_unique<CpuForward>(hp, (*model)->weights(), n_ctx, std::max(1, n_threads));
+  }
+  auto result = generate(*forward, tok, prompt, o.generate, [](std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
     return true;
@@ -69,6 +80,8 @@ void register_run(CLI::App& app, Handler* run) {
   cmd->add_option("--presence-penalty", s.presence_penalty, "Presence penalty");
   cmd->add_option("--stop", o->generate.stop_strings, "Stop string (repeatable)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
+  cmd->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)");
+  cmd->add_flag("--reference", o->reference, "Use the scalar reference forward pass (slow)");
   cmd->callback([=] { *run = [=] { return run_generate(*o); }; });
 }
 

@@ -1,0 +1,46 @@
+// `pensieve bench`: prompt and generation speed of a model on this machine, with the memory
+// bandwidth bound that decode is measured against.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace pensieve {
+
+struct BenchOptions {
+  std::string model_path;
+  int n_threads = 0;         // 0: all cores
+  int64_t n_prompt = 512;    // prompt tokens per repetition (0: skip)
+  int64_t n_generate = 128;  // generated tokens per repetition (0: skip)
+  int repetitions = 5;
+};
+
+struct Stat {
+  double median = 0;
+  double min = 0;
+  double max = 0;
+};
+
+struct BenchResult {
+  std::string model_path;
+  int n_threads = 0;
+  Stat prompt_tokens_per_s;
+  Stat generate_tokens_per_s;
+  Stat time_to_first_token_ms;  // one-token prompt on an empty context
+  uint64_t weight_bytes_per_token = 0;
+  double bandwidth_gb_per_s = 0;  // measured streaming read, same threads
+  double bandwidth_fraction = 0;  // weight bytes/token * generation tok/s / bandwidth
+  uint64_t peak_rss_bytes = 0;
+};
+
+// Streaming read of a buffer much larger than the caches, with n_threads; GB/s (1e9 bytes).
+double measure_read_bandwidth(int n_threads);
+
+Expected<BenchResult> run_bench(const BenchOptions& options);
+
+Stat summarize(std::vector<double> samples);
+
+}  // namespace pensieve

@@ -1,0 +1,153 @@
+// The fast CPU forward pass against the scalar reference: same greedy tokens and close logits on
+// synthetic models of each architecture, prompt-in-chunks equals token-by-token, and the
+// goldens of ../shared/models.
+#include "model/forward_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "model/forward_ref.h"
+#include "model/model.h"
+#include "model/quantize.h"
+#include "model/synth.h"
+
+namespace pensieve {
+namespace {
+
+std::string temp_path(const std::string& name) {
+  const std::string unique = "pensieve_fwd_" + std::to_string(::getpid()) + "_" + name;
+  return (std::filesystem::temp_directory_path() / unique).string();
+}
+
+int32_t argmax(std::span<const float> v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+double relative_rms(std::span<const float> a, std::span<const float> b) {
+  double err = 0, ref = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    err += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
+    ref += a[i] * static_cast<double>(a[i]);
+  }
+  return std::sqrt(err / ref);
+}
+
+struct Case {
+  const char* preset;
+  const char* type;  // quantize target; "F16" keeps the synth output
+  double tolerance;  // relative RMS of logits vs the reference, per step
+};
+
+class FastVsReference : public ::testing::TestWithParam<Case> {};
+
+// Greedy decoding driven by the reference: at each of 64 steps both passes see the same token;
+// the fast pass's logits must stay within tolerance and (for F16) pick the same token.
+TEST_P(FastVsReference, SameGreedyTokensAndCloseLogits) {
+  const Case& c = GetParam();
+  SynthOptions o;
+  o.preset = c.preset;
+  o.output_path = temp_path(std::string(c.preset) + ".gguf");
+  o.shared_dir = PENSIEVE_SHARED_DIR;
+  ASSERT_TRUE(synth_model(o).has_value());
+  std::string path = o.output_path;
+  if (std::string(c.type) != "F16") {
+    path = temp_path(std::string(c.preset) + "-" + c.type + ".gguf");
+    ASSERT_TRUE(quantize_model({o.output_path, path, c.type, 2}).has_value());
+  }
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.has_value()) << model.error().message;
+  const Model& m = **model;
+  ReferenceForward ref(m.hparams(), m.weights(), 128);
+  CpuForward fast(m.hparams(), m.weights(), 128, 2, 16);
+  const std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278};
+  auto r = ref.eval(prompt);
+  auto f = fast.eval(prompt);  // one chunk of 10 tokens
+  ASSERT_TRUE(r.has_value() && f.has_value());
+  int same = 0;
+  for (int step = 0; step < 64; ++step) {
+    ASSERT_LT(relative_rms(*r, *f), c.tolerance) << c.preset << " " << c.type << " step " << step;
+    const int32_t token = argmax(*r);
+    same += argmax(*f) == token;
+    r = ref.eval(std::span<const int32_t>(&token, 1));
+    f = fast.eval(std::span<const int32_t>(&token, 1));
+    ASSERT_TRUE(r.has_value() && f.has_value());
+  }
+  if (std::string(c.type) == "F16") {
+    EXPECT_EQ(same, 64) << c.preset;
+  }
+  std::filesystem::remove(o.output_path);
+  std::filesystem::remove(path);
+}
+
+// Tolerances: F16 weights multiply F32 activations (only summation order differs); quantized
+// weights multiply activations quantized to 8 bits.
+INSTANTIATE_TEST_SUITE_P(
+    Synth, FastVsReference,
+    ::testing::Values(Case{"tiny-llama", "F16", 1e-4}, Case{"tiny-qwen2", "F16", 1e-4},
+                      Case{"tiny-phi3", "F16", 1e-4}, Case{"tiny-llama", "Q8_0", 0.02},
+                      Case{"tiny-llama", "Q4_0", 0.03}, Case{"tiny-llama", "Q4_K_M", 0.03},
+                      Case{"tiny-qwen2", "Q6_K", 0.03}, Case{"tiny-phi3", "Q5_K", 0.03}),
+    [](const auto& param_info) {
+      std::string n = std::string(param_info.param.preset) + "_" + param_info.param.type;
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n;
+    });
+
+TEST(CpuForward, GoldenStories260K) {
+  auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf");
+  ASSERT_TRUE(model.has_value());
+  CpuForward fwd((*model)->hparams(), (*model)->weights(), 128, 2);
+  const std::vector<int32_t> expected = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298};
+  int32_t token = 1;
+  for (int32_t want : expected) {
+    auto logits = fwd.eval(std::span<const int32_t>(&token, 1));
+    ASSERT_TRUE(logits.has_value());
+    token = argmax(*logits);
+    EXPECT_EQ(token, want);
+  }
+}
+
+// The 656K goldens through the fast path (8-bit activations for Q8_0 weights): the full 60 ids.
+TEST(CpuForward, GoldenTinyStories656K) {
+  const std::vector<int32_t> q8 = {
+      147,  201,  282,  215, 286,  598,  1662, 356, 499, 826,  1363, 1145, 1652, 615,  242,
+      1482, 951,  628,  499, 826,  872,  921,  318, 385, 628,  499,  826,  617,  242,  198,
+      1047, 425,  1939, 122, 1924, 1171, 94,   303, 328, 229,  521,  776,  115,  1139, 312,
+      447,  1456, 319,  115, 133,  114,  100,  167, 753, 1665, 361,  303,  1900, 319,  960};
+  for (const char* file : {"TinyStories-656K-Q8_0.gguf", "TinyStories-656K-F16.gguf"}) {
+    auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/" + file);
+    ASSERT_TRUE(model.has_value());
+    CpuForward fwd((*model)->hparams(), (*model)->weights(), 128, 2);
+    std::vector<int32_t> expected = q8;
+    if (std::string(file).find("F16") != std::string::npos) expected.back() = 467;
+    std::vector<int32_t> got;
+    int32_t token = 1;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      auto logits = fwd.eval(std::span<const int32_t>(&token, 1));
+      ASSERT_TRUE(logits.has_value());
+      token = argmax(*logits);
+      got.push_back(token);
+    }
+    EXPECT_EQ(got, expected) << file;
+  }
+}
+
+TEST(CpuForward, RejectsPromptLongerThanContext) {
+  auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf");
+  ASSERT_TRUE(model.has_value());
+  CpuForward fwd((*model)->hparams(), (*model)->weights(), 8, 1);
+  const std::vector<int32_t> prompt(9, 1);
+  auto logits = fwd.eval(prompt);
+  ASSERT_FALSE(logits.has_value());
+  EXPECT_EQ(logits.error().code, ErrorCode::kOutOfRange);
+  const std::vector<int32_t> bad = {1, 100000};
+  EXPECT_FALSE(fwd.eval(bad).has_value());
+}
+
+}  // namespace
+}  // namespace pensieve

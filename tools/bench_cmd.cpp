@@ -1,0 +1,75 @@
+// `pensieve bench -m MODEL`: prompt and generation tokens/s, time to first token, peak RSS and
+// the fraction of the memory-bandwidth bound that generation reaches.
+#include <cstdio>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "engine/bench.h"
+#include "tools/commands.h"
+
+namespace pensieve::cli {
+namespace {
+
+void print_text(const BenchResult& r, int repetitions) {
+  fmt::print("model            {}\n", r.model_path);
+  fmt::print("threads          {}   repetitions {}\n", r.n_threads, repetitions);
+  auto line = [](const char* name, const Stat& s, const char* unit) {
+    fmt::print("{:<17}{:.2f} {} (median; min {:.2f}, max {:.2f})\n", name, s.median, unit, s.min,
+               s.max);
+  };
+  line("prompt", r.prompt_tokens_per_s, "tokens/s");
+  line("generation", r.generate_tokens_per_s, "tokens/s");
+  line("first token", r.time_to_first_token_ms, "ms");
+  fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
+  fmt::print("read bandwidth   {:.1f} GB/s (measured, {} threads)\n", r.bandwidth_gb_per_s,
+             r.n_threads);
+  fmt::print("bandwidth bound  {:.0f}% reached by generation\n", 100 * r.bandwidth_fraction);
+  fmt::print("peak RSS         {:.1f} MiB\n", r.peak_rss_bytes / 1048576.0);
+}
+
+void print_json(const BenchResult& r) {
+  auto stat = [](const Stat& s) {
+    return fmt::format("{{\"median\": {:.4f}, \"min\": {:.4f}, \"max\": {:.4f}}}", s.median, s.min,
+                       s.max);
+  };
+  fmt::print(
+      "{{\"model\": \"{}\", \"threads\": {}, \"prompt_tokens_per_s\": {}, "
+      "\"generate_tokens_per_s\": {}, \"time_to_first_token_ms\": {}, "
+      "\"weight_bytes_per_token\": {}, \"bandwidth_gb_per_s\": {:.3f}, "
+      "\"bandwidth_fraction\": {:.4f}, \"peak_rss_bytes\": {}}}\n",
+      r.model_path, r.n_threads, stat(r.prompt_tokens_per_s), stat(r.generate_tokens_per_s),
+      stat(r.time_to_first_token_ms), r.weight_bytes_per_token, r.bandwidth_gb_per_s,
+      r.bandwidth_fraction, r.peak_rss_bytes);
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, Handler* run) {
+  auto* cmd = app.add_subcommand("bench", "Measure prompt and generation speed of a model");
+  auto o = std::make_shared<BenchOptions>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("-m,--model", o->model_path, "GGUF model file")->required();
+  cmd->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)");
+  cmd->add_option("-p,--prompt-tokens", o->n_prompt, "Prompt tokens")->default_val(512);
+  cmd->add_option("-n,--generate-tokens", o->n_generate, "Generated tokens")->default_val(128);
+  cmd->add_option("-r,--repetitions", o->repetitions, "Repetitions")->default_val(5);
+  cmd->add_flag("--json", *json, "Print one JSON object");
+  cmd->callback([=] {
+    *run = [=] {
+      auto result = run_bench(*o);
+      if (!result) {
+        std::fprintf(stderr, "%s\n", result.error().message.c_str());
+        return 1;
+      }
+      if (*json) {
+        print_json(*result);
+      } else {
+        print_text(*result, o->repetitions);
+      }
+      return 0;
+    };
+  });
+}
+
+}  // namespace pensieve::cli
