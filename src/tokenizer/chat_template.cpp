@@ -89,6 +89,7 @@ class ChatMlTemplate final : public ChatTemplate {
   using ChatTemplate::ChatTemplate;
   std::string_view name() const override { return "chatml"; }
   bool renders_bos() const override { return false; }
+  std::span<const std::string_view> stop_strings() const override { return kStops; }
 
  protected:
   Expected<std::string> render_validated(const ChatRequest& request) const override {
@@ -105,6 +106,9 @@ class ChatMlTemplate final : public ChatTemplate {
     if (request.add_generation_prompt) out += "<|im_start|>assistant\n";
     return out;
   }
+
+ private:
+  static constexpr std::array<std::string_view, 1> kStops = {"<|im_end|>"};
 };
 
 // Llama 3: bos_token, then "<|start_header_id|>{role}<|end_header_id|>\n\n{content|trim}<|eot_id|>"
@@ -114,6 +118,7 @@ class Llama3Template final : public ChatTemplate {
   using ChatTemplate::ChatTemplate;
   std::string_view name() const override { return "llama3"; }
   bool renders_bos() const override { return true; }
+  std::span<const std::string_view> stop_strings() const override { return kStops; }
 
  protected:
   Expected<std::string> render_validated(const ChatRequest& request) const override {
@@ -130,6 +135,9 @@ class Llama3Template final : public ChatTemplate {
     if (request.add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
     return out;
   }
+
+ private:
+  static constexpr std::array<std::string_view, 1> kStops = {"<|eot_id|>"};
 };
 
 // Phi-3, exactly as the template in Phi-3-mini GGUFs renders: bos_token; a user message is
@@ -141,6 +149,7 @@ class Phi3Template final : public ChatTemplate {
   using ChatTemplate::ChatTemplate;
   std::string_view name() const override { return "phi3"; }
   bool renders_bos() const override { return true; }
+  std::span<const std::string_view> stop_strings() const override { return kStops; }
 
  protected:
   Expected<std::string> render_validated(const ChatRequest& request) const override {
@@ -159,6 +168,9 @@ class Phi3Template final : public ChatTemplate {
     }
     return out;
   }
+
+ private:
+  static constexpr std::array<std::string_view, 1> kStops = {"<|end|>"};
 };
 
 // Mistral, tokenizer v1 (Mistral 7B Instruct v0.1/v0.2, Mixtral 8x7B Instruct):
@@ -171,6 +183,7 @@ class MistralTemplate final : public ChatTemplate {
   using ChatTemplate::ChatTemplate;
   std::string_view name() const override { return "mistral"; }
   bool renders_bos() const override { return true; }
+  std::span<const std::string_view> stop_strings() const override { return kStops; }
 
  protected:
   Expected<std::string> render_validated(const ChatRequest& request) const override {
@@ -190,6 +203,9 @@ class MistralTemplate final : public ChatTemplate {
     }
     return out;
   }
+
+ private:
+  static constexpr std::array<std::string_view, 1> kStops = {"</s>"};  // v1's eos_token
 };
 
 // Gemma: bos_token, then "<start_of_turn>{user|model}\n{content|trim}<end_of_turn>\n" per turn
@@ -200,6 +216,7 @@ class GemmaTemplate final : public ChatTemplate {
   using ChatTemplate::ChatTemplate;
   std::string_view name() const override { return "gemma"; }
   bool renders_bos() const override { return true; }
+  std::span<const std::string_view> stop_strings() const override { return kStops; }
 
  protected:
   Expected<std::string> render_validated(const ChatRequest& request) const override {
@@ -219,6 +236,9 @@ class GemmaTemplate final : public ChatTemplate {
     if (request.add_generation_prompt) out += "<start_of_turn>model\n";
     return out;
   }
+
+ private:
+  static constexpr std::array<std::string_view, 1> kStops = {"<end_of_turn>"};
 };
 
 // No template (base models such as TinyStories): the messages' text joined by blank lines,
@@ -229,6 +249,7 @@ class PlainTemplate final : public ChatTemplate {
   using ChatTemplate::ChatTemplate;
   std::string_view name() const override { return "plain"; }
   bool renders_bos() const override { return false; }
+  std::span<const std::string_view> stop_strings() const override { return {}; }
 
  protected:
   Expected<std::string> render_validated(const ChatRequest& request) const override {

@@ -68,6 +68,9 @@ class ChatTemplate {
   virtual std::string_view name() const = 0;
   // Whether the rendered text already starts with bos_token, so the tokenizer must not add one.
   virtual bool renders_bos() const = 0;
+  // The texts that end an assistant turn in this format ("<|im_end|>"). Usually they are single
+  // end-of-generation tokens; as stop strings they also end a turn the model spells out as text.
+  virtual std::span<const std::string_view> stop_strings() const = 0;
   ChatTemplateSource source() const { return source_; }
 
  protected:

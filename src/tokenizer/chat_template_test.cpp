@@ -215,6 +215,23 @@ TEST(ChatTemplate, RejectsInvalidRequests) {
   EXPECT_EQ(render("phi3", with_result), "<s><|user|>\nHi<|end|>\n<|assistant|>\n");
 }
 
+// Each format's stop string is what its rendering puts right after an assistant message.
+TEST(ChatTemplate, StopStringsEndAssistantTurns) {
+  for (std::string_view name : chat_template_names()) {
+    auto chat_template = make_chat_template("", name);
+    ASSERT_TRUE(chat_template.has_value());
+    const auto stops = (*chat_template)->stop_strings();
+    if (name == "plain") {
+      EXPECT_TRUE(stops.empty());
+      continue;
+    }
+    ASSERT_EQ(stops.size(), 1u) << name;
+    const std::string text = render(name, request(multi_turn(), true));
+    EXPECT_NE(text.find("Hello!" + std::string(stops[0])), std::string::npos)
+        << name << ": " << text;
+  }
+}
+
 TEST(ChatTemplate, ListsNames) {
   std::vector<std::string_view> names(chat_template_names().begin(), chat_template_names().end());
   EXPECT_EQ(names, (std::vector<std::string_view>{"chatml", "llama3", "phi3", "mistral", "gemma",
