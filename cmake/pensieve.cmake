@@ -27,8 +27,12 @@ function(pensieve_library name)
 endfunction()
 
 # pensieve_test(NAME SOURCES... DEPS ...): one GoogleTest executable, each TEST a ctest test.
+# PENSIEVE_TEST_FILTER, when set, keeps only the executables whose names match it.
 function(pensieve_test name)
   if(NOT PENSIEVE_TESTS)
+    return()
+  endif()
+  if(PENSIEVE_TEST_FILTER AND NOT name MATCHES "${PENSIEVE_TEST_FILTER}")
     return()
   endif()
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})

@@ -22,6 +22,7 @@ void print_text(const BenchResult& r, int repetitions) {
   line("generation", r.generate_tokens_per_s, "tokens/s");
   line("first token", r.time_to_first_token_ms, "ms");
   fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
+  fmt::print("KV cache         {} {:.1f} MiB\n", r.kv_type, r.kv_cache_bytes / 1048576.0);
   fmt::print("read bandwidth   {:.1f} GB/s (measured, {} threads)\n", r.bandwidth_gb_per_s,
              r.n_threads);
   fmt::print("bandwidth bound  {:.0f}% reached by generation\n", 100 * r.bandwidth_fraction);
@@ -36,11 +37,11 @@ void print_json(const BenchResult& r) {
   fmt::print(
       "{{\"model\": \"{}\", \"threads\": {}, \"prompt_tokens_per_s\": {}, "
       "\"generate_tokens_per_s\": {}, \"time_to_first_token_ms\": {}, "
-      "\"weight_bytes_per_token\": {}, \"bandwidth_gb_per_s\": {:.3f}, "
-      "\"bandwidth_fraction\": {:.4f}, \"peak_rss_bytes\": {}}}\n",
+      "\"weight_bytes_per_token\": {}, \"kv_type\": \"{}\", \"kv_cache_bytes\": {}, "
+      "\"bandwidth_gb_per_s\": {:.3f}, \"bandwidth_fraction\": {:.4f}, \"peak_rss_bytes\": {}}}\n",
       r.model_path, r.n_threads, stat(r.prompt_tokens_per_s), stat(r.generate_tokens_per_s),
-      stat(r.time_to_first_token_ms), r.weight_bytes_per_token, r.bandwidth_gb_per_s,
-      r.bandwidth_fraction, r.peak_rss_bytes);
+      stat(r.time_to_first_token_ms), r.weight_bytes_per_token, r.kv_type, r.kv_cache_bytes,
+      r.bandwidth_gb_per_s, r.bandwidth_fraction, r.peak_rss_bytes);
 }
 
 }  // namespace
@@ -54,6 +55,7 @@ void register_bench(CLI::App& app, Handler* run) {
   cmd->add_option("-p,--prompt-tokens", o->n_prompt, "Prompt tokens")->default_val(512);
   cmd->add_option("-n,--generate-tokens", o->n_generate, "Generated tokens")->default_val(128);
   cmd->add_option("-r,--repetitions", o->repetitions, "Repetitions")->default_val(5);
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type: F16, Q8_0 or F32")->default_val("F16");
   cmd->add_flag("--json", *json, "Print one JSON object");
   cmd->callback([=] {
     *run = [=] {

@@ -3,11 +3,13 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
-#include <numeric>
+#include <optional>
 #include <thread>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/stream.h"
 #include "model/forward_cpu.h"
 #include "model/model.h"
 
@@ -37,22 +39,24 @@ Stat summarize(std::vector<double> samples) {
 }
 
 double measure_read_bandwidth(int n_threads) {
-  const size_t n = size_t{1} << 27;  // 128 Mi floats = 512 MiB, far beyond any cache
-  std::vector<float> buffer(n, 1.0f);
+  constexpr size_t kFloats = size_t{1} << 28;  // 1 GiB, far beyond any cache
+  std::vector<float> storage(kFloats + 16);
+  float* buffer = storage.data();
+  while (reinterpret_cast<uintptr_t>(buffer) % 64 != 0) ++buffer;
   ThreadPool pool(n_threads);
-  std::vector<double> sums(static_cast<size_t>(n_threads));
+  const size_t per_thread = kFloats / static_cast<size_t>(n_threads) / 64 * 64;
   std::vector<double> rates;
+  std::atomic<float> sink{0};
   for (int rep = 0; rep < 5; ++rep) {
     const auto start = Clock::now();
-    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t begin, int64_t end) {
-      float acc[16] = {};  // independent lanes so the loop vectorizes
-      for (int64_t i = begin; i + 16 <= end; i += 16) {
-        for (int j = 0; j < 16; ++j) acc[j] += buffer[static_cast<size_t>(i + j)];
-      }
-      const double s = std::accumulate(acc, acc + 16, 0.0);
-      sums[static_cast<size_t>(begin * n_threads / static_cast<int64_t>(n))] = s;
+    // Each thread streams its own contiguous part with the widest loads the CPU has.
+    pool.run([&](int thread, int) {
+      const float* part = buffer + per_thread * static_cast<size_t>(thread);
+      sink.store(cpu::stream_sum(part, static_cast<int64_t>(per_thread)),
+                 std::memory_order_relaxed);
     });
-    rates.push_back(static_cast<double>(n * sizeof(float)) / seconds_since(start) / 1e9);
+    const double bytes = static_cast<double>(per_thread * sizeof(float)) * n_threads;
+    rates.push_back(bytes / seconds_since(start) / 1e9);
   }
   return summarize(rates).median;
 }
@@ -66,8 +70,16 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
                          ? o.n_threads
                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t n_ctx = std::max<int64_t>(o.n_prompt + o.n_generate + 1, 16);
-  CpuForward fwd(hp, model->weights(), n_ctx, result.n_threads, std::max<int64_t>(o.n_prompt, 1));
+  const std::optional<GgmlType> kv_type = ggml_type_from_name(o.kv_type);
+  if (!kv_type || !cpu::kv_type_supported(*kv_type)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "bench: KV cache type '{}' is not one of F16, Q8_0, F32", o.kv_type);
+  }
+  CpuForward fwd(hp, model->weights(), n_ctx, result.n_threads, std::max<int64_t>(o.n_prompt, 1),
+                 *kv_type);
   result.weight_bytes_per_token = fwd.weight_bytes_per_token();
+  result.kv_type = std::string(ggml_type_name(fwd.kv_type()));
+  result.kv_cache_bytes = fwd.kv_cache_bytes();
   // Token ids spread over the vocabulary; the content does not change the work.
   std::vector<int32_t> prompt(static_cast<size_t>(std::max<int64_t>(o.n_prompt, 1)));
   for (size_t i = 0; i < prompt.size(); ++i)

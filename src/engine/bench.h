@@ -16,6 +16,7 @@ struct BenchOptions {
   int64_t n_prompt = 512;    // prompt tokens per repetition (0: skip)
   int64_t n_generate = 128;  // generated tokens per repetition (0: skip)
   int repetitions = 5;
+  std::string kv_type = "F16";  // KV cache: F16, Q8_0 or F32
 };
 
 struct Stat {
@@ -31,6 +32,8 @@ struct BenchResult {
   Stat generate_tokens_per_s;
   Stat time_to_first_token_ms;  // one-token prompt on an empty context
   uint64_t weight_bytes_per_token = 0;
+  std::string kv_type;
+  uint64_t kv_cache_bytes = 0;
   double bandwidth_gb_per_s = 0;  // measured streaming read, same threads
   double bandwidth_fraction = 0;  // weight bytes/token * generation tok/s / bandwidth
   uint64_t peak_rss_bytes = 0;

@@ -1,6 +1,7 @@
 #include "model/forward_cpu.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "kernels/ref/ops.h"
@@ -10,19 +11,28 @@ namespace {
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
+// Query rows (heads x tokens) per attention job: they share each K/V block the job converts.
+// A job holds at least one token's whole GQA group.
+int64_t attention_rows(const Hparams& hp) {
+  return std::max<int64_t>(64, hp.n_head / hp.n_head_kv);
+}
+
 }  // namespace
 
 CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
-                       int64_t max_batch)
+                       int64_t max_batch, GgmlType kv_type)
     : hp_(hp),
       w_(weights),
       n_ctx_(n_ctx),
       max_batch_(max_batch),
+      kv_type_(kv_type == GgmlType::kQ8_0 && hp.head_dim % 32 != 0 ? GgmlType::kF16 : kv_type),
+      kv_row_bytes_(cpu::kv_bytes(kv_type_, hp.n_embd_kv())),
+      rope_(rope_params(hp, weights, n_ctx)),
       pool_(n_threads),
       workspace_(max_batch, std::max({hp.n_embd, hp.n_ff, hp.n_head * hp.head_dim})) {
   const int64_t n_q = hp.n_head * hp.head_dim;
-  k_cache_.assign(sz(hp.n_layer), std::vector<float>(sz(n_ctx * hp.n_embd_kv())));
-  v_cache_.assign(sz(hp.n_layer), std::vector<float>(sz(n_ctx * hp.n_embd_kv())));
+  k_cache_.assign(sz(hp.n_layer), std::vector<uint8_t>(sz(n_ctx) * kv_row_bytes_));
+  v_cache_.assign(sz(hp.n_layer), std::vector<uint8_t>(sz(n_ctx) * kv_row_bytes_));
   x_.resize(sz(max_batch * hp.n_embd));
   xn_.resize(x_.size());
   proj_.resize(x_.size());
@@ -32,8 +42,15 @@ CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n
   v_.resize(k_.size());
   gate_.resize(sz(max_batch * hp.n_ff));
   up_.resize(gate_.size());
-  scores_.resize(sz(pool_.n_threads() * n_ctx));
+  rope_cos_.resize(sz(max_batch * hp.n_rot / 2));
+  rope_sin_.resize(rope_cos_.size());
+  attn_scratch_.resize(sz(pool_.n_threads()) *
+                       cpu::attention_scratch_floats(attention_rows(hp), hp.head_dim));
   logits_.resize(sz(hp.n_vocab));
+}
+
+uint64_t CpuForward::kv_cache_bytes() const {
+  return 2 * static_cast<uint64_t>(hp_.n_layer) * static_cast<uint64_t>(n_ctx_) * kv_row_bytes_;
 }
 
 uint64_t CpuForward::weight_bytes_per_token() const {
@@ -73,8 +90,11 @@ Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> token
 
 void CpuForward::eval_chunk(std::span<const int32_t> tokens) {
   const auto n = static_cast<int64_t>(tokens.size());
+  const int64_t half_rot = hp_.n_rot / 2;
   for (int64_t t = 0; t < n; ++t) {
     ref::matrix_row(w_.token_embd, tokens[sz(t)], x_.data() + t * hp_.n_embd);  // [n, n_embd]
+    ref::rope_angles(rope_, n_past_ + t, rope_cos_.data() + t * half_rot,
+                     rope_sin_.data() + t * half_rot);  // shared by every layer and head
   }
   for (int64_t il = 0; il < hp_.n_layer; ++il) {
     attention(il, n);
@@ -89,9 +109,6 @@ void CpuForward::eval_chunk(std::span<const int32_t> tokens) {
 
 void CpuForward::attention(int64_t il, int64_t n) {
   const LayerWeights& l = w_.layers[sz(il)];
-  const int64_t hd = hp_.head_dim;
-  const int64_t n_q = hp_.n_head * hd;
-  const int64_t n_kv = hp_.n_embd_kv();
   for (int64_t t = 0; t < n; ++t) {
     ref::rms_norm(x_.data() + t * hp_.n_embd, l.attn_norm, hp_.n_embd, hp_.rms_eps,
                   xn_.data() + t * hp_.n_embd);
@@ -99,8 +116,19 @@ void CpuForward::attention(int64_t il, int64_t n) {
   matmul(l.wq, xn_.data(), n, q_.data());  // [n, n_q]
   matmul(l.wk, xn_.data(), n, k_.data());  // [n, n_kv]
   matmul(l.wv, xn_.data(), n, v_.data());  // [n, n_kv]
-  float* k_cache = k_cache_[sz(il)].data();
-  float* v_cache = v_cache_[sz(il)].data();
+  store_kv(il, n);
+  attend(il, n);
+  matmul(l.wo, attn_.data(), n, proj_.data());  // [n, n_embd]
+  for (int64_t i = 0; i < n * hp_.n_embd; ++i) x_[sz(i)] += proj_[sz(i)];
+}
+
+// Biases and RoPE on the chunk's q and k, then k and v into the cache at their positions.
+void CpuForward::store_kv(int64_t il, int64_t n) {
+  const LayerWeights& l = w_.layers[sz(il)];
+  const int64_t hd = hp_.head_dim;
+  const int64_t n_q = hp_.n_head * hd;
+  const int64_t n_kv = hp_.n_embd_kv();
+  const int64_t half_rot = hp_.n_rot / 2;
   for (int64_t t = 0; t < n; ++t) {
     float* q = q_.data() + t * n_q;
     float* k = k_.data() + t * n_kv;
@@ -108,59 +136,48 @@ void CpuForward::attention(int64_t il, int64_t n) {
     for (int64_t i = 0; l.bq != nullptr && i < n_q; ++i) q[i] += l.bq[i];
     for (int64_t i = 0; l.bk != nullptr && i < n_kv; ++i) k[i] += l.bk[i];
     for (int64_t i = 0; l.bv != nullptr && i < n_kv; ++i) v[i] += l.bv[i];
-    const int64_t pos = n_past_ + t;
-    for (int64_t h = 0; h < hp_.n_head; ++h) {
-      ref::rope(q + h * hd, hd, hp_.n_rot, pos, hp_.rope_freq_base, hp_.rope_freq_scale,
-                hp_.rope_style);
-    }
-    for (int64_t h = 0; h < hp_.n_head_kv; ++h) {
-      ref::rope(k + h * hd, hd, hp_.n_rot, pos, hp_.rope_freq_base, hp_.rope_freq_scale,
-                hp_.rope_style);
-    }
-    std::copy(k, k + n_kv, k_cache + pos * n_kv);
-    std::copy(v, v + n_kv, v_cache + pos * n_kv);
+    const float* cos = rope_cos_.data() + t * half_rot;
+    const float* sin = rope_sin_.data() + t * half_rot;
+    for (int64_t h = 0; h < hp_.n_head; ++h) ref::rope_rotate(rope_, cos, sin, q + h * hd);
+    for (int64_t h = 0; h < hp_.n_head_kv; ++h) ref::rope_rotate(rope_, cos, sin, k + h * hd);
+    const size_t row = sz(n_past_ + t) * kv_row_bytes_;
+    cpu::kv_store(kv_type_, k, n_kv, k_cache_[sz(il)].data() + row);
+    cpu::kv_store(kv_type_, v, n_kv, v_cache_[sz(il)].data() + row);
   }
-  // Every (token, head) pair is independent: spread them over the pool.
-  pool_.run([&](int thread, int n_threads) {
-    float* scores = scores_.data() + thread * n_ctx_;
-    for (int64_t job = thread; job < n * hp_.n_head; job += n_threads) {
-      attend_one(il, job / hp_.n_head, job % hp_.n_head, scores);
-    }
-  });
-  matmul(l.wo, attn_.data(), n, proj_.data());  // [n, n_embd]
-  for (int64_t i = 0; i < n * hp_.n_embd; ++i) x_[sz(i)] += proj_[sz(i)];
 }
 
-// Causal attention of chunk token t, head h, over positions 0..n_past + t.
-void CpuForward::attend_one(int64_t il, int64_t t, int64_t h, float* scores) {
+// Causal attention of the chunk over the cache. Jobs are (KV head, run of tokens): the query
+// heads of a GQA group read each converted K/V block together.
+void CpuForward::attend(int64_t il, int64_t n) {
   const int64_t hd = hp_.head_dim;
-  const int64_t n_kv = hp_.n_embd_kv();
-  const int64_t kv_off = (h / (hp_.n_head / hp_.n_head_kv)) * hd;
-  const int64_t n_pos = n_past_ + t + 1;
-  const float* q = q_.data() + t * hp_.n_head * hd + h * hd;
-  const float* k_cache = k_cache_[sz(il)].data() + kv_off;
-  const float* v_cache = v_cache_[sz(il)].data() + kv_off;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  float max = -INFINITY;
-  for (int64_t p = 0; p < n_pos; ++p) {
-    const float* k = k_cache + p * n_kv;
-    float dot = 0;
-    for (int64_t d = 0; d < hd; ++d) dot += q[d] * k[d];
-    scores[p] = dot * scale;
-    max = std::max(max, scores[p]);
-  }
-  float sum = 0;
-  for (int64_t p = 0; p < n_pos; ++p) {
-    scores[p] = std::exp(scores[p] - max);
-    sum += scores[p];
-  }
-  float* out = attn_.data() + t * hp_.n_head * hd + h * hd;
-  std::fill(out, out + hd, 0.0f);
-  for (int64_t p = 0; p < n_pos; ++p) {
-    const float* v = v_cache + p * n_kv;
-    const float weight = scores[p] / sum;
-    for (int64_t d = 0; d < hd; ++d) out[d] += weight * v[d];
-  }
+  const int64_t group = hp_.n_head / hp_.n_head_kv;
+  const int64_t tokens_per_job = attention_rows(hp_) / group;
+  const int64_t token_runs = (n + tokens_per_job - 1) / tokens_per_job;
+  const int64_t n_jobs = hp_.n_head_kv * token_runs;
+  const size_t head_bytes = cpu::kv_bytes(kv_type_, hd);
+  const size_t scratch_floats = cpu::attention_scratch_floats(attention_rows(hp_), hd);
+  std::atomic<int64_t> next{0};
+  pool_.run([&](int thread, int) {
+    float* scratch = attn_scratch_.data() + sz(thread) * scratch_floats;
+    for (int64_t job = next.fetch_add(1); job < n_jobs; job = next.fetch_add(1)) {
+      const int64_t g = job % hp_.n_head_kv;
+      const int64_t t0 = job / hp_.n_head_kv * tokens_per_job;
+      cpu::AttentionJob a;
+      a.q = q_.data() + t0 * hp_.n_head * hd + g * group * hd;
+      a.out = attn_.data() + t0 * hp_.n_head * hd + g * group * hd;
+      a.token_stride = hp_.n_head * hd;
+      a.group = group;
+      a.n_tokens = std::min(tokens_per_job, n - t0);
+      a.first_pos = n_past_ + t0;
+      a.k = k_cache_[sz(il)].data() + sz(g) * head_bytes;
+      a.v = v_cache_[sz(il)].data() + sz(g) * head_bytes;
+      a.kv_stride = kv_row_bytes_;
+      a.kv_type = kv_type_;
+      a.head_dim = hd;
+      a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      cpu::attention(a, scratch);
+    }
+  });
 }
 
 void CpuForward::feed_forward(int64_t il, int64_t n) {

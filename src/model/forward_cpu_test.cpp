@@ -40,13 +40,15 @@ double relative_rms(std::span<const float> a, std::span<const float> b) {
 struct Case {
   const char* preset;
   const char* type;  // quantize target; "F16" keeps the synth output
+  GgmlType kv_type;  // the fast pass's cache (the reference's is F32)
   double tolerance;  // relative RMS of logits vs the reference, per step
 };
 
 class FastVsReference : public ::testing::TestWithParam<Case> {};
 
 // Greedy decoding driven by the reference: at each of 64 steps both passes see the same token;
-// the fast pass's logits must stay within tolerance and (for F16) pick the same token.
+// the fast pass's logits must stay within tolerance and (for F16 weights and an F32 cache) pick
+// the same token.
 TEST_P(FastVsReference, SameGreedyTokensAndCloseLogits) {
   const Case& c = GetParam();
   SynthOptions o;
@@ -63,7 +65,8 @@ TEST_P(FastVsReference, SameGreedyTokensAndCloseLogits) {
   ASSERT_TRUE(model.has_value()) << model.error().message;
   const Model& m = **model;
   ReferenceForward ref(m.hparams(), m.weights(), 128);
-  CpuForward fast(m.hparams(), m.weights(), 128, 2, 16);
+  CpuForward fast(m.hparams(), m.weights(), 128, 2, 16, c.kv_type);
+  ASSERT_EQ(fast.kv_type(), c.kv_type);
   const std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278};
   auto r = ref.eval(prompt);
   auto f = fast.eval(prompt);  // one chunk of 10 tokens
@@ -77,7 +80,7 @@ TEST_P(FastVsReference, SameGreedyTokensAndCloseLogits) {
     f = fast.eval(std::span<const int32_t>(&token, 1));
     ASSERT_TRUE(r.has_value() && f.has_value());
   }
-  if (std::string(c.type) == "F16") {
+  if (std::string(c.type) == "F16" && c.kv_type == GgmlType::kF32) {
     EXPECT_EQ(same, 64) << c.preset;
   }
   std::filesystem::remove(o.output_path);
@@ -85,15 +88,25 @@ TEST_P(FastVsReference, SameGreedyTokensAndCloseLogits) {
 }
 
 // Tolerances: F16 weights multiply F32 activations (only summation order differs); quantized
-// weights multiply activations quantized to 8 bits.
+// weights multiply activations quantized to 8 bits; an F16 cache rounds k and v to 11 bits, a
+// Q8_0 cache to 8 bits per block of 32.
+constexpr GgmlType kF32 = GgmlType::kF32;
+constexpr GgmlType kF16 = GgmlType::kF16;
+constexpr GgmlType kQ8 = GgmlType::kQ8_0;
 INSTANTIATE_TEST_SUITE_P(
     Synth, FastVsReference,
-    ::testing::Values(Case{"tiny-llama", "F16", 1e-4}, Case{"tiny-qwen2", "F16", 1e-4},
-                      Case{"tiny-phi3", "F16", 1e-4}, Case{"tiny-llama", "Q8_0", 0.02},
-                      Case{"tiny-llama", "Q4_0", 0.03}, Case{"tiny-llama", "Q4_K_M", 0.03},
-                      Case{"tiny-qwen2", "Q6_K", 0.03}, Case{"tiny-phi3", "Q5_K", 0.03}),
+    ::testing::Values(Case{"tiny-llama", "F16", kF32, 1e-4}, Case{"tiny-qwen2", "F16", kF32, 1e-4},
+                      Case{"tiny-phi3", "F16", kF32, 1e-4}, Case{"tiny-llama3", "F16", kF32, 1e-4},
+                      Case{"tiny-phi3-128k", "F16", kF32, 1e-4},
+                      Case{"tiny-llama", "F16", kF16, 2e-3}, Case{"tiny-phi3", "F16", kF16, 2e-3},
+                      Case{"tiny-qwen2", "F16", kQ8, 0.02}, Case{"tiny-llama", "Q8_0", kF16, 0.02},
+                      Case{"tiny-llama", "Q4_0", kF16, 0.03},
+                      Case{"tiny-llama", "Q4_K_M", kF16, 0.03},
+                      Case{"tiny-qwen2", "Q6_K", kF16, 0.03}, Case{"tiny-phi3", "Q5_K", kQ8, 0.04}),
     [](const auto& param_info) {
-      std::string n = std::string(param_info.param.preset) + "_" + param_info.param.type;
+      const Case& c = param_info.param;
+      std::string n =
+          std::string(c.preset) + "_" + c.type + "_kv_" + std::string(ggml_type_name(c.kv_type));
       std::replace(n.begin(), n.end(), '-', '_');
       return n;
     });

@@ -8,7 +8,7 @@
 namespace pensieve {
 
 ReferenceForward::ReferenceForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx)
-    : hp_(hp), w_(weights), n_ctx_(n_ctx) {
+    : hp_(hp), w_(weights), n_ctx_(n_ctx), rope_(rope_params(hp, weights, n_ctx)) {
   const auto n_kv = static_cast<size_t>(n_ctx * hp.n_embd_kv());
   k_cache_.assign(static_cast<size_t>(hp.n_layer), std::vector<float>(n_kv));
   v_cache_.assign(static_cast<size_t>(hp.n_layer), std::vector<float>(n_kv));
@@ -24,6 +24,7 @@ ReferenceForward::ReferenceForward(const Hparams& hp, const ModelWeights& weight
   proj_.resize(widest);
   scratch_.resize(widest);
   logits_.resize(static_cast<size_t>(hp.n_vocab));
+  rope_scratch_.resize(static_cast<size_t>(hp.n_rot));
 }
 
 Expected<std::span<const float>> ReferenceForward::step(int32_t token) {
@@ -77,12 +78,10 @@ void ReferenceForward::attention(int64_t il) {
   for (int64_t i = 0; l.bk != nullptr && i < n_kv; ++i) k[i] += l.bk[i];
   for (int64_t i = 0; l.bv != nullptr && i < n_kv; ++i) v[i] += l.bv[i];
   for (int64_t h = 0; h < hp_.n_head; ++h) {
-    ref::rope(q_.data() + h * hd, hd, hp_.n_rot, n_past_, hp_.rope_freq_base, hp_.rope_freq_scale,
-              hp_.rope_style);
+    ref::rope(rope_, n_past_, q_.data() + h * hd, rope_scratch_.data());
   }
   for (int64_t h = 0; h < hp_.n_head_kv; ++h) {
-    ref::rope(k + h * hd, hd, hp_.n_rot, n_past_, hp_.rope_freq_base, hp_.rope_freq_scale,
-              hp_.rope_style);
+    ref::rope(rope_, n_past_, k + h * hd, rope_scratch_.data());
   }
 
   const float* k_all = k_cache_[static_cast<size_t>(il)].data();  // [n_past + 1, n_embd_kv]

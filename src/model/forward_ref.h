@@ -34,20 +34,22 @@ class ReferenceForward : public Forward {
   const ModelWeights& w_;
   int64_t n_ctx_;
   int64_t n_past_ = 0;
+  ref::RopeParams rope_;
   // KV cache, per layer: [n_ctx, n_embd_kv]
   std::vector<std::vector<float>> k_cache_;
   std::vector<std::vector<float>> v_cache_;
   // Activations of the current token.
-  std::vector<float> x_;        // [n_embd] residual stream
-  std::vector<float> xn_;       // [n_embd] normalized
-  std::vector<float> q_;        // [n_head * head_dim]
-  std::vector<float> attn_;     // [n_head * head_dim]
-  std::vector<float> scores_;   // [n_ctx]
-  std::vector<float> gate_;     // [n_ff]
-  std::vector<float> up_;       // [n_ff]
-  std::vector<float> proj_;     // [max(n_embd, n_ff)]
-  std::vector<float> scratch_;  // [max row length] dequantized weight row
-  std::vector<float> logits_;   // [n_vocab]
+  std::vector<float> x_;             // [n_embd] residual stream
+  std::vector<float> xn_;            // [n_embd] normalized
+  std::vector<float> q_;             // [n_head * head_dim]
+  std::vector<float> attn_;          // [n_head * head_dim]
+  std::vector<float> scores_;        // [n_ctx]
+  std::vector<float> gate_;          // [n_ff]
+  std::vector<float> up_;            // [n_ff]
+  std::vector<float> proj_;          // [max(n_embd, n_ff)]
+  std::vector<float> scratch_;       // [max row length] dequantized weight row
+  std::vector<float> logits_;        // [n_vocab]
+  std::vector<float> rope_scratch_;  // [n_rot]
 };
 
 }  // namespace pensieve

@@ -16,6 +16,36 @@ constexpr ArchInfo kArchs[] = {
     {"phi3", Arch::kPhi3, ref::RopeStyle::kHalfSplit},
 };
 
+// Linear scaling ("linear" type, or the older scale_linear key) changes freq_scale; llama3 and
+// LongRoPE scaling come as per-pair factor tensors (model/weights.h) plus the keys read here.
+Expected<void> read_rope_scaling(const GgufFile& file, const std::string& a, Hparams* hp) {
+  const std::string_view type = file.get_string_or(a + "rope.scaling.type", "");
+  double linear = file.get_float_or(a + "rope.scale_linear", 1.0);
+  if (type == "linear") {
+    linear = file.get_float_or(a + "rope.scaling.factor", 1.0);
+  } else if (!type.empty() && type != "none") {
+    return make_error(ErrorCode::kUnsupported,
+                      "model: {}: RoPE scaling type '{}' is not supported (supported: linear, "
+                      "llama3 and LongRoPE factor tensors)",
+                      file.name(), type);
+  }
+  if (!(linear > 0)) {
+    return make_error(ErrorCode::kInvalidFormat,
+                      "model: {}: RoPE scaling factor {} is not positive", file.name(), linear);
+  }
+  hp->rope_freq_scale = static_cast<float>(1.0 / linear);
+  const double attn_factor = file.get_float_or(a + "rope.scaling.attn_factor", 1.0);
+  if (!(attn_factor > 0 && attn_factor < 100)) {
+    return make_error(ErrorCode::kInvalidFormat,
+                      "model: {}: rope.scaling.attn_factor {} is out of range", file.name(),
+                      attn_factor);
+  }
+  hp->rope_attn_factor = static_cast<float>(attn_factor);
+  hp->n_ctx_orig = static_cast<int64_t>(file.get_uint_or(a + "rope.scaling.original_context_length",
+                                                         static_cast<uint64_t>(hp->n_ctx_train)));
+  return {};
+}
+
 }  // namespace
 
 std::string_view supported_architectures() { return "llama, qwen2, phi3"; }
@@ -67,8 +97,7 @@ Expected<Hparams> read_hparams(const GgufFile& file) {
   }
   hp.rms_eps = static_cast<float>(file.get_float_or(a + "attention.layer_norm_rms_epsilon", 1e-5));
   hp.rope_freq_base = static_cast<float>(file.get_float_or(a + "rope.freq_base", 10000.0));
-  const double scale = file.get_float_or(a + "rope.scale_linear", 1.0);
-  hp.rope_freq_scale = static_cast<float>(scale > 0 ? 1.0 / scale : 1.0);
+  PV_TRY_VOID(read_rope_scaling(file, a, &hp));
   const GgufValue* tokens = file.find("tokenizer.ggml.tokens");
   hp.n_vocab = static_cast<int64_t>(
       file.get_uint_or(a + "vocab_size", tokens != nullptr ? tokens->size() : 0));

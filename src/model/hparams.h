@@ -27,7 +27,9 @@ struct Hparams {
   int64_t n_rot = 0;  // dims per head that RoPE rotates
   float rms_eps = 1e-5f;
   float rope_freq_base = 10000.0f;
-  float rope_freq_scale = 1.0f;
+  float rope_freq_scale = 1.0f;   // linear RoPE scaling: positions are multiplied by this
+  float rope_attn_factor = 1.0f;  // scales RoPE's cos and sin (phi3 LongRoPE)
+  int64_t n_ctx_orig = 0;         // context before RoPE scaling (LongRoPE picks its factors)
   ref::RopeStyle rope_style = ref::RopeStyle::kAdjacentPairs;
 
   int64_t n_embd_kv() const { return n_head_kv * head_dim; }

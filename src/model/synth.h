@@ -12,6 +12,10 @@
 
 namespace pensieve {
 
+// How a preset scales RoPE beyond its original context: llama3 writes per-pair factors as
+// rope_freqs.weight; phi3 LongRoPE writes short and long factors plus an attention factor.
+enum class SynthRope { kPlain, kLlama3, kLongRope };
+
 struct SynthPreset {
   std::string_view name;
   std::string_view arch;  // llama, qwen2, phi3
@@ -26,6 +30,8 @@ struct SynthPreset {
   bool tied_embeddings;
   std::string_view vocab;  // default vocabulary file under ../shared/vocab
   std::string_view note;   // what stands in for the real vocabulary, if anything
+  SynthRope rope = SynthRope::kPlain;
+  int64_t n_ctx_orig = 0;  // the context RoPE scaling extends (kLlama3, kLongRope)
 };
 
 std::span<const SynthPreset> synth_presets();

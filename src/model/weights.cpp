@@ -44,6 +44,21 @@ Expected<const float*> WeightBinder::vector(const std::string& name, int64_t n) 
   return reinterpret_cast<const float*>(t->data);
 }
 
+ref::RopeParams rope_params(const Hparams& hp, const ModelWeights& w, int64_t n_ctx) {
+  ref::RopeParams p;
+  p.n_rot = hp.n_rot;
+  p.freq_base = hp.rope_freq_base;
+  p.freq_scale = hp.rope_freq_scale;
+  p.style = hp.rope_style;
+  p.attn_factor = hp.rope_attn_factor;
+  if (w.rope_freqs != nullptr) {
+    p.freq_factors = w.rope_freqs;
+  } else if (w.rope_factors_long != nullptr) {
+    p.freq_factors = n_ctx > hp.n_ctx_orig ? w.rope_factors_long : w.rope_factors_short;
+  }
+  return p;
+}
+
 Expected<ModelWeights> bind_weights(const GgufFile& file, const Hparams& hp) {
   WeightBinder binder(file);
   switch (hp.arch) {

@@ -31,6 +31,11 @@ struct ModelWeights {
   const float* output_norm = nullptr;  // [n_embd]
   Matrix output;                       // [n_vocab, n_embd]; token_embd when tied
   std::vector<LayerWeights> layers;
+  // RoPE per-pair frequency factors [n_rot / 2], null where the model has none: llama3's
+  // rope_freqs, phi3 LongRoPE's factors for short and long contexts.
+  const float* rope_freqs = nullptr;
+  const float* rope_factors_short = nullptr;
+  const float* rope_factors_long = nullptr;
 };
 
 // Finds and checks tensors by name; errors name the file and tensor.
@@ -50,6 +55,10 @@ class WeightBinder {
 };
 
 Expected<ModelWeights> bind_weights(const GgufFile& file, const Hparams& hp);
+
+// RoPE as the model runs with a context of n_ctx tokens: LongRoPE models switch to their long
+// factors when n_ctx exceeds the context they were trained with before scaling.
+ref::RopeParams rope_params(const Hparams& hp, const ModelWeights& w, int64_t n_ctx);
 
 // Per architecture (model/arch/*.cpp).
 Expected<ModelWeights> bind_llama_weights(const WeightBinder& b, const Hparams& hp);

@@ -4,6 +4,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
 #endif
 
 namespace pensieve::cpu {
@@ -57,6 +60,14 @@ CpuFeatures detect() {
   return f;
 }
 
+#elif defined(__aarch64__) && defined(__linux__)
+
+CpuFeatures detect() {
+  CpuFeatures f;
+  f.neon = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+  return f;
+}
+
 #else
 
 CpuFeatures detect() { return CpuFeatures{}; }
@@ -80,6 +91,8 @@ bool isa_supported(Isa isa) {
       return avx2;
     case Isa::kAvx512:
       return avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+    case Isa::kNeon:
+      return f.neon;
   }
   return false;
 }
@@ -103,6 +116,8 @@ std::string_view isa_name(Isa isa) {
       return "avx2";
     case Isa::kAvx512:
       return "avx512";
+    case Isa::kNeon:
+      return "neon";
   }
   return "unknown";
 }

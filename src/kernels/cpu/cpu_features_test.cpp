@@ -25,12 +25,27 @@ TEST(CpuFeatures, LevelsImplyTheirFeatures) {
     EXPECT_TRUE(isa_supported(Isa::kAvx2));
     EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni);
   }
+  if (isa_supported(Isa::kNeon)) {
+    EXPECT_TRUE(f.neon);
+    EXPECT_FALSE(isa_supported(Isa::kAvx2));
+  }
+}
+
+// ARM64 always has Advanced SIMD, so the NEON kernels run (and are tested) on every ARM64 CPU.
+TEST(CpuFeatures, NeonExactlyOnArm64) {
+#if defined(__aarch64__)
+  EXPECT_TRUE(isa_supported(Isa::kNeon));
+  EXPECT_EQ(best_isa(), Isa::kNeon);
+#else
+  EXPECT_FALSE(isa_supported(Isa::kNeon));
+#endif
 }
 
 TEST(CpuFeatures, Names) {
   EXPECT_EQ(isa_name(Isa::kScalar), "scalar");
   EXPECT_EQ(isa_name(Isa::kAvx2), "avx2");
   EXPECT_EQ(isa_name(Isa::kAvx512), "avx512");
+  EXPECT_EQ(isa_name(Isa::kNeon), "neon");
 }
 
 }  // namespace

@@ -56,5 +56,6 @@ struct IsaKernels {
 const IsaKernels& scalar_kernels();
 const IsaKernels* avx2_kernels();    // null where the target is not x86-64
 const IsaKernels* avx512_kernels();  // null where the target is not x86-64
+const IsaKernels* neon_kernels();    // null where the target is not ARM64
 
 }  // namespace pensieve::cpu

@@ -22,6 +22,8 @@ const IsaKernels* table_for(Isa isa) {
       return avx2_kernels();
     case Isa::kAvx512:
       return avx512_kernels();
+    case Isa::kNeon:
+      return neon_kernels();
   }
   return nullptr;
 }

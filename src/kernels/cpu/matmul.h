@@ -1,5 +1,5 @@
 // Fast CPU matrix products y = x * W^T for weights in any supported GGUF type, with runtime
-// dispatch to the best SIMD level (scalar, AVX2, AVX-512) and rows split across a thread pool.
+// dispatch to the best SIMD level (scalar, AVX2, AVX-512, NEON), rows split across a thread pool.
 #pragma once
 
 #include <cstddef>

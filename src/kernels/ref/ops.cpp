@@ -28,21 +28,32 @@ void matvec(const Matrix& w, const float* x, float* out, float* scratch) {
   }
 }
 
-void rope(float* head, int64_t head_dim, int64_t n_rot, int64_t pos, float freq_base,
-          float freq_scale, RopeStyle style) {
-  PV_CHECK(n_rot <= head_dim && n_rot % 2 == 0, "n_rot {} head_dim {}", n_rot, head_dim);
-  for (int64_t i = 0; i < n_rot / 2; ++i) {
-    const double theta =
-        pos * freq_scale * std::pow(static_cast<double>(freq_base), -2.0 * i / n_rot);
-    const float c = static_cast<float>(std::cos(theta));
-    const float s = static_cast<float>(std::sin(theta));
-    const int64_t a = style == RopeStyle::kAdjacentPairs ? 2 * i : i;
-    const int64_t b = style == RopeStyle::kAdjacentPairs ? 2 * i + 1 : i + n_rot / 2;
+void rope_angles(const RopeParams& p, int64_t pos, float* cos, float* sin) {
+  PV_CHECK(p.n_rot > 0 && p.n_rot % 2 == 0, "rope: n_rot {}", p.n_rot);
+  for (int64_t i = 0; i < p.n_rot / 2; ++i) {
+    double freq = std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_rot) * p.freq_scale;
+    if (p.freq_factors != nullptr) freq /= p.freq_factors[i];
+    const double theta = static_cast<double>(pos) * freq;
+    cos[i] = static_cast<float>(std::cos(theta) * p.attn_factor);
+    sin[i] = static_cast<float>(std::sin(theta) * p.attn_factor);
+  }
+}
+
+void rope_rotate(const RopeParams& p, const float* cos, const float* sin, float* head) {
+  const int64_t half = p.n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const int64_t a = p.style == RopeStyle::kAdjacentPairs ? 2 * i : i;
+    const int64_t b = p.style == RopeStyle::kAdjacentPairs ? 2 * i + 1 : i + half;
     const float x0 = head[a];
     const float x1 = head[b];
-    head[a] = x0 * c - x1 * s;
-    head[b] = x0 * s + x1 * c;
+    head[a] = x0 * cos[i] - x1 * sin[i];
+    head[b] = x0 * sin[i] + x1 * cos[i];
   }
+}
+
+void rope(const RopeParams& p, int64_t pos, float* head, float* scratch) {
+  rope_angles(p, pos, scratch, scratch + p.n_rot / 2);
+  rope_rotate(p, scratch, scratch + p.n_rot / 2, head);
 }
 
 void softmax(float* x, int64_t n) {

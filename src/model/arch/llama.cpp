@@ -15,6 +15,9 @@ Expected<ModelWeights> bind_llama_weights(const WeightBinder& b, const Hparams& 
   } else {
     w.output = w.token_embd;  // tied embeddings
   }
+  if (b.has("rope_freqs.weight")) {  // llama3 RoPE scaling
+    PV_TRY(w.rope_freqs, b.vector("rope_freqs.weight", hp.n_rot / 2));
+  }
   w.layers.resize(static_cast<size_t>(hp.n_layer));
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     LayerWeights& l = w.layers[static_cast<size_t>(il)];

@@ -25,9 +25,10 @@ Expected<ModelWeights> bind_phi3_weights(const WeightBinder& b, const Hparams& h
   } else {
     w.output = w.token_embd;
   }
+  // LongRoPE (the 128k variants): per-pair factors for short and long contexts.
   if (b.has("rope_factors_long.weight") || b.has("rope_factors_short.weight")) {
-    return make_error(ErrorCode::kUnsupported,
-                      "model: phi3 LongRoPE (128k) variants are not supported yet");
+    PV_TRY(w.rope_factors_short, b.vector("rope_factors_short.weight", hp.n_rot / 2));
+    PV_TRY(w.rope_factors_long, b.vector("rope_factors_long.weight", hp.n_rot / 2));
   }
   w.layers.resize(static_cast<size_t>(hp.n_layer));
   for (int64_t il = 0; il < hp.n_layer; ++il) {

@@ -1,0 +1,49 @@
+// Causal attention over a KV cache with an online softmax: no score matrix is ever built, and
+// each query row costs time linear in the positions it attends. The cache holds F32, F16 or
+// Q8_0 rows; runtime dispatch picks the widest SIMD level, as matmul does.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gguf/types.h"
+#include "kernels/cpu/cpu_features.h"
+
+namespace pensieve::cpu {
+
+// Cache element types: F32, F16 (the default) and Q8_0.
+bool kv_type_supported(GgmlType type);
+// Bytes that n values take in a cache row (n a multiple of 32 for Q8_0).
+size_t kv_bytes(GgmlType type, int64_t n);
+// Writes n values into a cache row.
+void kv_store(GgmlType type, const float* x, int64_t n, uint8_t* dst);
+// Reads n values of a cache row back (tests, debugging).
+void kv_load(GgmlType type, const uint8_t* src, int64_t n, float* x);
+
+// One job: `group` query heads that share one KV head, for n_tokens consecutive tokens. Token t
+// of the job sits at position first_pos + t and attends positions [0, first_pos + t].
+struct AttentionJob {
+  const float* q = nullptr;  // row (t, h) at q + t * token_stride + h * head_dim
+  float* out = nullptr;      // same layout as q
+  int64_t token_stride = 0;  // floats from one token to the next in q and out
+  int64_t group = 1;
+  int64_t n_tokens = 1;
+  int64_t first_pos = 0;
+  const uint8_t* k = nullptr;  // this KV head's values at position 0; position p at + p * kv_stride
+  const uint8_t* v = nullptr;
+  size_t kv_stride = 0;
+  GgmlType kv_type = GgmlType::kF16;
+  int64_t head_dim = 0;  // a multiple of 32 for Q8_0
+  float scale = 1.0f;    // applied to q.k, usually 1/sqrt(head_dim)
+};
+
+// Floats of scratch one job of up to max_rows (= group * n_tokens) query rows needs.
+size_t attention_scratch_floats(int64_t max_rows, int64_t head_dim);
+
+// out = softmax(scale * q k^T) v per query row, causally. scratch: attention_scratch_floats().
+// A row's result does not depend on which other rows share its job.
+void attention(const AttentionJob& job, float* scratch);
+// The same at a given dispatch level (tests); the level must be supported.
+void attention(const AttentionJob& job, float* scratch, Isa isa);
+
+}  // namespace pensieve::cpu

@@ -1,0 +1,200 @@
+// The attention kernel's body, written once on GCC vector types and compiled by each ISA's
+// translation unit with its own flags (define PENSIEVE_VEC_BYTES first: 16, 32 or 64). Everything
+// here has internal linkage, so the units share no code built for another ISA.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/half.h"
+#include "kernels/cpu/attention.h"
+
+#if defined(__F16C__) || defined(__AVX512F__)
+#include "kernels/cpu/simd_intrinsics.h"
+#endif
+
+#ifndef PENSIEVE_VEC_BYTES
+#error "define PENSIEVE_VEC_BYTES before including attention_impl.h"
+#endif
+
+namespace pensieve::cpu {
+namespace {
+
+using VecF = float __attribute__((vector_size(PENSIEVE_VEC_BYTES)));
+using VecI = int32_t __attribute__((vector_size(PENSIEVE_VEC_BYTES)));
+constexpr int kLanes = PENSIEVE_VEC_BYTES / 4;
+// Positions converted to F32 and scored together.
+constexpr int kPosBlock = 32;
+static_assert(kPosBlock % kLanes == 0);
+
+VecF load(const float* p) {
+  VecF v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+void store(float* p, VecF v) { std::memcpy(p, &v, sizeof v); }
+
+VecF splat(float x) { return VecF{} + x; }
+
+float reduce_add(VecF v) {
+  float sum = 0;
+  for (int i = 0; i < kLanes; ++i) sum += v[i];
+  return sum;
+}
+
+// e^x for x <= 0: 2^n * poly(r) with x = n ln2 + r, |r| <= ln2/2 (relative error ~2e-7);
+// x below -87 gives 0.
+VecF exp_nonpositive(VecF x) {
+  const VecF clamped = x < -87.0f ? splat(-87.0f) : x;
+  // Round half away from zero: every x here is <= 0.
+  const VecF n =
+      __builtin_convertvector(__builtin_convertvector(clamped * 1.44269504f - 0.5f, VecI), VecF);
+  const VecF r = clamped - n * 0.693145752f - n * 1.42860677e-6f;
+  VecF p = splat(1.0f / 5040);
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const VecI bits = (__builtin_convertvector(n, VecI) + 127) << 23;
+  VecF scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  const VecF result = p * scale;
+  return x < -87.0f ? VecF{} : result;  // also e^-inf = 0
+}
+
+void f16_row_to_f32(const uint16_t* src, int64_t n, float* dst) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+  }
+#elif defined(__F16C__)
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+
+void q8_0_row_to_f32(const uint8_t* src, int64_t n, float* dst) {
+  for (int64_t b = 0; b < n / 32; ++b, src += 34) {
+    uint16_t d16;
+    std::memcpy(&d16, src, 2);
+    const float d = f16_to_f32(d16);
+    const auto* q = reinterpret_cast<const int8_t*>(src + 2);
+    for (int i = 0; i < 32; ++i) dst[b * 32 + i] = d * static_cast<float>(q[i]);
+  }
+}
+
+// Rows [p0, p0 + n) of a cache as F32 [n, head_dim]: the cache itself when it is F32.
+const float* rows_as_f32(const AttentionJob& job, const uint8_t* base, int64_t p0, int64_t n,
+                         float* buffer) {
+  const uint8_t* row = base + static_cast<size_t>(p0) * job.kv_stride;
+  if (job.kv_type == GgmlType::kF32 && job.kv_stride == static_cast<size_t>(job.head_dim) * 4) {
+    return reinterpret_cast<const float*>(row);
+  }
+  for (int64_t j = 0; j < n; ++j, row += job.kv_stride) {
+    float* dst = buffer + j * job.head_dim;
+    switch (job.kv_type) {
+      case GgmlType::kF16:
+        f16_row_to_f32(reinterpret_cast<const uint16_t*>(row), job.head_dim, dst);
+        break;
+      case GgmlType::kQ8_0:
+        q8_0_row_to_f32(row, job.head_dim, dst);
+        break;
+      default:
+        std::memcpy(dst, row, static_cast<size_t>(job.head_dim) * 4);
+        break;
+    }
+  }
+  return buffer;
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  VecF acc{};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
+  float sum = reduce_add(acc);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// acc = acc * keep + sum_j p[j] * v[j]
+void scale_accumulate(float* acc, float keep, const float* p, const float* v, int64_t n_pos,
+                      int64_t head_dim) {
+  int64_t d = 0;
+  for (; d + kLanes <= head_dim; d += kLanes) {
+    VecF a = load(acc + d) * keep;
+    for (int64_t j = 0; j < n_pos; ++j) a += p[j] * load(v + j * head_dim + d);
+    store(acc + d, a);
+  }
+  for (; d < head_dim; ++d) {
+    float a = acc[d] * keep;
+    for (int64_t j = 0; j < n_pos; ++j) a += p[j] * v[j * head_dim + d];
+    acc[d] = a;
+  }
+}
+
+void attention_impl(const AttentionJob& job, float* scratch) {
+  const int64_t hd = job.head_dim;
+  const int64_t n_rows = job.group * job.n_tokens;
+  float* acc = scratch;            // [n_rows, hd]
+  float* max = acc + n_rows * hd;  // [n_rows] running maximum of the scores
+  float* sum = max + n_rows;       // [n_rows] running sum of e^(score - max)
+  float* k_buf = sum + n_rows;     // [kPosBlock, hd]
+  float* v_buf = k_buf + kPosBlock * hd;
+  std::fill(acc, acc + n_rows * hd, 0.0f);
+  std::fill(max, max + n_rows, -INFINITY);
+  std::fill(sum, sum + n_rows, 0.0f);
+
+  const int64_t n_pos = job.first_pos + job.n_tokens;
+  alignas(64) float p[kPosBlock];
+  for (int64_t p0 = 0; p0 < n_pos; p0 += kPosBlock) {
+    const int64_t block = std::min<int64_t>(kPosBlock, n_pos - p0);
+    const float* k = rows_as_f32(job, job.k, p0, block, k_buf);
+    const float* v = rows_as_f32(job, job.v, p0, block, v_buf);
+    for (int64_t t = 0; t < job.n_tokens; ++t) {
+      const int64_t seen = std::min(block, job.first_pos + t + 1 - p0);  // causal limit
+      if (seen <= 0) continue;
+      for (int64_t h = 0; h < job.group; ++h) {
+        const int64_t row = t * job.group + h;
+        const float* q = job.q + t * job.token_stride + h * hd;
+        float block_max = -INFINITY;
+        for (int64_t j = 0; j < seen; ++j) {
+          p[j] = dot(q, k + j * hd, hd) * job.scale;
+          block_max = std::max(block_max, p[j]);
+        }
+        const float new_max = std::max(max[row], block_max);
+        const float keep = std::exp(max[row] - new_max);  // 0 on the first block
+        max[row] = new_max;
+        for (int64_t j = seen; j < kPosBlock; ++j) p[j] = -INFINITY;
+        float block_sum = 0;
+        for (int j = 0; j < kPosBlock; j += kLanes) {
+          const VecF e = exp_nonpositive(load(p + j) - new_max);
+          store(p + j, e);
+          block_sum += reduce_add(e);
+        }
+        sum[row] = sum[row] * keep + block_sum;
+        scale_accumulate(acc + row * hd, keep, p, v, seen, hd);
+      }
+    }
+  }
+  for (int64_t t = 0; t < job.n_tokens; ++t) {
+    for (int64_t h = 0; h < job.group; ++h) {
+      const int64_t row = t * job.group + h;
+      float* out = job.out + t * job.token_stride + h * hd;
+      const float inv = 1.0f / sum[row];
+      for (int64_t d = 0; d < hd; ++d) out[d] = acc[row * hd + d] * inv;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pensieve::cpu
