@@ -113,9 +113,10 @@ void CpuForward::attention(int64_t il, int64_t n) {
     ref::rms_norm(x_.data() + t * hp_.n_embd, l.attn_norm, hp_.n_embd, hp_.rms_eps,
                   xn_.data() + t * hp_.n_embd);
   }
-  matmul(l.wq, xn_.data(), n, q_.data());  // [n, n_q]
-  matmul(l.wk, xn_.data(), n, k_.data());  // [n, n_kv]
-  matmul(l.wv, xn_.data(), n, v_.data());  // [n, n_kv]
+  const cpu::MatmulTarget qkv[] = {{&l.wq, q_.data()},   // [n, n_q]
+                                   {&l.wk, k_.data()},   // [n, n_kv]
+                                   {&l.wv, v_.data()}};  // [n, n_kv]
+  cpu::matmul_many(qkv, xn_.data(), n, pool_, workspace_);
   store_kv(il, n);
   attend(il, n);
   matmul(l.wo, attn_.data(), n, proj_.data());  // [n, n_embd]
@@ -186,8 +187,9 @@ void CpuForward::feed_forward(int64_t il, int64_t n) {
     ref::rms_norm(x_.data() + t * hp_.n_embd, l.ffn_norm, hp_.n_embd, hp_.rms_eps,
                   xn_.data() + t * hp_.n_embd);
   }
-  matmul(l.ffn_gate, xn_.data(), n, gate_.data());  // [n, n_ff]
-  matmul(l.ffn_up, xn_.data(), n, up_.data());      // [n, n_ff]
+  const cpu::MatmulTarget gate_up[] = {{&l.ffn_gate, gate_.data()},  // [n, n_ff]
+                                       {&l.ffn_up, up_.data()}};     // [n, n_ff]
+  cpu::matmul_many(gate_up, xn_.data(), n, pool_, workspace_);
   ref::swiglu(gate_.data(), up_.data(), n * hp_.n_ff, gate_.data());
   matmul(l.ffn_down, gate_.data(), n, proj_.data());  // [n, n_embd]
   for (int64_t i = 0; i < n * hp_.n_embd; ++i) x_[sz(i)] += proj_[sz(i)];

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "model/alloc_counter.h"
 #include "model/forward_ref.h"
 #include "model/model.h"
 #include "model/quantize.h"
@@ -148,6 +149,24 @@ TEST(CpuForward, GoldenTinyStories656K) {
     }
     EXPECT_EQ(got, expected) << file;
   }
+}
+
+// Prompt chunks and decode steps allocate nothing: every buffer is sized at construction.
+TEST(CpuForward, TokenLoopDoesNotAllocate) {
+  auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf");
+  ASSERT_TRUE(model.has_value());
+  CpuForward fwd((*model)->hparams(), (*model)->weights(), 128, 2, 8);
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298};
+  AllocationCounter counter;
+  auto logits = fwd.eval(prompt);  // two chunks of up to 8
+  int32_t token = 1;
+  for (int i = 0; i < 20 && logits.has_value(); ++i) {
+    token = argmax(*logits);
+    logits = fwd.eval(std::span<const int32_t>(&token, 1));
+  }
+  const int64_t allocations = counter.count();
+  ASSERT_TRUE(logits.has_value());
+  EXPECT_EQ(allocations, 0);
 }
 
 TEST(CpuForward, RejectsPromptLongerThanContext) {

@@ -91,6 +91,37 @@ void run_rows(const Plan& plan, const GemmArgs& args, int64_t r0, int64_t r1, in
   }
 }
 
+void check_args(const Matrix& w, int64_t n_tokens, const MatmulWorkspace& ws, Isa isa) {
+  PV_CHECK(matmul_supports(w.type), "matmul: unsupported weight type {}", ggml_type_name(w.type));
+  PV_CHECK(isa_supported(isa), "matmul: {} is not supported by this CPU", isa_name(isa));
+  const GgmlTypeTraits& traits = ggml_type_traits(w.type);
+  PV_CHECK(w.n_cols > 0 && w.n_cols % traits.block_elements == 0, "matmul: {} columns of {}",
+           w.n_cols, traits.name);
+  PV_CHECK(w.row_bytes >= ggml_row_bytes(traits, w.n_cols), "matmul: row stride {}", w.row_bytes);
+  PV_CHECK(n_tokens >= 0 && n_tokens <= ws.max_tokens() && w.n_cols <= ws.max_cols(),
+           "matmul: {} tokens x {} columns exceed the workspace", n_tokens, w.n_cols);
+}
+
+// Quantizes (or points at) x in the plan's activation format.
+const uint8_t* prepare_activations(const Plan& plan, const float* x, int64_t n_tokens,
+                                   int64_t n_cols, size_t act_stride, ThreadPool& pool,
+                                   MatmulWorkspace& ws) {
+  if (plan.kernel->act == ActFormat::kF32) return reinterpret_cast<const uint8_t*>(x);
+  uint8_t* act = ws.rows(n_tokens, act_stride);
+  const auto quantize = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      plan.quantize(x + t * n_cols, n_cols, plan.kernel->act_offset,
+                    act + static_cast<size_t>(t) * act_stride);
+    }
+  };
+  if (n_tokens == 1) {
+    quantize(0, 1);
+  } else {
+    pool.parallel_for(n_tokens, quantize);
+  }
+  return act;
+}
+
 }  // namespace
 
 MatmulWorkspace::MatmulWorkspace(int64_t max_tokens, int64_t max_cols)
@@ -142,37 +173,13 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
 
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulWorkspace& ws, Isa isa) {
-  PV_CHECK(matmul_supports(w.type), "matmul: unsupported weight type {}", ggml_type_name(w.type));
-  PV_CHECK(isa_supported(isa), "matmul: {} is not supported by this CPU", isa_name(isa));
-  const GgmlTypeTraits& traits = ggml_type_traits(w.type);
-  PV_CHECK(w.n_cols > 0 && w.n_cols % traits.block_elements == 0, "matmul: {} columns of {}",
-           w.n_cols, traits.name);
-  PV_CHECK(w.row_bytes >= ggml_row_bytes(traits, w.n_cols), "matmul: row stride {}", w.row_bytes);
-  PV_CHECK(n_tokens >= 0 && n_tokens <= ws.max_tokens() && w.n_cols <= ws.max_cols(),
-           "matmul: {} tokens x {} columns exceed the workspace", n_tokens, w.n_cols);
+  check_args(w, n_tokens, ws, isa);
   if (n_tokens == 0 || w.n_rows == 0) return;
 
   const Plan plan = plan_for(w.type, isa);
-  GemmArgs args{w.data, w.row_bytes, w.n_cols, nullptr, 0, y, w.n_rows};
-  if (plan.kernel->act == ActFormat::kF32) {
-    args.act = reinterpret_cast<const uint8_t*>(x);
-    args.act_stride = static_cast<size_t>(w.n_cols) * sizeof(float);
-  } else {
-    args.act_stride = act_row_bytes(plan.kernel->act, w.n_cols);
-    uint8_t* act = ws.rows(n_tokens, args.act_stride);
-    const auto quantize = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        plan.quantize(x + t * w.n_cols, w.n_cols, plan.kernel->act_offset,
-                      act + static_cast<size_t>(t) * args.act_stride);
-      }
-    };
-    if (n_tokens == 1) {
-      quantize(0, 1);
-    } else {
-      pool.parallel_for(n_tokens, quantize);
-    }
-    args.act = act;
-  }
+  const size_t act_stride = act_row_bytes(plan.kernel->act, w.n_cols);
+  const uint8_t* act = prepare_activations(plan, x, n_tokens, w.n_cols, act_stride, pool, ws);
+  const GemmArgs args{w.data, w.row_bytes, w.n_cols, act, act_stride, y, w.n_rows};
 
   // Rows are split among threads so each streams its own contiguous part of the weights; with
   // too few rows to go round, tokens are split instead.
@@ -185,7 +192,51 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadP
       if (begin < end) plan.kernel->gemm(args, 0, w.n_rows, begin, end);
     } else {
       split_range(w.n_rows, kRowAlign, thread_index, n_parts, &begin, &end);
-      run_rows(plan, args, begin, end, n_tokens, args.act_stride);
+      run_rows(plan, args, begin, end, n_tokens, act_stride);
+    }
+  });
+}
+
+void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens,
+                 ThreadPool& pool, MatmulWorkspace& ws) {
+  constexpr size_t kMaxTargets = 4;
+  const Isa isa = best_isa();
+  bool shared = n_tokens == 1 && targets.size() <= kMaxTargets && !targets.empty();
+  Plan plans[kMaxTargets];
+  for (size_t i = 0; shared && i < targets.size(); ++i) {
+    const Matrix& w = *targets[i].w;
+    check_args(w, n_tokens, ws, isa);
+    plans[i] = plan_for(w.type, isa);
+    shared = w.n_cols == targets[0].w->n_cols && plans[i].kernel->act == plans[0].kernel->act &&
+             plans[i].kernel->act_offset == plans[0].kernel->act_offset;
+  }
+  if (!shared) {
+    for (const MatmulTarget& t : targets) matmul(*t.w, x, n_tokens, t.y, pool, ws, isa);
+    return;
+  }
+  const int64_t n_cols = targets[0].w->n_cols;
+  const size_t act_stride = act_row_bytes(plans[0].kernel->act, n_cols);
+  const uint8_t* act = prepare_activations(plans[0], x, n_tokens, n_cols, act_stride, pool, ws);
+  size_t total_bytes = 0;
+  for (const MatmulTarget& t : targets)
+    total_bytes += t.w->row_bytes * static_cast<size_t>(t.w->n_rows);
+
+  // Thread i streams bytes [i, i + 1) * total / n of the matrices laid end to end, cut at rows
+  // that are multiples of kRowAlign. Every thread computes the same cuts, so the parts tile.
+  pool.run([&](int thread_index, int n_parts) {
+    const auto cut = [&](int part, size_t first_byte, const Matrix& w) {
+      const size_t at = total_bytes * static_cast<size_t>(part) / static_cast<size_t>(n_parts);
+      if (at <= first_byte) return int64_t{0};
+      const auto row = static_cast<int64_t>((at - first_byte + w.row_bytes - 1) / w.row_bytes);
+      return std::min(w.n_rows, (row + kRowAlign - 1) / kRowAlign * kRowAlign);
+    };
+    size_t first_byte = 0;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const Matrix& w = *targets[i].w;
+      const GemmArgs args{w.data, w.row_bytes, w.n_cols, act, act_stride, targets[i].y, w.n_rows};
+      run_rows(plans[i], args, cut(thread_index, first_byte, w),
+               cut(thread_index + 1, first_byte, w), n_tokens, act_stride);
+      first_byte += w.row_bytes * static_cast<size_t>(w.n_rows);
     }
   });
 }

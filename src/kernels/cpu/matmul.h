@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_features.h"
@@ -41,6 +42,17 @@ bool matmul_supports(GgmlType type);
 // One caller at a time per pool and workspace.
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulWorkspace& ws);
+
+// Several products of the same activations (q, k and v; gate and up). For one token with weights
+// that share an activation format, x is quantized once and the threads split the rows of all the
+// matrices together by bytes: one wait on the pool instead of one per matrix. Otherwise the
+// products run one after another. Results equal matmul()'s bit for bit.
+struct MatmulTarget {
+  const Matrix* w = nullptr;
+  float* y = nullptr;
+};
+void matmul_many(std::span<const MatmulTarget> targets, const float* x, int64_t n_tokens,
+                 ThreadPool& pool, MatmulWorkspace& ws);
 
 // The same at a given dispatch level (tests, benchmarks); the level must be supported.
 void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,

@@ -213,6 +213,44 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                          testing::Combine(testing::ValuesIn(kTypes), testing::ValuesIn(kAllIsas)),
                          param_name);
 
+// matmul_many gives exactly matmul()'s results: sharing the quantized activations and splitting
+// the rows of several matrices by bytes (same formats), or falling back (mixed formats, prompts).
+TEST(Matmul, ManyEqualsOneByOne) {
+  const std::vector<std::vector<GgmlType>> groups = {
+      {GgmlType::kQ4_0, GgmlType::kQ4_0, GgmlType::kQ4_0},
+      {GgmlType::kQ4_K, GgmlType::kQ6_K},  // K-quants share the Q8_K activations at best_isa
+      {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kF16},
+      {GgmlType::kF16, GgmlType::kBF16}};
+  ThreadPool pool(2);
+  MatmulWorkspace ws(3, 512);
+  uint32_t seed = 100;
+  for (const auto& types : groups) {
+    for (const int64_t n_tokens : {1, 3}) {
+      std::vector<TestMatrix> ws_matrices;
+      const int64_t rows[] = {48, 17, 130, 64};
+      for (size_t i = 0; i < types.size(); ++i) {
+        ws_matrices.push_back(make_matrix(types[i], rows[i], 512, i, seed++));
+      }
+      const TestActivations a = make_activations(n_tokens, 512, seed++);
+      std::vector<std::vector<float>> together(types.size()), alone(types.size());
+      std::vector<MatmulTarget> targets;
+      for (size_t i = 0; i < types.size(); ++i) {
+        together[i].assign(static_cast<size_t>(n_tokens * rows[i]), NAN);
+        alone[i].assign(together[i].size(), NAN);
+        targets.push_back({&ws_matrices[i].m, together[i].data()});
+      }
+      matmul_many(targets, a.x, n_tokens, pool, ws);
+      for (size_t i = 0; i < types.size(); ++i) {
+        matmul(ws_matrices[i].m, a.x, n_tokens, alone[i].data(), pool, ws);
+        for (size_t j = 0; j < alone[i].size(); ++j) {
+          ASSERT_EQ(together[i][j], alone[i][j])
+              << ggml_type_name(types[i]) << " tokens " << n_tokens << " output " << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(Matmul, SupportedTypes) {
   for (GgmlType type : kTypes) EXPECT_TRUE(matmul_supports(type)) << ggml_type_name(type);
   EXPECT_FALSE(matmul_supports(GgmlType::kQ8_K));
