@@ -13,7 +13,8 @@ namespace {
 
 void print_text(const BenchResult& r, int repetitions) {
   fmt::print("model            {}\n", r.model_path);
-  fmt::print("threads          {}   repetitions {}\n", r.n_threads, repetitions);
+  fmt::print("threads          {}   repetitions {}   weights {}\n", r.n_threads, repetitions,
+             r.mmap ? "mapped" : "resident");
   auto line = [](const char* name, const Stat& s, const char* unit) {
     fmt::print("{:<17}{:.2f} {} (median; min {:.2f}, max {:.2f})\n", name, s.median, unit, s.min,
                s.max);
@@ -56,6 +57,7 @@ void register_bench(CLI::App& app, Handler* run) {
   cmd->add_option("-n,--generate-tokens", o->n_generate, "Generated tokens")->default_val(128);
   cmd->add_option("-r,--repetitions", o->repetitions, "Repetitions")->default_val(5);
   cmd->add_option("--kv-type", o->kv_type, "KV cache type: F16, Q8_0 or F32")->default_val("F16");
+  cmd->add_flag("--mmap", o->mmap, "Map the model file instead of loading it resident");
   cmd->add_flag("--json", *json, "Print one JSON object");
   cmd->callback([=] {
     *run = [=] {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -29,6 +30,8 @@ struct RunOptions {
   bool no_bos = false;
   bool reference = false;  // the scalar reference forward pass instead of the SIMD one
   int n_threads = 0;       // 0: all cores
+  std::string kv_type = "F16";
+  bool mmap = false;  // map the file instead of loading the weights resident
   GenerateOptions generate;
   bool chat = false;
   std::string system_prompt;
@@ -54,7 +57,13 @@ struct Loaded {
 
 Expected<Loaded> load(const RunOptions& o) {
   Loaded l;
-  PV_TRY(l.model, Model::load(o.model_path));
+  const std::optional<GgmlType> kv_type = ggml_type_from_name(o.kv_type);
+  if (!kv_type || !cpu::kv_type_supported(*kv_type)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "run: KV cache type '{}' is not one of F16, Q8_0, F32", o.kv_type);
+  }
+  PV_TRY(l.model,
+         Model::load(o.model_path, o.mmap ? MmapFile::Mode::kMapped : MmapFile::Mode::kResident));
   PV_TRY(l.tokenizer, Tokenizer::from_gguf(l.model->file()));
   const Hparams& hp = l.model->hparams();
   const int64_t n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
@@ -63,7 +72,8 @@ Expected<Loaded> load(const RunOptions& o) {
   } else {
     const int n_threads =
         o.n_threads > 0 ? o.n_threads : static_cast<int>(std::thread::hardware_concurrency());
-    l.forward = std::make_unique<CpuForward>(hp, l.model->weights(), n_ctx, std::max(1, n_threads));
+    l.forward = std::make_unique<CpuForward>(hp, l.model->weights(), n_ctx, std::max(1, n_threads),
+                                             256, *kv_type);
   }
   return l;
 }
@@ -224,6 +234,8 @@ void register_run(CLI::App& app, Handler* run) {
   cmd->add_option("--stop", o->generate.stop_strings, "Stop string (repeatable)");
   auto* no_bos = cmd->add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
   cmd->add_option("-t,--threads", o->n_threads, "Threads (default: all cores)");
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type: F16, Q8_0 or F32")->default_val("F16");
+  cmd->add_flag("--mmap", o->mmap, "Map the model file instead of loading it resident");
   cmd->add_flag("--reference", o->reference, "Use the scalar reference forward pass (slow)");
   auto* chat = cmd->add_flag("--chat", o->chat,
                              "Chat: one user message per stdin line, replies on stdout, with the "

@@ -62,10 +62,12 @@ double measure_read_bandwidth(int n_threads) {
 }
 
 Expected<BenchResult> run_bench(const BenchOptions& o) {
-  PV_TRY(auto model, Model::load(o.model_path));
+  PV_TRY(auto model,
+         Model::load(o.model_path, o.mmap ? MmapFile::Mode::kMapped : MmapFile::Mode::kResident));
   const Hparams& hp = model->hparams();
   BenchResult result;
   result.model_path = o.model_path;
+  result.mmap = o.mmap;
   result.n_threads = o.n_threads > 0
                          ? o.n_threads
                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -17,6 +17,7 @@ struct BenchOptions {
   int64_t n_generate = 128;  // generated tokens per repetition (0: skip)
   int repetitions = 5;
   std::string kv_type = "F16";  // KV cache: F16, Q8_0 or F32
+  bool mmap = false;            // map the file instead of loading the weights resident
 };
 
 struct Stat {
@@ -28,6 +29,7 @@ struct Stat {
 struct BenchResult {
   std::string model_path;
   int n_threads = 0;
+  bool mmap = false;
   Stat prompt_tokens_per_s;
   Stat generate_tokens_per_s;
   Stat time_to_first_token_ms;  // one-token prompt on an empty context

@@ -260,8 +260,8 @@ std::string GgufTensorInfo::shape_string() const {
   return s + "]";
 }
 
-Expected<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
-  PV_TRY(MmapFile map, MmapFile::open(path));
+Expected<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path, MmapFile::Mode mode) {
+  PV_TRY(MmapFile map, MmapFile::open(path, mode));
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->name_ = path;
   file->map_ = std::move(map);

@@ -44,7 +44,8 @@ struct GgufTensorInfo {
 class GgufFile {
  public:
   // Maps and validates `path`.
-  static Expected<std::unique_ptr<GgufFile>> open(const std::string& path);
+  static Expected<std::unique_ptr<GgufFile>> open(const std::string& path,
+                                                  MmapFile::Mode mode = MmapFile::Mode::kMapped);
   // Validates bytes owned by the caller (they must outlive the result); `name` labels errors.
   static Expected<std::unique_ptr<GgufFile>> parse(std::span<const uint8_t> bytes,
                                                    std::string name);

@@ -1,5 +1,7 @@
 #include "gguf/reader.h"
 
+#include <cstring>
+
 #include <gtest/gtest.h>
 
 namespace pensieve {
@@ -55,6 +57,31 @@ TEST(GgmlTypes, NamesAndSizes) {
   EXPECT_FALSE(ggml_type_from_name("Q4_X").has_value());
   EXPECT_EQ(ggml_type_traits(GgmlType::kQ6_K).block_bytes, 210u);
   EXPECT_FALSE(ggml_type_traits(4u).has_value());  // retired id
+}
+
+}  // namespace
+}  // namespace pensieve
+
+namespace pensieve {
+namespace {
+
+// A resident load holds exactly the file's bytes, at a 2 MiB-aligned address, read-only.
+TEST(MmapFile, ResidentEqualsMapped) {
+  const std::string path = std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf";
+  auto mapped = MmapFile::open(path, MmapFile::Mode::kMapped);
+  auto resident = MmapFile::open(path, MmapFile::Mode::kResident);
+  ASSERT_TRUE(mapped.has_value() && resident.has_value());
+  EXPECT_EQ(resident->mode(), MmapFile::Mode::kResident);
+  ASSERT_EQ(mapped->bytes().size(), resident->bytes().size());
+  ASSERT_GT(resident->bytes().size(), 0u);
+  EXPECT_EQ(std::memcmp(mapped->bytes().data(), resident->bytes().data(), mapped->bytes().size()),
+            0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(resident->bytes().data()) % (2u << 20), 0u);
+  MmapFile moved = std::move(*resident);
+  EXPECT_EQ(moved.bytes().size(), mapped->bytes().size());
+  auto missing = MmapFile::open(path + ".missing", MmapFile::Mode::kResident);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
 }  // namespace
