@@ -41,7 +41,7 @@ void kv_load(GgmlType type, const uint8_t* src, int64_t n, float* x) {
 
 size_t attention_scratch_floats(int64_t max_rows, int64_t head_dim) {
   constexpr int64_t kPosBlock = 32;  // attention_impl.h
-  return static_cast<size_t>(max_rows * (head_dim + 2) + 2 * kPosBlock * head_dim);
+  return static_cast<size_t>(max_rows * (head_dim + 2) + 3 * kPosBlock * head_dim);
 }
 
 void attention(const AttentionJob& job, float* scratch) { attention(job, scratch, best_isa()); }

@@ -117,13 +117,27 @@ const float* rows_as_f32(const AttentionJob& job, const uint8_t* base, int64_t p
   return buffer;
 }
 
-float dot(const float* a, const float* b, int64_t n) {
-  VecF acc{};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) acc += load(a + i) * load(b + i);
-  float sum = reduce_add(acc);
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
+// K rows [p0, p0 + n) transposed to kt[d * kPosBlock + j], positions past n zero: the scores
+// of a whole block then come from head_dim vector multiply-adds, with no horizontal sums.
+void k_block_transposed(const AttentionJob& job, int64_t p0, int64_t n, float* row_buf, float* kt) {
+  const int64_t hd = job.head_dim;
+  const float* rows = rows_as_f32(job, job.k, p0, n, row_buf);
+  for (int64_t d = 0; d < hd; ++d) {
+    float* column = kt + d * kPosBlock;
+    for (int64_t j = 0; j < n; ++j) column[j] = rows[j * hd + d];
+    for (int64_t j = n; j < kPosBlock; ++j) column[j] = 0.0f;
+  }
+}
+
+// scores[j] = scale * q . k_j for the block's kPosBlock positions.
+void block_scores(const float* q, const float* kt, int64_t head_dim, float scale, float* scores) {
+  VecF acc[kPosBlock / kLanes] = {};
+  for (int64_t d = 0; d < head_dim; ++d) {
+    const VecF qd = splat(q[d]);
+    for (int v = 0; v < kPosBlock / kLanes; ++v)
+      acc[v] += qd * load(kt + d * kPosBlock + v * kLanes);
+  }
+  for (int v = 0; v < kPosBlock / kLanes; ++v) store(scores + v * kLanes, acc[v] * scale);
 }
 
 // acc = acc * keep + sum_j p[j] * v[j]
@@ -145,11 +159,12 @@ void scale_accumulate(float* acc, float keep, const float* p, const float* v, in
 void attention_impl(const AttentionJob& job, float* scratch) {
   const int64_t hd = job.head_dim;
   const int64_t n_rows = job.group * job.n_tokens;
-  float* acc = scratch;            // [n_rows, hd]
-  float* max = acc + n_rows * hd;  // [n_rows] running maximum of the scores
-  float* sum = max + n_rows;       // [n_rows] running sum of e^(score - max)
-  float* k_buf = sum + n_rows;     // [kPosBlock, hd]
-  float* v_buf = k_buf + kPosBlock * hd;
+  float* acc = scratch;                   // [n_rows, hd]
+  float* max = acc + n_rows * hd;         // [n_rows] running maximum of the scores
+  float* sum = max + n_rows;              // [n_rows] running sum of e^(score - max)
+  float* k_buf = sum + n_rows;            // [kPosBlock, hd] K rows as F32
+  float* v_buf = k_buf + kPosBlock * hd;  // [kPosBlock, hd] V rows as F32
+  float* kt = v_buf + kPosBlock * hd;     // [hd, kPosBlock] K transposed
   std::fill(acc, acc + n_rows * hd, 0.0f);
   std::fill(max, max + n_rows, -INFINITY);
   std::fill(sum, sum + n_rows, 0.0f);
@@ -158,7 +173,7 @@ void attention_impl(const AttentionJob& job, float* scratch) {
   alignas(64) float p[kPosBlock];
   for (int64_t p0 = 0; p0 < n_pos; p0 += kPosBlock) {
     const int64_t block = std::min<int64_t>(kPosBlock, n_pos - p0);
-    const float* k = rows_as_f32(job, job.k, p0, block, k_buf);
+    k_block_transposed(job, p0, block, k_buf, kt);
     const float* v = rows_as_f32(job, job.v, p0, block, v_buf);
     for (int64_t t = 0; t < job.n_tokens; ++t) {
       const int64_t seen = std::min(block, job.first_pos + t + 1 - p0);  // causal limit
@@ -166,11 +181,9 @@ void attention_impl(const AttentionJob& job, float* scratch) {
       for (int64_t h = 0; h < job.group; ++h) {
         const int64_t row = t * job.group + h;
         const float* q = job.q + t * job.token_stride + h * hd;
+        block_scores(q, kt, hd, job.scale, p);
         float block_max = -INFINITY;
-        for (int64_t j = 0; j < seen; ++j) {
-          p[j] = dot(q, k + j * hd, hd) * job.scale;
-          block_max = std::max(block_max, p[j]);
-        }
+        for (int64_t j = 0; j < seen; ++j) block_max = std::max(block_max, p[j]);
         const float new_max = std::max(max[row], block_max);
         const float keep = std::exp(max[row] - new_max);  // 0 on the first block
         max[row] = new_max;
