@@ -16,5 +16,6 @@ void register_synth(CLI::App& app, Handler* run);
 void register_run(CLI::App& app, Handler* run);
 void register_quantize(CLI::App& app, Handler* run);
 void register_bench(CLI::App& app, Handler* run);
+void register_serve(CLI::App& app, Handler* run);
 
 }  // namespace pensieve::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   pensieve::cli::register_synth(app, &run);
   pensieve::cli::register_quantize(app, &run);
   pensieve::cli::register_bench(app, &run);
+  pensieve::cli::register_serve(app, &run);
   try {
     app.parse(argc, argv);
     pensieve::log::Level level;

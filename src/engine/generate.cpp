@@ -70,6 +70,10 @@ Expected<GenerateResult> generate(Forward& forward, const Tokenizer& tokenizer,
   start = std::chrono::steady_clock::now();
   result.reason = StopReason::kMaxTokens;
   for (int64_t i = 0; i < options.max_tokens; ++i) {
+    if (options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed)) {
+      result.reason = StopReason::kCancelled;
+      break;
+    }
     PV_TRY_VOID(check_finite(logits, forward.n_past()));
     const int32_t token = sampler.sample(logits, history);
     if (tokenizer.is_eog(token)) {

@@ -2,6 +2,7 @@
 // Used by `pensieve run` and `pensieve bench`; the server's scheduler builds on the same steps.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -30,6 +31,8 @@ struct GenerateOptions {
   int64_t max_tokens = 128;
   SamplingParams sampling;
   std::vector<std::string> stop_strings;
+  // Set from another thread to stop before the next token (StopReason::kCancelled).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct GenerateResult {

@@ -1,0 +1,40 @@
+// Turns an InferenceRequest's conversation into prompt tokens with the model's chat template:
+// the one path shared by generation and token counting, so the two always agree.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "engine/request.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pensieve {
+
+class PromptRenderer {
+ public:
+  // Both must outlive the renderer.
+  PromptRenderer(const Tokenizer& tokenizer, const ChatTemplate& chat_template)
+      : tokenizer_(tokenizer), template_(chat_template) {}
+
+  // The conversation (tools described in a leading system message) rendered with the generation
+  // prompt. Errors: no messages, template failures.
+  Expected<std::string> render(const InferenceRequest& request) const;
+  // render(), then tokenized as the template expects (BOS unless it renders one itself).
+  Expected<std::vector<int32_t>> tokens(const InferenceRequest& request) const;
+
+  // The template's end-of-turn texts, to add to a request's stop strings.
+  std::span<const std::string_view> stop_strings() const { return template_.stop_strings(); }
+
+ private:
+  const Tokenizer& tokenizer_;
+  const ChatTemplate& template_;
+};
+
+// The text of a leading system message describing `tools`; empty when there are none.
+std::string describe_tools(const std::vector<ToolSpec>& tools);
+
+}  // namespace pensieve

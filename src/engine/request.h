@@ -1,0 +1,34 @@
+// The engine's own request types: what the wire parsers (Anthropic, OpenAI) fill in directly and
+// the scheduler runs. Nothing here knows JSON or HTTP.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/generate.h"
+#include "tokenizer/chat_template.h"
+
+namespace pensieve {
+
+// A tool the client offers the model (rendered into the prompt; generating calls is later work).
+struct ToolSpec {
+  std::string name;
+  std::string description;
+  std::string input_schema_json;  // the JSON Schema, serialized compactly
+};
+
+// One chat completion request, whichever API it came through.
+struct InferenceRequest {
+  std::string model;                  // the name the client asked for, echoed back
+  std::vector<ChatMessage> messages;  // system messages included, in order
+  std::vector<ToolSpec> tools;
+  std::optional<int64_t> max_tokens;  // absent: as many as the context allows
+  SamplingParams sampling;
+  std::vector<std::string> stop_sequences;
+  bool stream = false;
+  bool include_usage = false;  // OpenAI stream_options.include_usage
+};
+
+}  // namespace pensieve

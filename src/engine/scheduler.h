@@ -1,0 +1,111 @@
+// The scheduler: one engine thread owns the model's Forward and runs queued sequences one at a
+// time, in arrival order; HTTP threads submit work and read its text through a Sequence. All of
+// the server's cross-thread locking lives here.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/result.h"
+#include "engine/generate.h"
+#include "model/forward.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pensieve {
+
+using Clock = std::chrono::steady_clock;
+
+// One submitted generation, shared by the engine thread (which fills it) and the HTTP thread
+// (which drains it).
+class Sequence {
+ public:
+  struct Update {
+    std::string text;       // text produced since the last wait()
+    bool finished = false;  // result() is ready; no more text will come
+  };
+
+  // Waits until there is new text, the sequence finished, or `timeout` passed.
+  Update wait(std::chrono::milliseconds timeout);
+  // Stops generation before its next token (or drops it from the queue); idempotent. Called
+  // when the client goes away.
+  void cancel() { cancel_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancel_.load(std::memory_order_relaxed); }
+
+  // Valid once wait() reported finished.
+  const Expected<GenerateResult>& result() const { return *result_; }
+  int64_t n_prompt_tokens() const { return n_prompt_; }
+  Clock::time_point submitted_at() const { return submitted_at_; }
+  // When the first text came out; nullopt if none did.
+  std::optional<Clock::time_point> first_text_at() const;
+
+ private:
+  friend class Scheduler;
+  Sequence(std::vector<int32_t> prompt, GenerateOptions options);
+  // Engine thread side.
+  void push_text(std::string_view text);
+  void finish(Expected<GenerateResult> result);
+
+  std::vector<int32_t> prompt_;
+  GenerateOptions options_;
+  int64_t n_prompt_ = 0;
+  Clock::time_point submitted_at_;
+  std::atomic<bool> cancel_{false};
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string pending_;
+  std::optional<Clock::time_point> first_text_at_;
+  std::optional<Expected<GenerateResult>> result_;
+};
+
+struct SchedulerOptions {
+  // Sequences that may wait while one runs; a submit beyond that is refused.
+  int max_waiting = 16;
+  // Tests only: sleep this long after each token, to make streams slow and predictable.
+  int token_delay_ms = 0;
+};
+
+class Scheduler {
+ public:
+  // `forward` and `tokenizer` must outlive the scheduler; the engine thread owns `forward`.
+  Scheduler(Forward& forward, const Tokenizer& tokenizer, SchedulerOptions options);
+  // Cancels everything, finishes waiting sequences with an error and joins the engine thread.
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a generation. Errors: kResourceExhausted when max_waiting sequences already wait,
+  // kInvalidArgument for an empty prompt or one that does not fit the context.
+  Expected<std::shared_ptr<Sequence>> submit(std::vector<int32_t> prompt, GenerateOptions options);
+
+  int64_t n_waiting() const;
+  int64_t n_running() const { return running_.load(std::memory_order_relaxed); }
+  int64_t n_ctx() const { return n_ctx_; }
+
+ private:
+  void run();
+  void generate_one(Sequence& sequence);
+
+  Forward& forward_;
+  const Tokenizer& tokenizer_;
+  const SchedulerOptions options_;
+  const int64_t n_ctx_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_;
+  std::deque<std::shared_ptr<Sequence>> queue_;
+  bool stopping_ = false;
+  std::atomic<int64_t> running_{0};
+  std::thread thread_;
+};
+
+}  // namespace pensieve

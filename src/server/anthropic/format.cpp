@@ -1,0 +1,116 @@
+#include "server/anthropic/format.h"
+
+#include "server/json_fields.h"
+
+namespace pensieve::server::anthropic {
+namespace {
+
+Json usage_json(int64_t input_tokens, int64_t output_tokens) {
+  return {{"input_tokens", input_tokens},
+          {"output_tokens", output_tokens},
+          {"cache_creation_input_tokens", 0},
+          {"cache_read_input_tokens", 0}};
+}
+
+Json stop_sequence_json(const Outcome& outcome) {
+  if (outcome.finish != Finish::kStopSequence) return nullptr;
+  return outcome.stop_sequence;
+}
+
+std::string frame(std::string_view event, const Json& data) {
+  std::string out = "event: ";
+  out += event;
+  out += "\ndata: ";
+  out += dump_json(data);
+  out += "\n\n";
+  return out;
+}
+
+}  // namespace
+
+std::string message_body(std::string_view id, std::string_view model, std::string_view text,
+                         const Outcome& outcome) {
+  Json content = Json::array();
+  if (!text.empty()) content.push_back({{"type", "text"}, {"text", text}});
+  const Json body = {{"id", id},
+                     {"type", "message"},
+                     {"role", "assistant"},
+                     {"model", model},
+                     {"content", std::move(content)},
+                     {"stop_reason", anthropic_stop_reason(outcome.finish)},
+                     {"stop_sequence", stop_sequence_json(outcome)},
+                     {"usage", usage_json(outcome.input_tokens, outcome.output_tokens)}};
+  return dump_json(body);
+}
+
+std::string count_tokens_body(int64_t input_tokens) {
+  return dump_json(Json{{"input_tokens", input_tokens}});
+}
+
+std::string model_body(const ModelInfo& model) {
+  return dump_json(Json{{"type", "model"},
+                        {"id", model.id},
+                        {"display_name", model.display_name},
+                        {"created_at", model.created_at}});
+}
+
+std::string models_list_body(const ModelInfo& model, bool include) {
+  Json data = Json::array();
+  if (include) data.push_back(Json::parse(model_body(model)));
+  Json body = {{"data", std::move(data)}, {"has_more", false}};
+  body["first_id"] = include ? Json(model.id) : Json(nullptr);
+  body["last_id"] = include ? Json(model.id) : Json(nullptr);
+  return dump_json(body);
+}
+
+std::string MessageStream::start(int64_t input_tokens) {
+  const Json message = {{"id", id_},
+                        {"type", "message"},
+                        {"role", "assistant"},
+                        {"model", model_},
+                        {"content", Json::array()},
+                        {"stop_reason", nullptr},
+                        {"stop_sequence", nullptr},
+                        {"usage", usage_json(input_tokens, 0)}};
+  return frame("message_start", {{"type", "message_start"}, {"message", message}});
+}
+
+std::string MessageStream::text(std::string_view delta) {
+  std::string out;
+  if (!block_open_) {
+    ++block_index_;
+    block_open_ = true;
+    out += frame("content_block_start", {{"type", "content_block_start"},
+                                         {"index", block_index_},
+                                         {"content_block", {{"type", "text"}, {"text", ""}}}});
+  }
+  out += frame("content_block_delta", {{"type", "content_block_delta"},
+                                       {"index", block_index_},
+                                       {"delta", {{"type", "text_delta"}, {"text", delta}}}});
+  return out;
+}
+
+std::string MessageStream::finish(const Outcome& outcome) {
+  std::string out;
+  if (block_open_) {
+    out += frame("content_block_stop", {{"type", "content_block_stop"}, {"index", block_index_}});
+    block_open_ = false;
+  }
+  out +=
+      frame("message_delta", {{"type", "message_delta"},
+                              {"delta",
+                               {{"stop_reason", anthropic_stop_reason(outcome.finish)},
+                                {"stop_sequence", stop_sequence_json(outcome)}}},
+                              {"usage", usage_json(outcome.input_tokens, outcome.output_tokens)}});
+  out += frame("message_stop", {{"type", "message_stop"}});
+  return out;
+}
+
+std::string MessageStream::ping() { return frame("ping", {{"type", "ping"}}); }
+
+std::string MessageStream::error(const ApiError& error) {
+  return frame("error",
+               {{"type", "error"}, {"error", {{"type", error.type}, {"message", error.message}}}});
+}
+
+}  // namespace pensieve::server::anthropic

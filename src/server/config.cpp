@@ -1,0 +1,388 @@
+#include "server/config.h"
+
+#include <arpa/inet.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "core/log.h"
+
+namespace pensieve::server {
+namespace {
+
+constexpr SettingInfo kSettings[] = {
+    {"host", "PENSIEVE_HOST", "address to bind (non-loopback needs --api-key or --insecure)",
+     false},
+    {"port", "PENSIEVE_PORT", "port to listen on, 0..65535 (0 = any free port)", false},
+    {"model", "PENSIEVE_MODEL", "path of the GGUF model file", false},
+    {"model_name", "PENSIEVE_MODEL_NAME",
+     "model id reported by /v1/models (default: file name without .gguf)", false},
+    {"api_key", "PENSIEVE_API_KEY", "require this key (x-api-key or Authorization: Bearer)", false},
+    {"insecure", "PENSIEVE_INSECURE", "allow a non-loopback host without an API key", true},
+    {"ctx", "PENSIEVE_CTX", "context length in tokens (0 = model's, capped at 32768)", false},
+    {"threads", "PENSIEVE_THREADS", "compute threads (0 = all cores)", false},
+    {"kv_type", "PENSIEVE_KV_TYPE", "KV cache element type: F16, Q8_0 or F32", false},
+    {"mmap", "PENSIEVE_MMAP", "memory-map the model file instead of reading it", true},
+    {"chat_template", "PENSIEVE_CHAT_TEMPLATE", "chat template overriding the model's", false},
+    {"max_queue", "PENSIEVE_MAX_QUEUE", "requests that may wait besides the running one", false},
+    {"max_body_bytes", "PENSIEVE_MAX_BODY_BYTES",
+     "largest request body (1000, 4KiB, 32MiB, 32MB; MB = 10^6, MiB = 2^20)", false},
+    {"read_timeout_s", "PENSIEVE_READ_TIMEOUT_S", "seconds for a request's headers and body",
+     false},
+    {"idle_timeout_s", "PENSIEVE_IDLE_TIMEOUT_S", "seconds an idle keep-alive connection stays",
+     false},
+    {"ping_interval_s", "PENSIEVE_PING_INTERVAL_S", "seconds between SSE pings, 1..300", false},
+    {"log_level", "PENSIEVE_LOG_LEVEL", "trace, debug, info, warn, error or off", false},
+    {"debug_token_delay_ms", "PENSIEVE_DEBUG_TOKEN_DELAY_MS",
+     "tests only: sleep this long per generated token", false},
+};
+
+std::string_view trim(std::string_view text) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  size_t begin = text.find_first_not_of(kSpace);
+  if (begin == std::string_view::npos) return {};
+  size_t end = text.find_last_not_of(kSpace);
+  return text.substr(begin, end - begin + 1);
+}
+
+std::string to_lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Parses a whole decimal integer (optional leading '-'); nullopt for anything else or overflow.
+std::optional<int64_t> parse_int(std::string_view text) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+// The reason a byte size is invalid, or the size; shared by parse_byte_size and the resolver.
+struct SizeResult {
+  int64_t bytes = 0;
+  std::string_view problem;  // empty when valid
+};
+
+SizeResult parse_size_reason(std::string_view raw) {
+  constexpr std::string_view kNotSize =
+      "is not a byte size (a whole number with an optional unit B, KB, MB, GB, TB, KiB, MiB, "
+      "GiB, TiB)";
+  std::string_view text = trim(raw);
+  if (!text.empty() && text[0] == '-') return {0, "is negative"};
+  size_t n_digits = 0;
+  while (n_digits < text.size() && text[n_digits] >= '0' && text[n_digits] <= '9') ++n_digits;
+  if (n_digits == 0) return {0, kNotSize};
+  uint64_t number = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + n_digits, number);
+  if (ec == std::errc::result_out_of_range) return {0, "is too large"};
+  if (ec != std::errc() || end != text.data() + n_digits) return {0, kNotSize};
+  std::string unit = to_lower(trim(text.substr(n_digits)));
+  static const std::map<std::string, uint64_t, std::less<>> kUnits = {
+      {"", 1},
+      {"b", 1},
+      {"kb", 1000ull},
+      {"mb", 1000ull * 1000},
+      {"gb", 1000ull * 1000 * 1000},
+      {"tb", 1000ull * 1000 * 1000 * 1000},
+      {"kib", 1ull << 10},
+      {"mib", 1ull << 20},
+      {"gib", 1ull << 30},
+      {"tib", 1ull << 40},
+  };
+  auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return {0, kNotSize};
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (number > kMax / it->second) return {0, "is too large"};
+  return {static_cast<int64_t>(number * it->second), {}};
+}
+
+std::optional<bool> parse_bool(std::string_view raw) {
+  std::string text = to_lower(trim(raw));
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  return std::nullopt;
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (to_lower(host) == "localhost") return true;
+  std::string text(host);
+  in_addr v4{};
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;  // 127.0.0.0/8
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+// A setting's raw text and the source it came from ("--port", "PENSIEVE_PORT").
+struct RawSetting {
+  std::string value;
+  std::string source;
+};
+
+class Sources {
+ public:
+  Sources(const SettingLookup& flags, const SettingLookup& env, const SettingLookup& file)
+      : flags_(flags), env_(env), file_(file) {}
+
+  // The first source giving `info.key`, by precedence; nullopt: use the default.
+  std::optional<RawSetting> find(const SettingInfo& info) const {
+    if (flags_) {
+      if (auto v = flags_(info.key)) return RawSetting{*v, setting_flag_name(info.key)};
+    }
+    if (env_) {
+      if (auto v = env_(info.key)) return RawSetting{*v, std::string(info.env)};
+    }
+    if (file_) {
+      if (auto v = file_(info.key)) return RawSetting{*v, "the config file"};
+    }
+    return std::nullopt;
+  }
+
+ private:
+  const SettingLookup& flags_;
+  const SettingLookup& env_;
+  const SettingLookup& file_;
+};
+
+Unexpected<Error> setting_error(const SettingInfo& info, const RawSetting& raw,
+                                std::string_view problem) {
+  return make_error(ErrorCode::kInvalidArgument, "config: {} '{}' (from {}) {}", info.key,
+                    raw.value, raw.source, problem);
+}
+
+template <class Int>
+Expected<void> apply_int(const SettingInfo& info, const std::optional<RawSetting>& raw, int64_t lo,
+                         int64_t hi, Int* out) {
+  if (!raw) return {};
+  std::optional<int64_t> value = parse_int(trim(raw->value));
+  if (!value || *value < lo || *value > hi) {
+    return setting_error(info, *raw, fmt::format("is not a number in {}..{}", lo, hi));
+  }
+  *out = static_cast<Int>(*value);
+  return {};
+}
+
+Expected<void> apply_bool(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                          bool* out) {
+  if (!raw) return {};
+  std::optional<bool> value = parse_bool(raw->value);
+  if (!value)
+    return setting_error(info, *raw, "is not a boolean (true/false, 1/0, yes/no, on/off)");
+  *out = *value;
+  return {};
+}
+
+Expected<void> apply_string(const std::optional<RawSetting>& raw, std::string* out) {
+  if (raw) *out = raw->value;
+  return {};
+}
+
+Expected<void> apply_byte_size(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                               int64_t* out) {
+  if (!raw) return {};
+  SizeResult size = parse_size_reason(raw->value);
+  if (!size.problem.empty()) return setting_error(info, *raw, size.problem);
+  if (size.bytes < 1) return setting_error(info, *raw, "must be at least 1 byte");
+  *out = size.bytes;
+  return {};
+}
+
+Expected<void> apply_kv_type(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                             std::string* out) {
+  if (!raw) return {};
+  std::string lower = to_lower(trim(raw->value));
+  for (std::string_view canonical : {"F16", "Q8_0", "F32"}) {
+    if (to_lower(canonical) == lower) {
+      *out = std::string(canonical);
+      return {};
+    }
+  }
+  return setting_error(info, *raw, "is not one of F16, Q8_0, F32");
+}
+
+Expected<void> apply_log_level(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                               std::string* out) {
+  if (!raw) return {};
+  std::string lower = to_lower(trim(raw->value));
+  log::Level level{};
+  if (!log::parse_level(lower, &level)) {
+    return setting_error(info, *raw, "is not one of trace, debug, info, warn, error, off");
+  }
+  *out = lower;
+  return {};
+}
+
+// Applies one setting to `config`; the switch keeps key -> field in one place.
+Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                             ServerConfig* config) {
+  constexpr int64_t kDay = 86400;
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  std::string_view key = info.key;
+  if (key == "host") {
+    if (raw && trim(raw->value).empty()) return setting_error(info, *raw, "is empty");
+    if (raw) config->host = std::string(trim(raw->value));
+    return {};
+  }
+  if (key == "port") return apply_int(info, raw, 0, 65535, &config->port);
+  if (key == "model") return apply_string(raw, &config->model_path);
+  if (key == "model_name") return apply_string(raw, &config->model_name);
+  if (key == "api_key") return apply_string(raw, &config->api_key);
+  if (key == "insecure") return apply_bool(info, raw, &config->insecure);
+  if (key == "ctx") return apply_int(info, raw, 0, kIntMax, &config->ctx);
+  if (key == "threads") return apply_int(info, raw, 0, 4096, &config->threads);
+  if (key == "kv_type") return apply_kv_type(info, raw, &config->kv_type);
+  if (key == "mmap") return apply_bool(info, raw, &config->mmap);
+  if (key == "chat_template") return apply_string(raw, &config->chat_template);
+  if (key == "max_queue") return apply_int(info, raw, 0, 1000000, &config->max_queue);
+  if (key == "max_body_bytes") return apply_byte_size(info, raw, &config->max_body_bytes);
+  if (key == "read_timeout_s") return apply_int(info, raw, 1, kDay, &config->read_timeout_s);
+  if (key == "idle_timeout_s") return apply_int(info, raw, 1, kDay, &config->idle_timeout_s);
+  if (key == "ping_interval_s") return apply_int(info, raw, 1, 300, &config->ping_interval_s);
+  if (key == "log_level") return apply_log_level(info, raw, &config->log_level);
+  if (key == "debug_token_delay_ms") {
+    return apply_int(info, raw, 0, 60000, &config->debug_token_delay_ms);
+  }
+  PV_CHECK(false, "config: setting '{}' has no field", key);
+  return {};
+}
+
+// "models/qwen2-0.5b.Q8_0.gguf" -> "qwen2-0.5b.Q8_0".
+std::string model_name_from_path(const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string();
+  constexpr std::string_view kExt = ".gguf";
+  if (name.size() > kExt.size() && to_lower(name.substr(name.size() - kExt.size())) == kExt) {
+    name.resize(name.size() - kExt.size());
+  }
+  return name;
+}
+
+const SettingInfo* find_setting(std::string_view key) {
+  for (const SettingInfo& info : kSettings) {
+    if (info.key == key) return &info;
+  }
+  return nullptr;
+}
+
+// A TOML scalar as the string the resolver parses; nullopt for tables and arrays.
+std::optional<std::string> toml_scalar_text(const toml::node& node) {
+  if (auto s = node.value_exact<std::string>()) return *s;
+  if (auto b = node.value_exact<bool>()) return *b ? "true" : "false";
+  if (auto i = node.value_exact<int64_t>()) return std::to_string(*i);
+  if (auto d = node.value_exact<double>()) return fmt::format("{}", *d);
+  if (node.is_date() || node.is_time() || node.is_date_time()) {
+    std::ostringstream out;
+    node.visit([&out](const auto& v) { out << v; });
+    return out.str();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::span<const SettingInfo> server_settings() { return kSettings; }
+
+std::string setting_flag_name(std::string_view key) {
+  std::string flag = "--";
+  for (char c : key) flag += c == '_' ? '-' : c;
+  return flag;
+}
+
+SettingLookup environment_lookup() {
+  return [](std::string_view key) -> std::optional<std::string> {
+    std::string name = "PENSIEVE_";
+    for (char c : key) name += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr || *value == '\0') return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Expected<SettingLookup> toml_lookup(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return make_error(ErrorCode::kInvalidArgument, "config: config file '{}' is a directory", path);
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return make_error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                      "config: cannot open config file '{}': {}", path, std::strerror(errno));
+  }
+  std::stringstream content;
+  content << file.rdbuf();
+  if (file.bad()) {
+    return make_error(ErrorCode::kIo, "config: cannot read config file '{}'", path);
+  }
+  std::string text = content.str();
+  toml::table table;
+  try {
+    table = toml::parse(text, std::string_view(path));
+  } catch (const toml::parse_error& e) {
+    return make_error(ErrorCode::kInvalidFormat, "config: {}:{}:{}: {}", path,
+                      e.source().begin.line, e.source().begin.column, e.description());
+  }
+  auto values = std::make_shared<std::map<std::string, std::string, std::less<>>>();
+  for (const auto& [key, node] : table) {
+    std::string_view name = key.str();
+    if (find_setting(name) == nullptr) {
+      return make_error(ErrorCode::kInvalidArgument, "config: unknown setting '{}' in {}", name,
+                        path);
+    }
+    std::optional<std::string> value = toml_scalar_text(node);
+    if (!value) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "config: setting '{}' in {} must be a string, number or boolean", name,
+                        path);
+    }
+    values->emplace(std::string(name), std::move(*value));
+  }
+  return SettingLookup([values](std::string_view key) -> std::optional<std::string> {
+    auto it = values->find(key);
+    if (it == values->end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+Expected<ServerConfig> resolve_server_config(const SettingLookup& flags, const SettingLookup& env,
+                                             const SettingLookup& file) {
+  Sources sources(flags, env, file);
+  ServerConfig config;
+  for (const SettingInfo& info : kSettings) {
+    PV_TRY_VOID(apply_setting(info, sources.find(info), &config));
+  }
+  if (config.model_name.empty() && !config.model_path.empty()) {
+    config.model_name = model_name_from_path(config.model_path);
+  }
+  if (!is_loopback_host(config.host) && config.api_key.empty() && !config.insecure) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "config: binding to {} exposes the server: set an API key (--api-key or "
+                      "PENSIEVE_API_KEY) or pass --insecure",
+                      config.host);
+  }
+  return config;
+}
+
+Expected<int64_t> parse_byte_size(std::string_view text) {
+  SizeResult size = parse_size_reason(text);
+  if (!size.problem.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "config: byte size '{}' {}", text, size.problem);
+  }
+  return size.bytes;
+}
+
+}  // namespace pensieve::server

@@ -1,0 +1,87 @@
+// Settings of `pensieve serve`: one table of settings, three sources (flags, environment, TOML
+// file) resolved by precedence flag > env > file > default, validated into a ServerConfig.
+// Pure functions of their inputs: two servers on one machine never share configuration state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace pensieve::server {
+
+// Each field's comment: TOML key, environment variable, meaning. The flag is "--" + key with
+// '_' -> '-' (--max-body-bytes).
+struct ServerConfig {
+  std::string host = "127.0.0.1";  // host, PENSIEVE_HOST: address to bind
+  int port = 7777;                 // port, PENSIEVE_PORT: 0..65535, 0 = any free port
+  std::string model_path;          // model, PENSIEVE_MODEL: path of a GGUF file (may be empty)
+  // model_name, PENSIEVE_MODEL_NAME: id reported by /v1/models. When not given, resolve fills
+  // in the model file name without its ".gguf" extension (empty while model_path is empty).
+  std::string model_name;
+  std::string api_key;          // api_key, PENSIEVE_API_KEY: empty = no authentication
+  bool insecure = false;        // insecure, PENSIEVE_INSECURE: allow a non-loopback host keyless
+  int64_t ctx = 0;              // ctx, PENSIEVE_CTX: 0 = model's trained context capped at 32768
+  int threads = 0;              // threads, PENSIEVE_THREADS: 0 = all cores
+  std::string kv_type = "F16";  // kv_type, PENSIEVE_KV_TYPE: F16, Q8_0 or F32 (canonical case)
+  bool mmap = false;            // mmap, PENSIEVE_MMAP: map the model instead of reading it
+  std::string chat_template;    // chat_template, PENSIEVE_CHAT_TEMPLATE: overrides the model's
+  int max_queue = 16;           // max_queue, PENSIEVE_MAX_QUEUE: waiting besides the running one
+  int64_t max_body_bytes = 32 << 20;  // max_body_bytes, PENSIEVE_MAX_BODY_BYTES: a byte size
+  int read_timeout_s = 30;         // read_timeout_s, PENSIEVE_READ_TIMEOUT_S: headers+body deadline
+  int idle_timeout_s = 60;         // idle_timeout_s, PENSIEVE_IDLE_TIMEOUT_S: keep-alive idle
+  int ping_interval_s = 10;        // ping_interval_s, PENSIEVE_PING_INTERVAL_S: SSE pings, 1..300
+  std::string log_level = "info";  // log_level, PENSIEVE_LOG_LEVEL: trace|debug|info|warn|error|off
+  int debug_token_delay_ms = 0;  // debug_token_delay_ms, PENSIEVE_DEBUG_TOKEN_DELAY_MS: tests only
+};
+
+// Looks a setting up by its key ("port"); nullopt when that source does not give it.
+// An empty std::function is a source that gives nothing.
+using SettingLookup = std::function<std::optional<std::string>(std::string_view key)>;
+
+// One row of the settings table, so the CLI can register one flag per setting: flag name is
+// "--" + key with '_' -> '-'; boolean settings are flags without a value (the CLI then reports
+// "true" for them).
+struct SettingInfo {
+  std::string_view key;   // TOML key and lookup key: "max_body_bytes"
+  std::string_view env;   // environment variable: "PENSIEVE_MAX_BODY_BYTES"
+  std::string_view help;  // one line for --help
+  bool is_bool;
+};
+
+// Every setting of ServerConfig, in the order of its fields.
+std::span<const SettingInfo> server_settings();
+
+// The flag that sets `key`: "max_body_bytes" -> "--max-body-bytes".
+std::string setting_flag_name(std::string_view key);
+
+// Reads PENSIEVE_<KEY in upper case> with getenv at each call. A variable set to the empty
+// string counts as not set, so `PENSIEVE_PORT= pensieve serve` falls back to the file/default.
+SettingLookup environment_lookup();
+
+// Parses the TOML file at `path`: flat keys named like the settings (port = 8080,
+// host = "0.0.0.0", insecure = true, max_body_bytes = "64MiB" or an integer). Every scalar
+// becomes a string (booleans "true"/"false"). Errors: unreadable file, bad TOML (file, line,
+// column and toml++'s description), an unknown key or a table/array value (naming key and file).
+Expected<SettingLookup> toml_lookup(const std::string& path);
+
+// Resolves every setting from flags, then env, then file, then the default, and validates it.
+// Errors start with "config: " and name the setting, the value and where it came from:
+//   config: port 'abc' (from PENSIEVE_PORT) is not a number in 0..65535
+// Booleans accept true/false, 1/0, yes/no, on/off (any case). A host other than loopback
+// (127.0.0.0/8, ::1, localhost) needs api_key unless insecure is set.
+// An empty model is not an error here; the CLI reports it.
+Expected<ServerConfig> resolve_server_config(const SettingLookup& flags, const SettingLookup& env,
+                                             const SettingLookup& file);
+
+// Parses a byte size: a whole number with an optional unit, case-insensitive, spaces allowed
+// between them. B = 1; KB, MB, GB, TB are powers of 1000 (MB = 10^6); KiB, MiB, GiB, TiB are
+// powers of 1024 (MiB = 2^20). "1000", "32MiB", "32 mb", "4KiB". Errors for anything else,
+// negative sizes, fractions and sizes past int64.
+Expected<int64_t> parse_byte_size(std::string_view text);
+
+}  // namespace pensieve::server

@@ -1,0 +1,204 @@
+// The generating routes: POST /v1/messages (Anthropic) and POST /v1/chat/completions (OpenAI),
+// whole or streamed. The HTTP thread parses, tokenizes and submits to the scheduler, then
+// relays the sequence's text as it comes: one write and flush per update, pings while silent.
+#include <algorithm>
+#include <chrono>
+
+#include "core/log.h"
+#include "server/anthropic/format.h"
+#include "server/anthropic/parse.h"
+#include "server/openai/format.h"
+#include "server/openai/parse.h"
+#include "server/routes.h"
+
+namespace pensieve::server {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A request ready for the scheduler.
+struct Prepared {
+  InferenceRequest request;
+  std::vector<int32_t> prompt;
+  GenerateOptions options;
+};
+
+Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& renderer,
+                           int64_t n_ctx) {
+  Prepared p;
+  PV_TRY(p.prompt, renderer.tokens(request));
+  const auto n_prompt = static_cast<int64_t>(p.prompt.size());
+  if (n_prompt >= n_ctx) {
+    // Worded as Anthropic's API words it: Claude Code compacts the conversation on this text.
+    return make_error(ErrorCode::kOutOfRange, "prompt is too long: {} tokens > {} maximum",
+                      n_prompt, n_ctx - 1);
+  }
+  const int64_t room = n_ctx - n_prompt;
+  p.options.max_tokens = std::min(request.max_tokens.value_or(room), room);
+  p.options.sampling = request.sampling;
+  if (p.options.sampling.seed == 0) p.options.sampling.seed = std::random_device{}();
+  p.options.stop_strings = request.stop_sequences;
+  for (std::string_view stop : renderer.stop_strings()) p.options.stop_strings.emplace_back(stop);
+  p.request = std::move(request);
+  return p;
+}
+
+// What the relay loop reports back for the access log and metrics.
+struct Relayed {
+  std::string text;
+  std::optional<Outcome> outcome;  // nullopt: the generation failed
+  Error error;
+};
+
+// Waits for the sequence's updates until it finishes; on_text gets each piece of text, on_idle
+// is called after `idle` without any. Either returning false (the client is gone) cancels the
+// sequence, which then stops within one token.
+template <class OnText, class OnIdle>
+Relayed relay(Sequence& sequence, const InferenceRequest& request, milliseconds idle,
+              OnText on_text, OnIdle on_idle) {
+  Relayed out;
+  bool connected = true;
+  while (true) {
+    Sequence::Update update = sequence.wait(connected ? idle : milliseconds(100));
+    if (!update.text.empty()) {
+      out.text += update.text;
+      if (connected && !on_text(update.text)) connected = false;
+    } else if (!update.finished && connected && !on_idle()) {
+      connected = false;
+    }
+    if (!connected) sequence.cancel();
+    if (update.finished) break;
+  }
+  const auto& result = sequence.result();
+  if (!result) {
+    out.error = result.error();
+    return out;
+  }
+  out.outcome = outcome_of(*result, request.stop_sequences, request.max_tokens);
+  if (!connected) out.outcome->finish = Finish::kCancelled;
+  return out;
+}
+
+void record_generation(Metrics& metrics, RequestRecord& record, const Sequence& sequence,
+                       const Relayed& relayed) {
+  const auto& result = sequence.result();
+  record.input_tokens = sequence.n_prompt_tokens();
+  if (!relayed.outcome) {
+    metrics.record_generation("error", record.input_tokens, 0, -1, -1);
+    return;
+  }
+  record.output_tokens = relayed.outcome->output_tokens;
+  double ttft_s = -1;
+  if (auto first = sequence.first_text_at()) {
+    ttft_s = std::chrono::duration<double>(*first - record.started).count();
+  }
+  double tokens_per_s = -1;
+  if (result->tokens.size() >= 2 && result->decode_ms > 0) {
+    tokens_per_s = static_cast<double>(result->tokens.size() - 1) / (result->decode_ms / 1000.0);
+  }
+  metrics.record_generation(anthropic_stop_reason(relayed.outcome->finish), record.input_tokens,
+                            record.output_tokens, ttft_s, tokens_per_s);
+  log::debug("generation {}: prompt {} tokens, prefill {:.1f} ms, {} tokens in {:.1f} ms",
+             record.request_id, record.input_tokens, result->prefill_ms, record.output_tokens,
+             result->decode_ms);
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<RequestRecord> record) {
+  auto parsed = anthropic::parse_messages_request(request.body, anthropic::Endpoint::kMessages);
+  if (!parsed) return error_response(request, *record, api_error_from(parsed.error()));
+  if (parsed->model.empty()) parsed->model = model_.id;
+  auto prepared = prepare(std::move(*parsed), renderer_, scheduler_.n_ctx());
+  if (!prepared) return error_response(request, *record, api_error_from(prepared.error()));
+  record->input_tokens = static_cast<int64_t>(prepared->prompt.size());
+  auto submitted = scheduler_.submit(std::move(prepared->prompt), std::move(prepared->options));
+  if (!submitted) return error_response(request, *record, api_error_from(submitted.error()));
+  std::shared_ptr<Sequence> sequence = std::move(*submitted);
+  auto req = std::make_shared<InferenceRequest>(std::move(prepared->request));
+  const std::string id = random_id("msg_");
+  const milliseconds ping_every(1000LL * config_.ping_interval_s);
+
+  HttpResponse response;
+  if (!req->stream) {
+    Relayed relayed = relay(
+        *sequence, *req, ping_every, [](std::string_view) { return true; }, [] { return true; });
+    record_generation(metrics_, *record, *sequence, relayed);
+    if (!relayed.outcome) return error_response(request, *record, api_error_from(relayed.error));
+    response.body = anthropic::message_body(id, req->model, relayed.text, *relayed.outcome);
+    return response;
+  }
+  response.content_type = "text/event-stream";
+  response.headers.emplace_back("cache-control", "no-cache");
+  response.stream = [this, sequence, req, id, ping_every, record](StreamSink& sink) {
+    anthropic::MessageStream stream(id, req->model);
+    bool connected = sink.write(stream.start(sequence->n_prompt_tokens()));
+    if (!connected) sequence->cancel();
+    Relayed relayed = relay(
+        *sequence, *req, ping_every,
+        [&](std::string_view text) { return sink.write(stream.text(text)); },
+        [&] { return sink.write(anthropic::MessageStream::ping()); });
+    record_generation(metrics_, *record, *sequence, relayed);
+    if (!relayed.outcome) {
+      sink.write(anthropic::MessageStream::error(api_error_from(relayed.error)));
+    } else if (relayed.outcome->finish != Finish::kCancelled) {
+      sink.write(stream.finish(*relayed.outcome));
+    }
+  };
+  response.abandon = [sequence] { sequence->cancel(); };
+  return response;
+}
+
+HttpResponse Router::chat_completions(const HttpRequest& request,
+                                      std::shared_ptr<RequestRecord> record) {
+  auto parsed = openai::parse_chat_request(request.body);
+  if (!parsed) return error_response(request, *record, api_error_from(parsed.error()));
+  if (parsed->model.empty()) parsed->model = model_.id;
+  auto prepared = prepare(std::move(*parsed), renderer_, scheduler_.n_ctx());
+  if (!prepared) return error_response(request, *record, api_error_from(prepared.error()));
+  record->input_tokens = static_cast<int64_t>(prepared->prompt.size());
+  auto submitted = scheduler_.submit(std::move(prepared->prompt), std::move(prepared->options));
+  if (!submitted) return error_response(request, *record, api_error_from(submitted.error()));
+  std::shared_ptr<Sequence> sequence = std::move(*submitted);
+  auto req = std::make_shared<InferenceRequest>(std::move(prepared->request));
+  const std::string id = random_id("chatcmpl-");
+  const int64_t created = unix_now();
+  const milliseconds ping_every(1000LL * config_.ping_interval_s);
+
+  HttpResponse response;
+  if (!req->stream) {
+    Relayed relayed = relay(
+        *sequence, *req, ping_every, [](std::string_view) { return true; }, [] { return true; });
+    record_generation(metrics_, *record, *sequence, relayed);
+    if (!relayed.outcome) return error_response(request, *record, api_error_from(relayed.error));
+    response.body =
+        openai::completion_body(id, req->model, created, relayed.text, *relayed.outcome);
+    return response;
+  }
+  response.content_type = "text/event-stream";
+  response.headers.emplace_back("cache-control", "no-cache");
+  response.stream = [this, sequence, req, id, created, ping_every, record](StreamSink& sink) {
+    openai::CompletionStream stream(id, req->model, created);
+    if (!sink.write(stream.start())) sequence->cancel();
+    Relayed relayed = relay(
+        *sequence, *req, ping_every,
+        [&](std::string_view text) { return sink.write(stream.text(text)); },
+        [&] { return sink.write(": ping\n\n"); });  // an SSE comment keeps the connection alive
+    record_generation(metrics_, *record, *sequence, relayed);
+    if (!relayed.outcome) {
+      sink.write(openai::CompletionStream::error(openai_error_body(api_error_from(relayed.error))));
+    } else if (relayed.outcome->finish != Finish::kCancelled) {
+      sink.write(stream.finish(*relayed.outcome, req->include_usage));
+    }
+  };
+  response.abandon = [sequence] { sequence->cancel(); };
+  return response;
+}
+
+}  // namespace pensieve::server

@@ -1,0 +1,232 @@
+#include "server/routes.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/log.h"
+#include "server/anthropic/parse.h"
+#include "server/json_fields.h"
+#include "server/openai/format.h"
+
+namespace pensieve::server {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// The route template a path belongs to, as a metrics label.
+std::string route_of(std::string_view path) {
+  for (std::string_view route : {"/v1/messages", "/v1/messages/count_tokens", "/v1/models",
+                                 "/v1/chat/completions", "/health", "/metrics"}) {
+    if (path == route) return std::string(route);
+  }
+  if (path.starts_with("/v1/models/")) return "/v1/models/{id}";
+  return "other";
+}
+
+// `claude-*` names (what Claude Code asks for) and the served id both mean the loaded model.
+bool names_loaded_model(std::string_view id, std::string_view served) {
+  return id == served || id.starts_with("claude-");
+}
+
+}  // namespace
+
+std::optional<std::string_view> find_header(const Headers& headers, std::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (iequals(key, name)) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> find_query_param(const HttpRequest& request,
+                                                 std::string_view name) {
+  for (const auto& [key, value] : request.params) {
+    if (key == name) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  const size_t n = std::max(a.size(), b.size());
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned>(x ^ y);
+  }
+  return diff == 0;
+}
+
+Router::Router(const ServerConfig& config, Scheduler& scheduler, const PromptRenderer& renderer,
+               Metrics& metrics, ServedModel model)
+    : config_(config),
+      scheduler_(scheduler),
+      renderer_(renderer),
+      metrics_(metrics),
+      model_(std::move(model)),
+      model_info_{model_.id, model_.id, model_.created_at} {}
+
+HttpResponse Router::handle(const HttpRequest& request) {
+  auto record = std::make_shared<RequestRecord>();
+  record->method = request.method;
+  record->path = request.path;
+  record->route = route_of(request.path);
+  record->request_id = random_id("req_");
+  record->started = std::chrono::steady_clock::now();
+  HttpResponse response = dispatch(request, record);
+  record->status = response.status;
+  response.headers.emplace_back("request-id", record->request_id);
+  response.record = record;
+  return response;
+}
+
+HttpResponse Router::dispatch(const HttpRequest& request,
+                              const std::shared_ptr<RequestRecord>& record) {
+  const std::string_view path = request.path;
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  const bool post = request.method == "POST";
+  if (get && path == "/health") return health();
+  if (get && path == "/") {
+    HttpResponse response;
+    response.body = R"({"name":"pensieve"})";
+    return response;
+  }
+  if (!authorized(request)) {
+    return error_response(request, *record,
+                          api_error(401, "invalid x-api-key: a valid API key is required"));
+  }
+  if (post && path == "/v1/messages") return messages(request, record);
+  if (post && path == "/v1/messages/count_tokens") return count_tokens(request, *record);
+  if (post && path == "/v1/chat/completions") return chat_completions(request, record);
+  if (get && path == "/v1/models") return models(request);
+  if (get && path.starts_with("/v1/models/")) return model(request, *record, path.substr(11));
+  if (get && path == "/metrics") return metrics_text();
+  return error_response(
+      request, *record,
+      api_error(404, fmt::format("{} {}: no such route", request.method, request.path)));
+}
+
+bool Router::authorized(const HttpRequest& request) const {
+  if (config_.api_key.empty()) return true;
+  if (auto key = find_header(request.headers, "x-api-key")) {
+    return constant_time_equal(*key, config_.api_key);
+  }
+  if (auto auth = find_header(request.headers, "authorization")) {
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth->size() > kBearer.size() && iequals(auth->substr(0, kBearer.size()), kBearer)) {
+      return constant_time_equal(auth->substr(kBearer.size()), config_.api_key);
+    }
+  }
+  return false;
+}
+
+HttpResponse Router::error_response(const HttpRequest& request, const RequestRecord& record,
+                                    const ApiError& error) const {
+  HttpResponse response;
+  response.status = error.status;
+  response.body = request.path == "/v1/chat/completions"
+                      ? openai_error_body(error)
+                      : anthropic_error_body(error, record.request_id);
+  if (error.retry_after_s > 0) {
+    response.headers.emplace_back("retry-after", std::to_string(error.retry_after_s));
+  }
+  return response;
+}
+
+HttpResponse Router::library_error(const HttpRequest& request, int status) {
+  auto record = std::make_shared<RequestRecord>();
+  record->method = request.method;
+  record->path = request.path;
+  record->route = route_of(request.path);
+  record->request_id = random_id("req_");
+  record->started = std::chrono::steady_clock::now();
+  const std::string message =
+      status == 413
+          ? fmt::format("request body is larger than the limit of {} bytes", config_.max_body_bytes)
+      : status == 404 ? fmt::format("{} {}: no such route", request.method, request.path)
+                      : fmt::format("the request could not be read (HTTP {})", status);
+  HttpResponse response = error_response(request, *record, api_error(status, message));
+  record->status = response.status;
+  response.headers.emplace_back("request-id", record->request_id);
+  response.record = record;
+  return response;
+}
+
+void Router::complete(const RequestRecord& record) {
+  metrics_.record_request(record.route, record.status);
+  log::info("access: {} {} {} in={} out={} ms={:.1f} request_id={}", record.method, record.path,
+            record.status, record.input_tokens, record.output_tokens, ms_since(record.started),
+            record.request_id);
+}
+
+HttpResponse Router::count_tokens(const HttpRequest& request, RequestRecord& record) {
+  auto parsed = anthropic::parse_messages_request(request.body, anthropic::Endpoint::kCountTokens);
+  if (!parsed) return error_response(request, record, api_error_from(parsed.error()));
+  auto tokens = renderer_.tokens(*parsed);
+  if (!tokens) return error_response(request, record, api_error_from(tokens.error()));
+  record.input_tokens = static_cast<int64_t>(tokens->size());
+  HttpResponse response;
+  response.body = anthropic::count_tokens_body(record.input_tokens);
+  return response;
+}
+
+HttpResponse Router::models(const HttpRequest& request) const {
+  HttpResponse response;
+  // OpenAI clients send a bearer token and no anthropic-version; they get OpenAI's shape.
+  const bool openai = find_header(request.headers, "authorization").has_value() &&
+                      !find_header(request.headers, "anthropic-version").has_value();
+  if (openai) {
+    response.body = openai::models_list_body(model_.id, model_.created_unix);
+    return response;
+  }
+  // One model: a page after or before it is empty.
+  const bool paged_away = find_query_param(request, "after_id") == model_.id ||
+                          find_query_param(request, "before_id") == model_.id;
+  response.body = anthropic::models_list_body(model_info_, !paged_away);
+  return response;
+}
+
+HttpResponse Router::model(const HttpRequest& request, const RequestRecord& record,
+                           std::string_view id) const {
+  if (!names_loaded_model(id, model_.id)) {
+    return error_response(request, record,
+                          api_error(404, fmt::format("model: '{}' is not served here (this "
+                                                     "server serves '{}')",
+                                                     id, model_.id)));
+  }
+  anthropic::ModelInfo info = model_info_;
+  info.id = std::string(id);
+  HttpResponse response;
+  response.body = anthropic::model_body(info);
+  return response;
+}
+
+HttpResponse Router::health() const {
+  HttpResponse response;
+  response.body = dump_json(Json{{"status", "ok"},
+                                 {"model", model_.id},
+                                 {"accepting_requests", true},
+                                 {"queue_depth", scheduler_.n_waiting()},
+                                 {"in_flight", scheduler_.n_running()}});
+  return response;
+}
+
+HttpResponse Router::metrics_text() {
+  metrics_.set_queue_depth(scheduler_.n_waiting());
+  metrics_.set_in_flight(scheduler_.n_running());
+  HttpResponse response;
+  response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  response.body = metrics_.render();
+  return response;
+}
+
+}  // namespace pensieve::server

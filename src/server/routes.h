@@ -1,0 +1,64 @@
+// The server's routes: authentication, dispatch by method and path, and the handlers of every
+// endpoint except the generating ones (generation.cpp). One Router per server; its methods are
+// called from many HTTP threads at once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/prompt.h"
+#include "engine/scheduler.h"
+#include "server/anthropic/format.h"
+#include "server/config.h"
+#include "server/errors.h"
+#include "server/http_types.h"
+#include "server/metrics.h"
+
+namespace pensieve::server {
+
+struct ServedModel {
+  std::string id;            // the name /v1/models reports
+  std::string created_at;    // RFC 3339, from the file's modification time
+  int64_t created_unix = 0;  // the same, for the OpenAI shape
+};
+
+class Router {
+ public:
+  // All must outlive the router.
+  Router(const ServerConfig& config, Scheduler& scheduler, const PromptRenderer& renderer,
+         Metrics& metrics, ServedModel model);
+
+  HttpResponse handle(const HttpRequest& request);
+  // The response went out (or the client left): one access-log line and the request metrics.
+  void complete(const RequestRecord& record);
+  // A response for errors the HTTP library detects itself (413, 404 before routing).
+  HttpResponse library_error(const HttpRequest& request, int status);
+
+ private:
+  HttpResponse dispatch(const HttpRequest& request, const std::shared_ptr<RequestRecord>& record);
+  bool authorized(const HttpRequest& request) const;
+  HttpResponse error_response(const HttpRequest& request, const RequestRecord& record,
+                              const ApiError& error) const;
+
+  // The generating routes fill `record` in when their (possibly streamed) response completes.
+  HttpResponse messages(const HttpRequest& request, std::shared_ptr<RequestRecord> record);
+  HttpResponse chat_completions(const HttpRequest& request, std::shared_ptr<RequestRecord> record);
+  HttpResponse count_tokens(const HttpRequest& request, RequestRecord& record);
+  HttpResponse models(const HttpRequest& request) const;
+  HttpResponse model(const HttpRequest& request, const RequestRecord& record,
+                     std::string_view id) const;
+  HttpResponse health() const;
+  HttpResponse metrics_text();
+
+  const ServerConfig& config_;
+  Scheduler& scheduler_;
+  const PromptRenderer& renderer_;
+  Metrics& metrics_;
+  ServedModel model_;
+  anthropic::ModelInfo model_info_;
+};
+
+// Compares without an early exit, so the time taken does not tell how much of a key matched.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+}  // namespace pensieve::server

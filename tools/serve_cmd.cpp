@@ -1,0 +1,195 @@
+// `pensieve serve -m MODEL`: the Anthropic Messages API (and OpenAI chat completions) over HTTP.
+// Settings come from flags, then PENSIEVE_* environment variables, then --config FILE (TOML).
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "core/log.h"
+#include "engine/prompt.h"
+#include "engine/scheduler.h"
+#include "model/forward_cpu.h"
+#include "model/model.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/routes.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "tools/commands.h"
+
+namespace pensieve::cli {
+namespace {
+
+constexpr int64_t kDefaultMaxCtx = 32768;
+
+struct ServeFlags {
+  std::map<std::string, std::string, std::less<>> values;
+  std::map<std::string, CLI::Option*, std::less<>> options;
+  std::string config_path;
+};
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  return 1;
+}
+
+std::string rfc3339_utc(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+server::ServedModel served_model(const server::ServerConfig& config) {
+  server::ServedModel m;
+  m.id = config.model_name;
+  if (m.id.empty()) {
+    m.id = std::filesystem::path(config.model_path).filename().string();
+    if (m.id.ends_with(".gguf")) m.id.resize(m.id.size() - 5);
+  }
+  struct stat st {};
+  m.created_unix = ::stat(config.model_path.c_str(), &st) == 0 ? st.st_mtime : std::time(nullptr);
+  m.created_at = rfc3339_utc(static_cast<std::time_t>(m.created_unix));
+  return m;
+}
+
+Expected<std::unique_ptr<ChatTemplate>> choose_template(const server::ServerConfig& config,
+                                                        const GgufFile& file) {
+  const std::string_view text = file.get_string_or("tokenizer.chat_template", "");
+  PV_TRY(auto chosen, make_chat_template(text, config.chat_template));
+  if (chosen->source() == ChatTemplateSource::kNoTemplate) {
+    log::warn(
+        "serve: the model has no chat template; messages are sent as plain text (choose "
+        "one with --chat-template)");
+  } else if (chosen->source() == ChatTemplateSource::kUnrecognized) {
+    log::warn(
+        "serve: the model's chat template is not one pensieve recognizes; using chatml "
+        "(choose another with --chat-template)");
+  }
+  return chosen;
+}
+
+// SIGINT and SIGTERM stop the listener from a thread of their own (sigwait), so no handler
+// runs inside the HTTP library.
+sigset_t shutdown_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+int serve(const server::ServerConfig& config) {
+  if (config.model_path.empty()) {
+    return fail(
+        "serve: no model given. Pass -m FILE.gguf (or set PENSIEVE_MODEL, or model = \"...\" in "
+        "--config FILE). pensieve reads GGUF files: download one (for example a Q4_K_M GGUF of "
+        "Qwen2.5, Llama 3.2 or Phi-3 from the Hugging Face hub), or make a random-weight test "
+        "model with `pensieve synth tinyllama-1.1b -o tinyllama.gguf`.");
+  }
+  log::Level level;
+  if (log::parse_level(config.log_level, &level)) log::set_level(level);
+  const std::optional<GgmlType> kv_type = ggml_type_from_name(config.kv_type);
+  if (!kv_type || !cpu::kv_type_supported(*kv_type)) {
+    return fail("serve: KV cache type '" + config.kv_type + "' is not one of F16, Q8_0, F32");
+  }
+  auto model = Model::load(config.model_path,
+                           config.mmap ? MmapFile::Mode::kMapped : MmapFile::Mode::kResident);
+  if (!model) return fail(model.error().message);
+  auto tokenizer = Tokenizer::from_gguf((*model)->file());
+  if (!tokenizer) return fail(tokenizer.error().message);
+  auto chat_template = choose_template(config, (*model)->file());
+  if (!chat_template) return fail(chat_template.error().message);
+  const Hparams& hp = (*model)->hparams();
+  const int64_t n_ctx = config.ctx > 0 ? config.ctx : std::min(hp.n_ctx_train, kDefaultMaxCtx);
+  const int n_threads = config.threads > 0
+                            ? config.threads
+                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  CpuForward forward(hp, (*model)->weights(), n_ctx, n_threads, 256, *kv_type);
+
+  // Block the shutdown signals before any thread starts, so every thread inherits the mask.
+  sigset_t signals = shutdown_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Scheduler scheduler(forward, **tokenizer,
+                      SchedulerOptions{config.max_queue, config.debug_token_delay_ms});
+  PromptRenderer renderer(**tokenizer, **chat_template);
+  server::Metrics metrics;
+  server::Router router(config, scheduler, renderer, metrics, served_model(config));
+  server::HttpServer http(config, router);
+  auto port = http.bind();
+  if (!port) return fail(port.error().message);
+
+  std::thread signal_thread([&http, signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    log::info("serve: signal {}: stopping", signal);
+    http.stop();
+  });
+  log::info("serve: model {} ({} tokens of context, template {}, {} threads)", config.model_path,
+            n_ctx, (*chat_template)->name(), n_threads);
+  std::fprintf(stderr, "pensieve: listening on http://%s:%d\n", config.host.c_str(), *port);
+  const bool ok = http.run();
+  if (signal_thread.joinable()) {
+    // run() also returns when the listener fails: wake the signal thread so it can be joined.
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app, Handler* run) {
+  auto* cmd = app.add_subcommand(
+      "serve", "Serve the Anthropic Messages API (and OpenAI chat completions) over HTTP");
+  auto flags = std::make_shared<ServeFlags>();
+  static const std::map<std::string_view, std::string_view> kShort = {
+      {"model", "-m,"}, {"ctx", "-c,"}, {"threads", "-t,"}};
+  for (const server::SettingInfo& s : server::server_settings()) {
+    std::string name(s.key);
+    std::replace(name.begin(), name.end(), '_', '-');
+    auto shorthand = kShort.find(s.key);
+    const std::string spec =
+        (shorthand == kShort.end() ? std::string() : std::string(shorthand->second)) + "--" + name;
+    std::string help = std::string(s.help) + " [env " + std::string(s.env) + "]";
+    std::string& value = flags->values[std::string(s.key)];
+    CLI::Option* option = s.is_bool ? cmd->add_flag_callback(
+                                          spec, [&value] { value = "true"; }, help)
+                                    : cmd->add_option(spec, value, help);
+    if (s.key.starts_with("debug_")) option->group("");  // for tests; not in --help
+    flags->options[std::string(s.key)] = option;
+  }
+  cmd->add_option("--config", flags->config_path, "TOML file of settings (lowest precedence)");
+  cmd->callback([flags, run] {
+    *run = [flags] {
+      const server::SettingLookup from_flags =
+          [flags](std::string_view key) -> std::optional<std::string> {
+        auto option = flags->options.find(key);
+        if (option == flags->options.end() || option->second->count() == 0) return std::nullopt;
+        return flags->values.find(key)->second;
+      };
+      server::SettingLookup from_file = [](std::string_view) { return std::nullopt; };
+      if (!flags->config_path.empty()) {
+        auto file = server::toml_lookup(flags->config_path);
+        if (!file) return fail(file.error().message);
+        from_file = *file;
+      }
+      auto config =
+          server::resolve_server_config(from_flags, server::environment_lookup(), from_file);
+      if (!config) return fail(config.error().message);
+      return serve(*config);
+    };
+  });
+}
+
+}  // namespace pensieve::cli
