@@ -97,6 +97,11 @@ int serve(const server::ServerConfig& config) {
   }
   log::Level level;
   if (log::parse_level(config.log_level, &level)) log::set_level(level);
+  // Block the shutdown signals before any thread starts (the forward pass's pool included), so
+  // every thread inherits the mask and only the signal thread receives them.
+  const sigset_t signals = shutdown_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
   const std::optional<GgmlType> kv_type = ggml_type_from_name(config.kv_type);
   if (!kv_type || !cpu::kv_type_supported(*kv_type)) {
     return fail("serve: KV cache type '" + config.kv_type + "' is not one of F16, Q8_0, F32");
@@ -114,11 +119,6 @@ int serve(const server::ServerConfig& config) {
                             ? config.threads
                             : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   CpuForward forward(hp, (*model)->weights(), n_ctx, n_threads, 256, *kv_type);
-
-  // Block the shutdown signals before any thread starts, so every thread inherits the mask.
-  sigset_t signals = shutdown_signals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
 
   Scheduler scheduler(forward, **tokenizer,
                       SchedulerOptions{config.max_queue, config.debug_token_delay_ms});

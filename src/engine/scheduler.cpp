@@ -105,35 +105,36 @@ void Scheduler::run() {
       queue_.pop_front();
       running_.store(1, std::memory_order_relaxed);
     }
+    Expected<GenerateResult> result = make_error(ErrorCode::kInternal, "engine: not run");
     try {
-      generate_one(*sequence);
+      result = generate_one(*sequence);
     } catch (const std::exception& e) {  // bad_alloc and the like: fail this sequence only
       log::error("engine: generation failed: {}", e.what());
-      sequence->finish(make_error(ErrorCode::kInternal, "engine: {}", e.what()));
+      result = make_error(ErrorCode::kInternal, "engine: {}", e.what());
     }
+    // Not running any more by the time the client hears of the end.
     running_.store(0, std::memory_order_relaxed);
+    sequence->finish(std::move(result));
   }
 }
 
-void Scheduler::generate_one(Sequence& sequence) {
+Expected<GenerateResult> Scheduler::generate_one(Sequence& sequence) {
   if (sequence.cancelled()) {
     GenerateResult cancelled;
     cancelled.reason = StopReason::kCancelled;
     cancelled.n_prompt = sequence.n_prompt_;
-    sequence.finish(std::move(cancelled));
-    return;
+    return cancelled;
   }
   forward_.reset();
   const int delay_ms = options_.token_delay_ms;
-  auto result = generate(forward_, tokenizer_, sequence.prompt_, sequence.options_,
-                         [&](std::string_view text) {
-                           sequence.push_text(text);
-                           if (delay_ms > 0) {
-                             std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-                           }
-                           return !sequence.cancelled();
-                         });
-  sequence.finish(std::move(result));
+  return generate(forward_, tokenizer_, sequence.prompt_, sequence.options_,
+                  [&](std::string_view text) {
+                    sequence.push_text(text);
+                    if (delay_ms > 0) {
+                      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+                    }
+                    return !sequence.cancelled();
+                  });
 }
 
 }  // namespace pensieve

@@ -93,7 +93,7 @@ class Scheduler {
 
  private:
   void run();
-  void generate_one(Sequence& sequence);
+  Expected<GenerateResult> generate_one(Sequence& sequence);
 
   Forward& forward_;
   const Tokenizer& tokenizer_;
