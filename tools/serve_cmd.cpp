@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -77,8 +80,8 @@ Expected<std::unique_ptr<ChatTemplate>> choose_template(const server::ServerConf
   return chosen;
 }
 
-// SIGINT and SIGTERM stop the listener from a thread of their own (sigwait), so no handler
-// runs inside the HTTP library.
+// SIGINT and SIGTERM are taken with sigwait on the main thread, so no handler runs inside the
+// HTTP library or the engine.
 sigset_t shutdown_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -129,22 +132,31 @@ int serve(const server::ServerConfig& config) {
   auto port = http.bind();
   if (!port) return fail(port.error().message);
 
-  std::thread signal_thread([&http, signals] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    log::info("serve: signal {}: stopping", signal);
-    http.stop();
-  });
   log::info("serve: model {} ({} tokens of context, template {}, {} threads)", config.model_path,
             n_ctx, (*chat_template)->name(), n_threads);
   std::fprintf(stderr, "pensieve: listening on http://%s:%d\n", config.host.c_str(), *port);
-  const bool ok = http.run();
-  if (signal_thread.joinable()) {
-    // run() also returns when the listener fails: wake the signal thread so it can be joined.
-    pthread_kill(signal_thread.native_handle(), SIGTERM);
-    signal_thread.join();
+  std::atomic<bool> listener_failed = false;
+  std::thread listener([&] {
+    if (!http.run()) {
+      listener_failed = true;
+      ::kill(::getpid(), SIGTERM);  // wake the sigwait below
+    }
+  });
+  int signal = 0;
+  sigwait(&signals, &signal);
+  if (listener_failed) {
+    listener.join();
+    return fail("serve: the listener stopped unexpectedly");
   }
-  return ok ? 0 : 1;
+  log::info("serve: signal {}: no new connections; finishing {} request(s) in flight", signal,
+            router.n_in_flight());
+  http.stop();
+  router.wait_idle();
+  log::info("serve: stopped");
+  std::fflush(stderr);
+  // The HTTP library would hold the process until idle keep-alive connections time out; with
+  // every request answered there is nothing left to wait for.
+  std::_Exit(0);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ struct ServerConfig {
   int max_queue = 16;           // max_queue, PENSIEVE_MAX_QUEUE: waiting besides the running one
   int64_t max_body_bytes = 32 << 20;  // max_body_bytes, PENSIEVE_MAX_BODY_BYTES: a byte size
   int read_timeout_s = 30;         // read_timeout_s, PENSIEVE_READ_TIMEOUT_S: headers+body deadline
-  int idle_timeout_s = 60;         // idle_timeout_s, PENSIEVE_IDLE_TIMEOUT_S: keep-alive idle
+  int idle_timeout_s = 5;          // idle_timeout_s, PENSIEVE_IDLE_TIMEOUT_S: keep-alive idle
   int ping_interval_s = 10;        // ping_interval_s, PENSIEVE_PING_INTERVAL_S: SSE pings, 1..300
   std::string log_level = "info";  // log_level, PENSIEVE_LOG_LEVEL: trace|debug|info|warn|error|off
   int debug_token_delay_ms = 0;  // debug_token_delay_ms, PENSIEVE_DEBUG_TOKEN_DELAY_MS: tests only

@@ -58,7 +58,7 @@ TEST(ServerConfig, DefaultsWhenNoSourceGivesAnything) {
   EXPECT_EQ(config->max_queue, 16);
   EXPECT_EQ(config->max_body_bytes, 32 << 20);
   EXPECT_EQ(config->read_timeout_s, 30);
-  EXPECT_EQ(config->idle_timeout_s, 60);
+  EXPECT_EQ(config->idle_timeout_s, 5);
   EXPECT_EQ(config->ping_interval_s, 10);
   EXPECT_EQ(config->log_level, "info");
   EXPECT_EQ(config->debug_token_delay_ms, 0);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <thread>
 
 #include "core/log.h"
 #include "server/anthropic/parse.h"
@@ -82,7 +83,15 @@ HttpResponse Router::handle(const HttpRequest& request) {
   record->route = route_of(request.path);
   record->request_id = random_id("req_");
   record->started = std::chrono::steady_clock::now();
-  HttpResponse response = dispatch(request, record);
+  // In flight from here until complete(); a handler that throws never gets there.
+  ++in_flight_;
+  HttpResponse response;
+  try {
+    response = dispatch(request, record);
+  } catch (...) {
+    --in_flight_;
+    throw;
+  }
   record->status = response.status;
   response.headers.emplace_back("request-id", record->request_id);
   response.record = record;
@@ -143,6 +152,7 @@ HttpResponse Router::error_response(const HttpRequest& request, const RequestRec
 }
 
 HttpResponse Router::library_error(const HttpRequest& request, int status) {
+  ++in_flight_;
   auto record = std::make_shared<RequestRecord>();
   record->method = request.method;
   record->path = request.path;
@@ -161,7 +171,12 @@ HttpResponse Router::library_error(const HttpRequest& request, int status) {
   return response;
 }
 
+void Router::wait_idle() const {
+  while (in_flight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
 void Router::complete(const RequestRecord& record) {
+  --in_flight_;
   metrics_.record_request(record.route, record.status);
   log::info("access: {} {} {} in={} out={} ms={:.1f} request_id={}", record.method, record.path,
             record.status, record.input_tokens, record.output_tokens, ms_since(record.started),

@@ -3,6 +3,7 @@
 // called from many HTTP threads at once.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -34,6 +35,11 @@ class Router {
   // A response for errors the HTTP library detects itself (413, 404 before routing).
   HttpResponse library_error(const HttpRequest& request, int status);
 
+  // Requests handled whose response is not complete yet (streams included).
+  int64_t n_in_flight() const { return in_flight_.load(); }
+  // Blocks until n_in_flight() is 0.
+  void wait_idle() const;
+
  private:
   HttpResponse dispatch(const HttpRequest& request, const std::shared_ptr<RequestRecord>& record);
   bool authorized(const HttpRequest& request) const;
@@ -56,6 +62,7 @@ class Router {
   Metrics& metrics_;
   ServedModel model_;
   anthropic::ModelInfo model_info_;
+  std::atomic<int64_t> in_flight_{0};
 };
 
 // Compares without an early exit, so the time taken does not tell how much of a key matched.
