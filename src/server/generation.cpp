@@ -98,9 +98,23 @@ void record_generation(Metrics& metrics, RequestRecord& record, const Sequence& 
   }
   metrics.record_generation(anthropic_stop_reason(relayed.outcome->finish), record.input_tokens,
                             record.output_tokens, ttft_s, tokens_per_s);
-  log::debug("generation {}: prompt {} tokens, prefill {:.1f} ms, {} tokens in {:.1f} ms",
-             record.request_id, record.input_tokens, result->prefill_ms, record.output_tokens,
-             result->decode_ms);
+  double sent_ms = -1;
+  if (record.first_text_sent) {
+    sent_ms = std::chrono::duration<double, std::milli>(*record.first_text_sent - record.started)
+                  .count();
+  }
+  log::debug(
+      "generation {}: prompt {} tokens, prefill {:.1f} ms, first text {:.1f} ms after arrival "
+      "(written {:.1f} ms), {} tokens in {:.1f} ms",
+      record.request_id, record.input_tokens, result->prefill_ms, ttft_s * 1000, sent_ms,
+      record.output_tokens, result->decode_ms);
+}
+
+// Writes a text frame, noting when the first one went out.
+bool write_text(StreamSink& sink, const std::string& frame, RequestRecord& record) {
+  const bool ok = sink.write(frame);
+  if (ok && !record.first_text_sent) record.first_text_sent = std::chrono::steady_clock::now();
+  return ok;
 }
 
 int64_t unix_now() {
@@ -142,7 +156,7 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
     if (!connected) sequence->cancel();
     Relayed relayed = relay(
         *sequence, *req, ping_every,
-        [&](std::string_view text) { return sink.write(stream.text(text)); },
+        [&](std::string_view text) { return write_text(sink, stream.text(text), *record); },
         [&] { return sink.write(anthropic::MessageStream::ping()); });
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) {
@@ -188,7 +202,7 @@ HttpResponse Router::chat_completions(const HttpRequest& request,
     if (!sink.write(stream.start())) sequence->cancel();
     Relayed relayed = relay(
         *sequence, *req, ping_every,
-        [&](std::string_view text) { return sink.write(stream.text(text)); },
+        [&](std::string_view text) { return write_text(sink, stream.text(text), *record); },
         [&] { return sink.write(": ping\n\n"); });  // an SSE comment keeps the connection alive
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) {

@@ -48,6 +48,8 @@ struct RequestRecord {
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   std::chrono::steady_clock::time_point started;
+  // Streams: when the first text was written to the socket.
+  std::optional<std::chrono::steady_clock::time_point> first_text_sent;
 };
 
 struct HttpResponse {
