@@ -100,8 +100,8 @@ void record_generation(Metrics& metrics, RequestRecord& record, const Sequence& 
                             record.output_tokens, ttft_s, tokens_per_s);
   double sent_ms = -1;
   if (record.first_text_sent) {
-    sent_ms = std::chrono::duration<double, std::milli>(*record.first_text_sent - record.started)
-                  .count();
+    sent_ms =
+        std::chrono::duration<double, std::milli>(*record.first_text_sent - record.started).count();
   }
   log::debug(
       "generation {}: prompt {} tokens, prefill {:.1f} ms, first text {:.1f} ms after arrival "

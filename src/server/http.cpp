@@ -117,6 +117,12 @@ HttpServer::HttpServer(const ServerConfig& config, Router& router)
   s.set_write_timeout(config.read_timeout_s, 0);
   s.set_keep_alive_timeout(config.idle_timeout_s);
   s.set_tcp_nodelay(true);
+  // SO_REUSEADDR only: the library's default adds SO_REUSEPORT, which would let a second server
+  // bind the same port and share its connections instead of failing.
+  s.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   s.set_keep_alive_max_count(1000);
 
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
