@@ -18,7 +18,7 @@ Sequence::Update Sequence::wait(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   changed_.wait_for(lock, timeout, [&] { return !pending_.empty() || result_.has_value(); });
   Update update;
-  update.text.swap(pending_);
+  update.pieces.swap(pending_);
   update.finished = result_.has_value();
   return update;
 }
@@ -32,7 +32,7 @@ void Sequence::push_text(std::string_view text) {
   {
     std::lock_guard lock(mutex_);
     if (!first_text_at_) first_text_at_ = Clock::now();
-    pending_.append(text);
+    pending_.emplace_back(text);
   }
   changed_.notify_all();
 }

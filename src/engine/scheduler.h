@@ -29,7 +29,9 @@ using Clock = std::chrono::steady_clock;
 class Sequence {
  public:
   struct Update {
-    std::string text;       // text produced since the last wait()
+    // The pieces of text produced since the last wait(), one per piece the generator emitted
+    // (usually one per token), so a writer that falls behind still sends them one by one.
+    std::vector<std::string> pieces;
     bool finished = false;  // result() is ready; no more text will come
   };
 
@@ -62,7 +64,7 @@ class Sequence {
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::string pending_;
+  std::vector<std::string> pending_;
   std::optional<Clock::time_point> first_text_at_;
   std::optional<Expected<GenerateResult>> result_;
 };

@@ -38,7 +38,7 @@ std::string drain(Sequence& sequence) {
   std::string text;
   while (true) {
     Sequence::Update u = sequence.wait(milliseconds(1000));
-    text += u.text;
+    for (const std::string& piece : u.pieces) text += piece;
     if (u.finished) return text;
   }
 }
@@ -78,7 +78,7 @@ TEST(Scheduler, FullQueueRefusesAndCancelStops) {
   ASSERT_TRUE(running);
   // Wait until it produces text, so it is running rather than waiting.
   Sequence::Update first = (*running)->wait(milliseconds(5000));
-  ASSERT_FALSE(first.text.empty());
+  ASSERT_FALSE(first.pieces.empty());
   auto waiting = scheduler.submit(prompt, greedy(5));
   ASSERT_TRUE(waiting) << waiting.error().message;
   EXPECT_EQ(scheduler.n_waiting(), 1);

@@ -60,10 +60,11 @@ Relayed relay(Sequence& sequence, const InferenceRequest& request, milliseconds 
   bool connected = true;
   while (true) {
     Sequence::Update update = sequence.wait(connected ? idle : milliseconds(100));
-    if (!update.text.empty()) {
-      out.text += update.text;
-      if (connected && !on_text(update.text)) connected = false;
-    } else if (!update.finished && connected && !on_idle()) {
+    for (const std::string& piece : update.pieces) {
+      out.text += piece;
+      if (connected && !on_text(piece)) connected = false;
+    }
+    if (update.pieces.empty() && !update.finished && connected && !on_idle()) {
       connected = false;
     }
     if (!connected) sequence.cancel();
