@@ -118,6 +118,25 @@ bool write_text(StreamSink& sink, const std::string& frame, RequestRecord& recor
   return ok;
 }
 
+// A parsed request rendered, checked against the context and queued.
+struct Submitted {
+  std::shared_ptr<Sequence> sequence;
+  std::shared_ptr<const InferenceRequest> request;
+};
+
+Expected<Submitted> submit(Expected<InferenceRequest> parsed, const PromptRenderer& renderer,
+                           Scheduler& scheduler, const std::string& served_id,
+                           RequestRecord& record) {
+  if (!parsed) return Unexpected<Error>(parsed.error());
+  if (parsed->model.empty()) parsed->model = served_id;
+  PV_TRY(Prepared prepared, prepare(std::move(*parsed), renderer, scheduler.n_ctx()));
+  record.input_tokens = static_cast<int64_t>(prepared.prompt.size());
+  PV_TRY(std::shared_ptr<Sequence> sequence,
+         scheduler.submit(std::move(prepared.prompt), std::move(prepared.options)));
+  return Submitted{std::move(sequence),
+                   std::make_shared<const InferenceRequest>(std::move(prepared.request))};
+}
+
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -127,16 +146,12 @@ int64_t unix_now() {
 }  // namespace
 
 HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<RequestRecord> record) {
-  auto parsed = anthropic::parse_messages_request(request.body, anthropic::Endpoint::kMessages);
-  if (!parsed) return error_response(request, *record, api_error_from(parsed.error()));
-  if (parsed->model.empty()) parsed->model = model_.id;
-  auto prepared = prepare(std::move(*parsed), renderer_, scheduler_.n_ctx());
-  if (!prepared) return error_response(request, *record, api_error_from(prepared.error()));
-  record->input_tokens = static_cast<int64_t>(prepared->prompt.size());
-  auto submitted = scheduler_.submit(std::move(prepared->prompt), std::move(prepared->options));
+  auto submitted =
+      submit(anthropic::parse_messages_request(request.body, anthropic::Endpoint::kMessages),
+             renderer_, scheduler_, model_.id, *record);
   if (!submitted) return error_response(request, *record, api_error_from(submitted.error()));
-  std::shared_ptr<Sequence> sequence = std::move(*submitted);
-  auto req = std::make_shared<InferenceRequest>(std::move(prepared->request));
+  std::shared_ptr<Sequence> sequence = submitted->sequence;
+  std::shared_ptr<const InferenceRequest> req = submitted->request;
   const std::string id = random_id("msg_");
   const milliseconds ping_every(1000LL * config_.ping_interval_s);
 
@@ -172,16 +187,11 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
 
 HttpResponse Router::chat_completions(const HttpRequest& request,
                                       std::shared_ptr<RequestRecord> record) {
-  auto parsed = openai::parse_chat_request(request.body);
-  if (!parsed) return error_response(request, *record, api_error_from(parsed.error()));
-  if (parsed->model.empty()) parsed->model = model_.id;
-  auto prepared = prepare(std::move(*parsed), renderer_, scheduler_.n_ctx());
-  if (!prepared) return error_response(request, *record, api_error_from(prepared.error()));
-  record->input_tokens = static_cast<int64_t>(prepared->prompt.size());
-  auto submitted = scheduler_.submit(std::move(prepared->prompt), std::move(prepared->options));
+  auto submitted =
+      submit(openai::parse_chat_request(request.body), renderer_, scheduler_, model_.id, *record);
   if (!submitted) return error_response(request, *record, api_error_from(submitted.error()));
-  std::shared_ptr<Sequence> sequence = std::move(*submitted);
-  auto req = std::make_shared<InferenceRequest>(std::move(prepared->request));
+  std::shared_ptr<Sequence> sequence = submitted->sequence;
+  std::shared_ptr<const InferenceRequest> req = submitted->request;
   const std::string id = random_id("chatcmpl-");
   const int64_t created = unix_now();
   const milliseconds ping_every(1000LL * config_.ping_interval_s);

@@ -39,6 +39,17 @@ bool names_loaded_model(std::string_view id, std::string_view served) {
   return id == served || id.starts_with("claude-");
 }
 
+// A request's record, from its arrival.
+std::shared_ptr<RequestRecord> new_record(const HttpRequest& request) {
+  auto record = std::make_shared<RequestRecord>();
+  record->method = request.method;
+  record->path = request.path;
+  record->route = route_of(request.path);
+  record->request_id = random_id("req_");
+  record->started = std::chrono::steady_clock::now();
+  return record;
+}
+
 }  // namespace
 
 std::optional<std::string_view> find_header(const Headers& headers, std::string_view name) {
@@ -77,12 +88,7 @@ Router::Router(const ServerConfig& config, Scheduler& scheduler, const PromptRen
       model_info_{model_.id, model_.id, model_.created_at} {}
 
 HttpResponse Router::handle(const HttpRequest& request) {
-  auto record = std::make_shared<RequestRecord>();
-  record->method = request.method;
-  record->path = request.path;
-  record->route = route_of(request.path);
-  record->request_id = random_id("req_");
-  record->started = std::chrono::steady_clock::now();
+  auto record = new_record(request);
   // In flight from here until complete(); a handler that throws never gets there.
   ++in_flight_;
   HttpResponse response;
@@ -153,12 +159,7 @@ HttpResponse Router::error_response(const HttpRequest& request, const RequestRec
 
 HttpResponse Router::library_error(const HttpRequest& request, int status) {
   ++in_flight_;
-  auto record = std::make_shared<RequestRecord>();
-  record->method = request.method;
-  record->path = request.path;
-  record->route = route_of(request.path);
-  record->request_id = random_id("req_");
-  record->started = std::chrono::steady_clock::now();
+  auto record = new_record(request);
   const std::string message =
       status == 413
           ? fmt::format("request body is larger than the limit of {} bytes", config_.max_body_bytes)
