@@ -17,5 +17,6 @@ void register_run(CLI::App& app, Handler* run);
 void register_quantize(CLI::App& app, Handler* run);
 void register_bench(CLI::App& app, Handler* run);
 void register_serve(CLI::App& app, Handler* run);
+void register_memory(CLI::App& app, Handler* run);
 
 }  // namespace pensieve::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   pensieve::cli::register_quantize(app, &run);
   pensieve::cli::register_bench(app, &run);
   pensieve::cli::register_serve(app, &run);
+  pensieve::cli::register_memory(app, &run);
   try {
     app.parse(argc, argv);
     pensieve::log::Level level;

@@ -10,13 +10,20 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <thread>
 
+#include "core/duration.h"
 #include "core/log.h"
 #include "engine/prompt.h"
 #include "engine/scheduler.h"
+#include "engine/weight_residency.h"
+#include "memory/budget.h"
+#include "memory/governor.h"
+#include "memory/registry.h"
+#include "memory/system_memory.h"
 #include "model/forward_cpu.h"
 #include "model/model.h"
 #include "server/config.h"
@@ -31,6 +38,7 @@ namespace pensieve::cli {
 namespace {
 
 constexpr int64_t kDefaultMaxCtx = 32768;
+constexpr int64_t kMaxBatch = 256;  // prompt tokens per forward step
 
 struct ServeFlags {
   std::map<std::string, std::string, std::less<>> values;
@@ -90,6 +98,75 @@ sigset_t shutdown_signals() {
   return set;
 }
 
+// Worker threads of the HTTP server (see server/http.cpp): each may hold one request body.
+int64_t http_buffers_bytes(const server::ServerConfig& config) {
+  return static_cast<int64_t>(config.max_queue + server::HttpServer::kExtraWorkers) *
+         config.max_body_bytes;
+}
+
+// The startup budget: the model's weights, its KV cache and scratch at the chosen context, and
+// the HTTP buffers, against what this machine (or cgroup) can give less the reserve and what
+// other pensieve servers may still grow into.
+Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const GgufFile& header,
+                                     const Hparams& hp, const CpuForward::MemoryPlan& plan,
+                                     const memory::MemorySnapshot& machine,
+                                     int64_t others_outstanding) {
+  memory::BudgetInputs inputs;
+  inputs.weights_bytes = static_cast<int64_t>(header.size_bytes());
+  inputs.kv_bytes_per_position = plan.kv_bytes_per_position;
+  inputs.scratch_bytes = plan.scratch_bytes;
+  inputs.buffers_bytes = http_buffers_bytes(config);
+  inputs.n_ctx_train = hp.n_ctx_train;
+  memory::BudgetRequest request;
+  if (config.ctx > 0) request.n_ctx = config.ctx;
+  request.max_auto_ctx = kDefaultMaxCtx;
+  if (config.memory_budget > 0) request.cap_bytes = config.memory_budget;
+  memory::MachineRoom room;
+  room.usable_bytes = machine.usable_bytes();
+  room.reserve_bytes = config.memory_reserve >= 0
+                           ? config.memory_reserve
+                           : config.tiers.warning.resolve(machine.effective_total_bytes());
+  room.others_outstanding_bytes = others_outstanding;
+  room.cgroup_limit_bytes = machine.cgroup_limit_bytes;
+  room.available_bytes = machine.available_bytes;
+  return memory::plan_budget(inputs, request, room);
+}
+
+// After the first signal: no new connections; in-flight requests get `drain_timeout` to finish,
+// then the rest are ended with an error. A second signal exits at once.
+[[noreturn]] void drain_and_exit(const server::ServerConfig& config, server::HttpServer& http,
+                                 server::Router& router, Scheduler& scheduler,
+                                 memory::InstanceRegistry& registry, const sigset_t& signals) {
+  http.stop();
+  const auto deadline = Clock::now() + config.drain_timeout;
+  bool cut = false;
+  const timespec tick{0, 50 * 1000 * 1000};
+  while (router.n_in_flight() > 0) {
+    if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+      log::warn("serve: second signal: exiting now with {} request(s) unfinished",
+                router.n_in_flight());
+      registry.unregister();
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+    if (!cut && Clock::now() >= deadline) {
+      cut = true;
+      const int n = scheduler.shed_newest(std::numeric_limits<int>::max(),
+                                          "server: shutting down; the drain time ran out",
+                                          ErrorCode::kUnavailable);
+      log::warn("serve: drain timeout ({}) reached: ended {} request(s)",
+                format_duration(config.drain_timeout), n);
+    }
+    if (cut && Clock::now() >= deadline + std::chrono::seconds(5)) break;  // a stuck writer
+  }
+  registry.unregister();
+  log::info("serve: stopped");
+  std::fflush(stderr);
+  // The HTTP library would hold the process until idle keep-alive connections time out; with
+  // every request answered there is nothing left to wait for.
+  std::_Exit(0);
+}
+
 int serve(const server::ServerConfig& config) {
   if (config.model_path.empty()) {
     return fail(
@@ -109,6 +186,38 @@ int serve(const server::ServerConfig& config) {
   if (!kv_type || !cpu::kv_type_supported(*kv_type)) {
     return fail("serve: KV cache type '" + config.kv_type + "' is not one of F16, Q8_0, F32");
   }
+  const int n_threads = config.threads > 0
+                            ? config.threads
+                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+
+  // Memory first: what the machine can give, before the model takes any of it.
+  memory::LinuxMemorySource memory_source;
+  auto machine = memory_source.read();
+  if (!machine) return fail("serve: " + machine.error().message);
+  if (auto ok = memory::validate(config.tiers, machine->effective_total_bytes()); !ok) {
+    return fail("serve: " + ok.error().message);
+  }
+  memory::InstanceRegistry registry(config.runtime_dir.empty() ? memory::default_runtime_dir()
+                                                               : config.runtime_dir);
+  std::vector<memory::InstanceEntry> others = registry.list();
+  std::erase_if(others, [](const memory::InstanceEntry& e) { return e.pid == ::getpid(); });
+  const int64_t others_outstanding = memory::outstanding_bytes(others);
+
+  memory::Budget budget;
+  CpuForward::MemoryPlan plan;
+  {
+    // The header alone (mapped, nothing read yet) gives the sizes the budget needs.
+    auto header = GgufFile::open(config.model_path);
+    if (!header) return fail(header.error().message);
+    auto hp = read_hparams(**header);
+    if (!hp) return fail(hp.error().message);
+    plan = CpuForward::memory_plan(*hp, kMaxBatch, n_threads, *kv_type);
+    auto planned = plan_memory(config, **header, *hp, plan, *machine, others_outstanding);
+    if (!planned) return fail("serve: " + planned.error().message);
+    budget = *planned;
+  }
+  std::fprintf(stderr, "%s\n", memory::describe(budget, config.kv_type).c_str());
+
   auto model = Model::load(config.model_path,
                            config.mmap ? MmapFile::Mode::kMapped : MmapFile::Mode::kResident);
   if (!model) return fail(model.error().message);
@@ -117,23 +226,56 @@ int serve(const server::ServerConfig& config) {
   auto chat_template = choose_template(config, (*model)->file());
   if (!chat_template) return fail(chat_template.error().message);
   const Hparams& hp = (*model)->hparams();
-  const int64_t n_ctx = config.ctx > 0 ? config.ctx : std::min(hp.n_ctx_train, kDefaultMaxCtx);
-  const int n_threads = config.threads > 0
-                            ? config.threads
-                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  CpuForward forward(hp, (*model)->weights(), n_ctx, n_threads, 256, *kv_type);
+  CpuForward forward(hp, (*model)->weights(), budget.n_ctx, n_threads, kMaxBatch, *kv_type);
 
-  Scheduler scheduler(forward, **tokenizer,
-                      SchedulerOptions{config.max_queue, config.debug_token_delay_ms});
+  ModelResidency residency(**model);
+  SchedulerOptions scheduler_options;
+  scheduler_options.max_waiting = config.max_queue;
+  scheduler_options.token_delay_ms = config.debug_token_delay_ms;
+  scheduler_options.keep_alive = config.keep_alive;
+  scheduler_options.residency = &residency;
+  Scheduler scheduler(forward, **tokenizer, scheduler_options);
+
+  memory::Governor::Options governor_options;
+  governor_options.thresholds = config.tiers;
+  governor_options.poll = std::chrono::milliseconds(config.memory_poll_ms);
+  governor_options.emergency_shutdown = std::chrono::seconds(config.emergency_shutdown_s);
+  memory::Governor governor(
+      memory_source, governor_options,
+      {.shed =
+           [&scheduler] {
+             const int n = scheduler.shed_newest(
+                 1,
+                 "memory: the machine is almost out of memory; this request was cancelled to "
+                 "free memory",
+                 ErrorCode::kUnavailable);
+             // Nothing left to cancel: give back the weights (reloaded once admission resumes).
+             if (n == 0) scheduler.release_when_idle();
+             return n;
+           },
+       .shutdown = [] { ::kill(::getpid(), SIGTERM); }});
+  governor.start();
+
   PromptRenderer renderer(**tokenizer, **chat_template);
   server::Metrics metrics;
-  server::Router router(config, scheduler, renderer, metrics, served_model(config));
+  server::Router router(config, scheduler, renderer, metrics, served_model(config),
+                        server::MemoryContext{&governor, budget, plan.kv_bytes_per_position});
   server::HttpServer http(config, router);
   auto port = http.bind();
   if (!port) return fail(port.error().message);
+  memory::InstanceEntry entry;
+  entry.host = config.host;
+  entry.port = *port;
+  entry.model = config.model_name;
+  entry.budget_bytes = budget.total_bytes();
+  if (auto registered = registry.register_self(entry); !registered) {
+    log::warn("serve: not registered with other pensieve servers: {}", registered.error().message);
+  }
 
-  log::info("serve: model {} ({} tokens of context, template {}, {} threads)", config.model_path,
-            n_ctx, (*chat_template)->name(), n_threads);
+  log::info(
+      "serve: model {} ({} tokens of context, template {}, {} threads, keep-alive {})",
+      config.model_path, budget.n_ctx, (*chat_template)->name(), n_threads,
+      config.keep_alive.count() < 0 ? std::string("forever") : format_duration(config.keep_alive));
   std::fprintf(stderr, "pensieve: listening on http://%s:%d\n", config.host.c_str(), *port);
   std::atomic<bool> listener_failed = false;
   std::thread listener([&] {
@@ -148,15 +290,9 @@ int serve(const server::ServerConfig& config) {
     listener.join();
     return fail("serve: the listener stopped unexpectedly");
   }
-  log::info("serve: signal {}: no new connections; finishing {} request(s) in flight", signal,
-            router.n_in_flight());
-  http.stop();
-  router.wait_idle();
-  log::info("serve: stopped");
-  std::fflush(stderr);
-  // The HTTP library would hold the process until idle keep-alive connections time out; with
-  // every request answered there is nothing left to wait for.
-  std::_Exit(0);
+  log::info("serve: signal {}: no new connections; finishing {} request(s) in flight (up to {})",
+            signal, router.n_in_flight(), format_duration(config.drain_timeout));
+  drain_and_exit(config, http, router, scheduler, registry, signals);
 }
 
 }  // namespace

@@ -18,6 +18,8 @@ const char* error_code_name(ErrorCode code) {
       return "out_of_range";
     case ErrorCode::kResourceExhausted:
       return "resource_exhausted";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
     case ErrorCode::kInternal:
       return "internal";
   }

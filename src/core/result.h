@@ -20,6 +20,7 @@ enum class ErrorCode {
   kUnsupported,        // well-formed, but something pensieve does not implement
   kOutOfRange,         // a value past a limit (context length, sizes)
   kResourceExhausted,  // memory or queue capacity
+  kUnavailable,        // cannot be done now, may work later: memory pressure, shutting down
   kInternal,           // a failure pensieve cannot attribute to its input
 };
 

@@ -1,10 +1,11 @@
 #include "engine/generate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "sampling/stop_strings.h"
-#include "tokenizer/stream_decoder.h"
+#include "tokenizer/unicode.h"
 
 namespace pensieve {
 namespace {
@@ -25,6 +26,46 @@ Expected<void> check_finite(std::span<const float> logits, int64_t position) {
   }
   return {};
 }
+
+// Generated ids to text with tokenizer/stream_decoder.h's rules (complete UTF-8 only, invalid
+// bytes as U+FFFD, control tokens silent), appending to the caller's buffer: StreamDecoder
+// returns a new string per token, which allocates for every piece longer than 15 bytes.
+class PieceDecoder {
+ public:
+  explicit PieceDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {
+    pending_.reserve(kReservedBytes);
+  }
+  // Appends to *out the text that became complete with `id`.
+  void push(int32_t id, std::string* out) {
+    if (!tokenizer_.contains(id) || tokenizer_.is_control(id)) return;
+    pending_.append(tokenizer_.token_piece(id));
+    const size_t complete = utf8_complete_prefix(pending_);
+    append_sanitized(std::string_view(pending_).substr(0, complete), out);
+    pending_.erase(0, complete);
+  }
+  // The rest at the end; an unfinished character becomes U+FFFD.
+  void flush(std::string* out) {
+    append_sanitized(pending_, out);
+    pending_.clear();
+  }
+  static constexpr size_t kReservedBytes = 256;  // longer than any piece of a real vocabulary
+
+ private:
+  static void append_sanitized(std::string_view s, std::string* out) {
+    for (size_t i = 0; i < s.size();) {
+      const Utf8Char c = utf8_next(s.substr(i));
+      if (c.status == Utf8Char::kValid) {
+        out->append(s.substr(i, c.length));
+      } else {
+        utf8_append(kReplacementChar, out);
+      }
+      i += c.length;
+    }
+  }
+
+  const Tokenizer& tokenizer_;
+  std::string pending_;
+};
 
 }  // namespace
 
@@ -57,12 +98,21 @@ Expected<GenerateResult> generate(Forward& forward, const Tokenizer& tokenizer,
   }
   GenerateResult result;
   result.n_prompt = static_cast<int64_t>(prompt.size());
-  result.tokens.reserve(static_cast<size_t>(std::max<int64_t>(0, options.max_tokens)));
-  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  // Everything the loop appends to is sized here, so the token loop allocates nothing: at most
+  // room - prompt + 1 tokens come out (the last one is sampled but not evaluated).
+  const int64_t max_new =
+      std::clamp<int64_t>(options.max_tokens, 0, room - static_cast<int64_t>(prompt.size()) + 1);
+  result.tokens.reserve(static_cast<size_t>(max_new));
+  std::vector<int32_t> history;
+  history.reserve(prompt.size() + static_cast<size_t>(max_new));
+  history.assign(prompt.begin(), prompt.end());
   Sampler sampler(options.sampling, tokenizer.n_vocab());
   StopMatcher stops(options.stop_strings);
-  StreamDecoder decoder(tokenizer);
-  std::string text;
+  PieceDecoder decoder(tokenizer);
+  std::string piece;  // the token's complete text, before the stop strings see it
+  std::string text;   // what the stop strings let out
+  piece.reserve(PieceDecoder::kReservedBytes);
+  text.reserve(PieceDecoder::kReservedBytes);
 
   auto start = std::chrono::steady_clock::now();
   PV_TRY(std::span<const float> logits, forward.eval(prompt));
@@ -82,8 +132,10 @@ Expected<GenerateResult> generate(Forward& forward, const Tokenizer& tokenizer,
     }
     result.tokens.push_back(token);
     history.push_back(token);
+    piece.clear();
+    decoder.push(token, &piece);
     text.clear();
-    if (stops.feed(decoder.push(token), &text)) result.reason = StopReason::kStopString;
+    if (stops.feed(piece, &text)) result.reason = StopReason::kStopString;
     if (!text.empty() && !on_text(text)) {
       result.reason = StopReason::kCancelled;
       break;
@@ -97,8 +149,10 @@ Expected<GenerateResult> generate(Forward& forward, const Tokenizer& tokenizer,
     PV_TRY(logits, forward.eval(std::span<const int32_t>(&token, 1)));
   }
   if (result.reason != StopReason::kStopString && result.reason != StopReason::kCancelled) {
+    piece.clear();
+    decoder.flush(&piece);
     text.clear();
-    if (stops.feed(decoder.flush(), &text)) result.reason = StopReason::kStopString;
+    if (stops.feed(piece, &text)) result.reason = StopReason::kStopString;
     stops.flush(&text);
     if (!text.empty()) on_text(text);
   }

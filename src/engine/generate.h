@@ -49,6 +49,8 @@ using TextCallback = std::function<bool(std::string_view text)>;
 
 // Evaluates `prompt` (non-empty; it must fit in the context: no silent truncation), then
 // samples up to max_tokens. Errors: prompt too long, non-finite logits, forward failures.
+// Buffers are sized before the first token: the token loop itself allocates nothing (beyond
+// what on_text does), see engine/token_loop_alloc_test.cpp.
 Expected<GenerateResult> generate(Forward& forward, const Tokenizer& tokenizer,
                                   std::span<const int32_t> prompt, const GenerateOptions& options,
                                   const TextCallback& on_text);

@@ -1,6 +1,8 @@
 // The scheduler: one engine thread owns the model's Forward and runs queued sequences one at a
 // time, in arrival order; HTTP threads submit work and read its text through a Sequence. All of
-// the server's cross-thread locking lives here.
+// the server's cross-thread locking lives here. The engine thread also unloads the weights after
+// an idle time (keep-alive) and reloads them for the next sequence; under memory emergency the
+// newest sequences can be shed.
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,7 @@
 
 #include "core/result.h"
 #include "engine/generate.h"
+#include "engine/weight_residency.h"
 #include "model/forward.h"
 #include "tokenizer/tokenizer.h"
 
@@ -55,6 +58,9 @@ class Sequence {
   // Engine thread side.
   void push_text(std::string_view text);
   void finish(Expected<GenerateResult> result);
+  // Any thread: stop before the next token and end with `error` instead of a result.
+  void shed(Error error);
+  std::optional<Error> shed_error() const;
 
   std::vector<int32_t> prompt_;
   GenerateOptions options_;
@@ -67,6 +73,7 @@ class Sequence {
   std::vector<std::string> pending_;
   std::optional<Clock::time_point> first_text_at_;
   std::optional<Expected<GenerateResult>> result_;
+  std::optional<Error> shed_error_;
 };
 
 struct SchedulerOptions {
@@ -74,6 +81,11 @@ struct SchedulerOptions {
   int max_waiting = 16;
   // Tests only: sleep this long after each token, to make streams slow and predictable.
   int token_delay_ms = 0;
+  // How long the engine stays idle before it releases the weights (Ollama's keep_alive): 0
+  // releases them after each sequence once nothing waits; negative never releases.
+  std::chrono::milliseconds keep_alive{-1};
+  // What keep-alive releases and restores; null: never release. Must outlive the scheduler.
+  WeightResidency* residency = nullptr;
 };
 
 class Scheduler {
@@ -89,12 +101,34 @@ class Scheduler {
   // kInvalidArgument for an empty prompt or one that does not fit the context.
   Expected<std::shared_ptr<Sequence>> submit(std::vector<int32_t> prompt, GenerateOptions options);
 
+  // Memory emergency: ends up to `count` sequences, newest first (waiting ones from the back of
+  // the queue, then the running one), each with Error{code, reason}. A waiting one ends at once;
+  // the running one stops before its next token, keeping the text it already delivered.
+  // Returns how many were shed.
+  int shed_newest(int count, std::string reason, ErrorCode code = ErrorCode::kResourceExhausted);
+
   int64_t n_waiting() const;
   int64_t n_running() const { return running_.load(std::memory_order_relaxed); }
+  int64_t n_in_flight() const;  // waiting + running
   int64_t n_ctx() const { return n_ctx_; }
+
+  // Keep-alive state, for /health and metrics.
+  bool model_resident() const { return resident_.load(std::memory_order_relaxed); }
+  int64_t n_releases() const { return n_releases_.load(std::memory_order_relaxed); }
+  int64_t n_restores() const { return n_restores_.load(std::memory_order_relaxed); }
+  // Memory emergency: release the weights as soon as the engine is idle, whatever keep-alive
+  // says; the next sequence reloads them. A no-op without a residency or when already released;
+  // forgotten when a sequence arrives before the engine was idle with the weights loaded.
+  void release_when_idle();
 
  private:
   void run();
+  // Waits for a sequence (releasing the weights once idle for keep_alive); false when stopping.
+  bool wait_for_work(std::unique_lock<std::mutex>& lock);
+  // `why`: "keep-alive" or "emergency", for the log line.
+  void release_weights(std::string_view why);
+  Expected<void> restore_weights();
+  Expected<GenerateResult> run_one(Sequence& sequence);
   Expected<GenerateResult> generate_one(Sequence& sequence);
 
   Forward& forward_;
@@ -105,8 +139,13 @@ class Scheduler {
   mutable std::mutex mutex_;
   std::condition_variable work_;
   std::deque<std::shared_ptr<Sequence>> queue_;
+  std::shared_ptr<Sequence> running_sequence_;  // guarded by mutex_, for shed_newest()
   bool stopping_ = false;
+  bool release_requested_ = false;  // release_when_idle() was called
   std::atomic<int64_t> running_{0};
+  std::atomic<bool> resident_{true};
+  std::atomic<int64_t> n_releases_{0};
+  std::atomic<int64_t> n_restores_{0};
   std::thread thread_;
 };
 

@@ -5,43 +5,18 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/test_support.h"
 #include "model/forward_cpu.h"
-#include "model/model.h"
 
 namespace pensieve {
 namespace {
 
 using std::chrono::milliseconds;
 
-struct Loaded {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
-};
-
-Loaded load() {
-  auto model = Model::load(PENSIEVE_SHARED_DIR "/models/TinyStories-656K-Q8_0.gguf");
-  EXPECT_TRUE(model) << model.error().message;
-  auto tokenizer = Tokenizer::from_gguf((*model)->file());
-  EXPECT_TRUE(tokenizer) << tokenizer.error().message;
-  return {std::move(*model), std::move(*tokenizer)};
-}
-
-GenerateOptions greedy(int64_t max_tokens) {
-  GenerateOptions o;
-  o.max_tokens = max_tokens;
-  o.sampling.temperature = 0;
-  return o;
-}
-
-// Drains a sequence to the end; returns its text.
-std::string drain(Sequence& sequence) {
-  std::string text;
-  while (true) {
-    Sequence::Update u = sequence.wait(milliseconds(1000));
-    for (const std::string& piece : u.pieces) text += piece;
-    if (u.finished) return text;
-  }
-}
+using engine_test::drain;
+using engine_test::greedy;
+using engine_test::load;
+using engine_test::Loaded;
 
 TEST(Scheduler, TextEqualsDirectGenerate) {
   Loaded l = load();

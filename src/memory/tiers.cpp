@@ -24,6 +24,10 @@ std::string describe(const Threshold& t, int64_t total_bytes) {
     return fmt::format("{}% of {} bytes = {} bytes", t.percent, total_bytes,
                        t.resolve(total_bytes));
   }
+  if (t.at_most_percent >= 0) {
+    return fmt::format("{} bytes, at most {}% of {} bytes = {} bytes", t.bytes, t.at_most_percent,
+                       total_bytes, t.resolve(total_bytes));
+  }
   return fmt::format("{} bytes", t.bytes);
 }
 
@@ -48,12 +52,23 @@ std::string_view tier_name(Tier tier) {
   return "";
 }
 
-int64_t Threshold::resolve(int64_t total_bytes) const {
-  if (percent < 0) return bytes;
+namespace {
+
+int64_t percent_of(int64_t total_bytes, double percent) {
   if (total_bytes <= 0) return 0;
   // Multiply first: 8e9 * 10 / 100 is exact where 8e9 * 0.1 is not.
   double resolved = std::floor(static_cast<double>(total_bytes) * percent / 100.0);
   return std::clamp(static_cast<int64_t>(std::min(resolved, 9.2e18)), int64_t{0}, total_bytes);
+}
+
+}  // namespace
+
+int64_t Threshold::resolve(int64_t total_bytes) const {
+  if (percent >= 0) return percent_of(total_bytes, percent);
+  if (at_most_percent >= 0 && total_bytes > 0) {
+    return std::min(bytes, percent_of(total_bytes, at_most_percent));
+  }
+  return bytes;
 }
 
 Expected<Threshold> parse_threshold(std::string_view raw) {

@@ -20,6 +20,9 @@ std::string_view tier_name(Tier tier);
 struct Threshold {
   int64_t bytes = 0;
   double percent = -1;  // >= 0: percent mode, bytes is ignored
+  // >= 0 (bytes mode only): at most this percent of the total, so that a default made for a
+  // large machine still means something on a small one or in a small cgroup.
+  double at_most_percent = -1;
   // Bytes this threshold stands for on a machine (or cgroup) of total_bytes; rounds down.
   int64_t resolve(int64_t total_bytes) const;
 };
@@ -30,8 +33,11 @@ Expected<Threshold> parse_threshold(std::string_view text);
 
 // A tier starts when usable memory drops strictly below its threshold: usable == threshold stays
 // in the less severe tier, so a threshold of 0 switches its tier off.
+// The defaults are the design's 3 / 2 / 1 / 0.5 GB, each capped at 25 / 15 / 8 / 4 % of the
+// total: the same on machines of 12 GB and more, proportionally lower on smaller ones.
 struct TierThresholds {
-  Threshold caution{3000000000}, warning{2000000000}, critical{1000000000}, emergency{500000000};
+  Threshold caution{3000000000, -1, 25}, warning{2000000000, -1, 15}, critical{1000000000, -1, 8},
+      emergency{500000000, -1, 4};
   // PSI: when full avg10 (percent of time all tasks stalled on memory) reaches (>=) these, the
   // tier is at least Warning / Critical. < 0: off.
   double psi_full_warning = 10.0, psi_full_critical = 40.0;

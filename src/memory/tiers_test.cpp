@@ -50,6 +50,24 @@ TEST(Tiers, EveryDefaultBoundary) {
   }
 }
 
+// On a small machine (or in a small cgroup) the default thresholds shrink with the total, so an
+// 8 GB laptop is not in Caution with 2.9 GB free and a 600 MB cgroup is not always in Emergency.
+TEST(Tiers, DefaultsScaleDownOnSmallTotals) {
+  const TierThresholds t;
+  EXPECT_EQ(t.caution.resolve(8000000000), 2000000000);
+  EXPECT_EQ(t.warning.resolve(8000000000), 1200000000);
+  EXPECT_EQ(t.critical.resolve(8000000000), 640000000);
+  EXPECT_EQ(t.emergency.resolve(8000000000), 320000000);
+  EXPECT_EQ(t.critical.resolve(24000000000), 1000000000);  // the design's value from 12.5 GB
+  MemorySnapshot s = with_usable(60000000000);
+  s.cgroup_limit_bytes = 600000000;
+  s.cgroup_usage_bytes = 400000000;  // 200 MB left of 600 MB: 33%
+  EXPECT_EQ(classify(s, t), Tier::kSafe);
+  s.cgroup_usage_bytes = 560000000;  // 40 MB left: under 8% (48 MB), over 4% (24 MB)
+  EXPECT_EQ(classify(s, t), Tier::kCritical);
+  EXPECT_TRUE(validate(t, 600000000).has_value());
+}
+
 TEST(Tiers, ZeroThresholdSwitchesItsTierOff) {
   TierThresholds t;
   t.emergency = Threshold{0};
@@ -60,9 +78,14 @@ TEST(Tiers, CgroupHeadroomDecidesTheTier) {
   MemorySnapshot s = with_usable(60000000000);  // the machine is fine...
   s.cgroup_limit_bytes = 4000000000;            // ...but the cgroup has 0.8 GB left
   s.cgroup_usage_bytes = 3200000000;
-  EXPECT_EQ(classify(s, TierThresholds{}), Tier::kCritical);
+  TierThresholds bytes_only;  // the design's values without the small-total cap
+  bytes_only.caution = Threshold{3000000000};
+  bytes_only.warning = Threshold{2000000000};
+  bytes_only.critical = Threshold{1000000000};
+  bytes_only.emergency = Threshold{500000000};
+  EXPECT_EQ(classify(s, bytes_only), Tier::kCritical);
   s.cgroup_usage_bytes = 4100000000;  // over the limit: usable clamps to 0
-  EXPECT_EQ(classify(s, TierThresholds{}), Tier::kEmergency);
+  EXPECT_EQ(classify(s, bytes_only), Tier::kEmergency);
 }
 
 TEST(Tiers, PercentThresholdsResolveAgainstTheCgroupLimitedTotal) {
@@ -187,7 +210,7 @@ TEST(Tiers, ValidateNamesTheMisorderedPair) {
   TierThresholds t;
   t.warning = Threshold{4000000000};
   expect_invalid(t, 16000000000, "warning threshold (4000000000 bytes)",
-                 "caution threshold (3000000000 bytes)");
+                 "caution threshold (3000000000 bytes, at most 25%");
   t = TierThresholds{};
   t.emergency = Threshold{1500000000};
   expect_invalid(t, 16000000000, "emergency threshold", "critical threshold");

@@ -17,6 +17,14 @@ int64_t attention_rows(const Hparams& hp) {
   return std::max<int64_t>(64, hp.n_head / hp.n_head_kv);
 }
 
+GgmlType effective_kv_type(const Hparams& hp, GgmlType kv_type) {
+  return kv_type == GgmlType::kQ8_0 && hp.head_dim % 32 != 0 ? GgmlType::kF16 : kv_type;
+}
+
+int64_t workspace_cols(const Hparams& hp) {
+  return std::max({hp.n_embd, hp.n_ff, hp.n_head * hp.head_dim});
+}
+
 }  // namespace
 
 CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
@@ -25,11 +33,11 @@ CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n
       w_(weights),
       n_ctx_(n_ctx),
       max_batch_(max_batch),
-      kv_type_(kv_type == GgmlType::kQ8_0 && hp.head_dim % 32 != 0 ? GgmlType::kF16 : kv_type),
+      kv_type_(effective_kv_type(hp, kv_type)),
       kv_row_bytes_(cpu::kv_bytes(kv_type_, hp.n_embd_kv())),
       rope_(rope_params(hp, weights, n_ctx)),
       pool_(n_threads),
-      workspace_(max_batch, std::max({hp.n_embd, hp.n_ff, hp.n_head * hp.head_dim})) {
+      workspace_(max_batch, workspace_cols(hp)) {
   const int64_t n_q = hp.n_head * hp.head_dim;
   k_cache_.assign(sz(hp.n_layer), std::vector<uint8_t>(sz(n_ctx) * kv_row_bytes_));
   v_cache_.assign(sz(hp.n_layer), std::vector<uint8_t>(sz(n_ctx) * kv_row_bytes_));
@@ -47,6 +55,36 @@ CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n
   attn_scratch_.resize(sz(pool_.n_threads()) *
                        cpu::attention_scratch_floats(attention_rows(hp), hp.head_dim));
   logits_.resize(sz(hp.n_vocab));
+}
+
+CpuForward::MemoryPlan CpuForward::memory_plan(const Hparams& hp, int64_t max_batch, int n_threads,
+                                               GgmlType kv_type) {
+  MemoryPlan plan;
+  plan.kv_bytes_per_position =
+      2 * hp.n_layer *
+      static_cast<int64_t>(cpu::kv_bytes(effective_kv_type(hp, kv_type), hp.n_embd_kv()));
+  const int64_t n_q = hp.n_head * hp.head_dim;
+  const int64_t floats =
+      max_batch * (3 * hp.n_embd + 2 * n_q + 2 * hp.n_embd_kv() + 2 * hp.n_ff + hp.n_rot) +
+      static_cast<int64_t>(std::max(1, n_threads)) *
+          static_cast<int64_t>(cpu::attention_scratch_floats(attention_rows(hp), hp.head_dim)) +
+      hp.n_vocab;
+  plan.scratch_bytes =
+      floats * static_cast<int64_t>(sizeof(float)) +
+      static_cast<int64_t>(cpu::MatmulWorkspace::bytes_for(max_batch, workspace_cols(hp)));
+  return plan;
+}
+
+CpuForward::MemoryPlan CpuForward::allocated() const {
+  MemoryPlan plan;
+  plan.kv_bytes_per_position = 2 * hp_.n_layer * static_cast<int64_t>(kv_row_bytes_);
+  size_t bytes = workspace_.capacity_bytes();
+  for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &attn_, &gate_, &up_, &proj_, &rope_cos_,
+                        &rope_sin_, &attn_scratch_, &logits_}) {
+    bytes += v->capacity() * sizeof(float);
+  }
+  plan.scratch_bytes = static_cast<int64_t>(bytes);
+  return plan;
 }
 
 uint64_t CpuForward::kv_cache_bytes() const {

@@ -24,6 +24,17 @@ class CpuForward : public Forward {
   CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
              int64_t max_batch = 256, GgmlType kv_type = GgmlType::kF16);
 
+  // What a CpuForward of these settings allocates, known before building one (the memory
+  // budget is planned from it). kv_bytes_per_position: K and V of all layers for one position.
+  struct MemoryPlan {
+    int64_t kv_bytes_per_position = 0;
+    int64_t scratch_bytes = 0;  // activations, matmul workspace, attention scratch, logits
+  };
+  static MemoryPlan memory_plan(const Hparams& hp, int64_t max_batch, int n_threads,
+                                GgmlType kv_type);
+  // The same figures read off this instance's buffers (tests compare the two).
+  MemoryPlan allocated() const;
+
   Expected<std::span<const float>> eval(std::span<const int32_t> tokens) override;
   int64_t n_past() const override { return n_past_; }
   int64_t n_ctx() const override { return n_ctx_; }

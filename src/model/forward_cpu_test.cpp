@@ -169,6 +169,27 @@ TEST(CpuForward, TokenLoopDoesNotAllocate) {
   EXPECT_EQ(allocations, 0);
 }
 
+// The memory budget is planned before the forward pass exists: the plan must be what it then
+// allocates, for every model shape, cache type, batch and thread count.
+TEST(CpuForward, MemoryPlanIsWhatItAllocates) {
+  for (const char* name : {"stories260K.gguf", "TinyStories-656K-Q8_0.gguf"}) {
+    auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/" + name);
+    ASSERT_TRUE(model.has_value()) << name;
+    const Hparams& hp = (*model)->hparams();
+    for (GgmlType kv : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kF32}) {
+      for (auto [batch, threads] : {std::pair{8, 1}, std::pair{256, 2}, std::pair{33, 3}}) {
+        CpuForward fwd(hp, (*model)->weights(), 64, threads, batch, kv);
+        const CpuForward::MemoryPlan plan = CpuForward::memory_plan(hp, batch, threads, kv);
+        const CpuForward::MemoryPlan real = fwd.allocated();
+        EXPECT_EQ(plan.kv_bytes_per_position, real.kv_bytes_per_position) << name;
+        EXPECT_EQ(plan.scratch_bytes, real.scratch_bytes) << name << " batch " << batch;
+        EXPECT_EQ(static_cast<uint64_t>(plan.kv_bytes_per_position) * 64, fwd.kv_cache_bytes());
+        EXPECT_GT(plan.scratch_bytes, 0);
+      }
+    }
+  }
+}
+
 TEST(CpuForward, RejectsPromptLongerThanContext) {
   auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf");
   ASSERT_TRUE(model.has_value());

@@ -1,10 +1,12 @@
 // A loaded model: the mapped GGUF file, its hyperparameters and its bound weights.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "core/result.h"
+#include "gguf/mmap_file.h"
 #include "gguf/reader.h"
 #include "model/hparams.h"
 #include "model/weights.h"
@@ -23,11 +25,27 @@ class Model {
   const Hparams& hparams() const { return hparams_; }
   const ModelWeights& weights() const { return weights_; }
 
+  // Keep-alive unloading. Only the tensor data section goes: metadata (which the tokenizer and
+  // chat template point into) stays. The weight pointers stay valid, but until restore_weights()
+  // the tensors read as zeros (kResident) or are paged in on demand (kMapped), so nothing may
+  // evaluate the model meanwhile. Call both from the thread that runs the model.
+  // After an error from release_weights() the weights count as released (some pages may be
+  // gone); restore_weights() makes them whole again.
+  Expected<void> release_weights();
+  // Errors: the file changed on disk since it was loaded (the weights stay released), or reading
+  // it failed.
+  Expected<void> restore_weights();
+  bool weights_resident() const { return resident_; }
+  // Bytes of the tensor data section: what release_weights() gives back.
+  int64_t weights_bytes() const;
+
  private:
   Model() = default;
-  std::unique_ptr<GgufFile> file_;
+  MmapFile map_;
+  std::unique_ptr<GgufFile> file_;  // parsed from map_'s bytes
   Hparams hparams_;
   ModelWeights weights_;
+  bool resident_ = true;
 };
 
 }  // namespace pensieve

@@ -6,6 +6,11 @@ namespace pensieve {
 
 StopMatcher::StopMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {
   std::erase_if(stops_, [](const std::string& s) { return s.empty(); });
+  // pending_ holds at most a stop string's prefix plus one token's text: sized once here, so
+  // feed() does not allocate in the token loop.
+  size_t longest = 0;
+  for (const std::string& stop : stops_) longest = std::max(longest, stop.size());
+  pending_.reserve(longest + 256);
 }
 
 bool StopMatcher::feed(std::string_view text, std::string* emit) {

@@ -15,6 +15,8 @@
 
 #include <toml++/toml.h>
 
+#include "core/byte_size.h"
+#include "core/duration.h"
 #include "core/log.h"
 
 namespace pensieve::server {
@@ -43,6 +45,30 @@ constexpr SettingInfo kSettings[] = {
      false},
     {"ping_interval_s", "PENSIEVE_PING_INTERVAL_S", "seconds between SSE pings, 1..300", false},
     {"log_level", "PENSIEVE_LOG_LEVEL", "trace, debug, info, warn, error or off", false},
+    {"memory_budget", "PENSIEVE_MEMORY_BUDGET",
+     "cap on pensieve's memory budget, e.g. 4GiB (default: what the machine can give)", false},
+    {"memory_reserve", "PENSIEVE_MEMORY_RESERVE",
+     "memory left to the rest of the machine at startup (default auto: the Warning threshold)",
+     false},
+    {"memory_caution", "PENSIEVE_MEMORY_CAUTION",
+     "Caution tier below this much free memory: bytes or percent (default 3GB, at most 25%)",
+     false},
+    {"memory_warning", "PENSIEVE_MEMORY_WARNING",
+     "Warning tier threshold (default 2GB, at most 15%)", false},
+    {"memory_critical", "PENSIEVE_MEMORY_CRITICAL",
+     "Critical tier threshold: new requests get 529 (default 1GB, at most 8%)", false},
+    {"memory_emergency", "PENSIEVE_MEMORY_EMERGENCY",
+     "Emergency tier threshold: newest requests are cancelled (default 500MB, at most 4%)", false},
+    {"memory_poll_ms", "PENSIEVE_MEMORY_POLL_MS", "milliseconds between memory checks", false},
+    {"emergency_shutdown_s", "PENSIEVE_EMERGENCY_SHUTDOWN_S",
+     "shut down gracefully after this many seconds in Emergency (0 = never)", false},
+    {"keep_alive", "PENSIEVE_KEEP_ALIVE",
+     "release the model's memory after this idle time (5m; 0 = after each request; -1 = never)",
+     false},
+    {"drain_timeout", "PENSIEVE_DRAIN_TIMEOUT",
+     "on SIGTERM/SIGINT, how long in-flight requests may take to finish (30s)", false},
+    {"runtime_dir", "PENSIEVE_RUNTIME_DIR",
+     "directory where running servers register (default $XDG_RUNTIME_DIR/pensieve)", false},
     {"debug_token_delay_ms", "PENSIEVE_DEBUG_TOKEN_DELAY_MS",
      "tests only: sleep this long per generated token", false},
 };
@@ -69,45 +95,6 @@ std::optional<int64_t> parse_int(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
   return value;
-}
-
-// The reason a byte size is invalid, or the size; shared by parse_byte_size and the resolver.
-struct SizeResult {
-  int64_t bytes = 0;
-  std::string_view problem;  // empty when valid
-};
-
-SizeResult parse_size_reason(std::string_view raw) {
-  constexpr std::string_view kNotSize =
-      "is not a byte size (a whole number with an optional unit B, KB, MB, GB, TB, KiB, MiB, "
-      "GiB, TiB)";
-  std::string_view text = trim(raw);
-  if (!text.empty() && text[0] == '-') return {0, "is negative"};
-  size_t n_digits = 0;
-  while (n_digits < text.size() && text[n_digits] >= '0' && text[n_digits] <= '9') ++n_digits;
-  if (n_digits == 0) return {0, kNotSize};
-  uint64_t number = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + n_digits, number);
-  if (ec == std::errc::result_out_of_range) return {0, "is too large"};
-  if (ec != std::errc() || end != text.data() + n_digits) return {0, kNotSize};
-  std::string unit = to_lower(trim(text.substr(n_digits)));
-  static const std::map<std::string, uint64_t, std::less<>> kUnits = {
-      {"", 1},
-      {"b", 1},
-      {"kb", 1000ull},
-      {"mb", 1000ull * 1000},
-      {"gb", 1000ull * 1000 * 1000},
-      {"tb", 1000ull * 1000 * 1000 * 1000},
-      {"kib", 1ull << 10},
-      {"mib", 1ull << 20},
-      {"gib", 1ull << 30},
-      {"tib", 1ull << 40},
-  };
-  auto it = kUnits.find(unit);
-  if (it == kUnits.end()) return {0, kNotSize};
-  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  if (number > kMax / it->second) return {0, "is too large"};
-  return {static_cast<int64_t>(number * it->second), {}};
 }
 
 std::optional<bool> parse_bool(std::string_view raw) {
@@ -193,13 +180,50 @@ Expected<void> apply_string(const std::optional<RawSetting>& raw, std::string* o
   return {};
 }
 
+// "byte size '12XB' is not a byte size (...)" -> "is not a byte size (...)": the setting's
+// message names the value itself.
+std::string problem_of(const Error& error, std::string_view what, std::string_view raw) {
+  const std::string prefix = fmt::format("{} '{}' ", what, raw);
+  if (error.message.starts_with(prefix)) return error.message.substr(prefix.size());
+  return error.message;
+}
+
 Expected<void> apply_byte_size(const SettingInfo& info, const std::optional<RawSetting>& raw,
-                               int64_t* out) {
+                               int64_t min_bytes, int64_t* out) {
   if (!raw) return {};
-  SizeResult size = parse_size_reason(raw->value);
-  if (!size.problem.empty()) return setting_error(info, *raw, size.problem);
-  if (size.bytes < 1) return setting_error(info, *raw, "must be at least 1 byte");
-  *out = size.bytes;
+  auto size = parse_byte_size(raw->value);
+  if (!size) return setting_error(info, *raw, problem_of(size.error(), "byte size", raw->value));
+  if (*size < min_bytes) {
+    return setting_error(
+        info, *raw,
+        fmt::format("must be at least {} byte{}", min_bytes, min_bytes == 1 ? "" : "s"));
+  }
+  *out = *size;
+  return {};
+}
+
+// A memory tier threshold: bytes or a percent.
+Expected<void> apply_threshold(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                               memory::Threshold* out) {
+  if (!raw) return {};
+  auto threshold = memory::parse_threshold(raw->value);
+  if (!threshold) {
+    return setting_error(
+        info, *raw, "is not a byte size (1GiB, 700MB, 123456789) or a percent from 0 to 100 (10%)");
+  }
+  *out = *threshold;
+  return {};
+}
+
+// A duration; negative ones only when `allow_negative` (keep_alive's "-1" = never).
+Expected<void> apply_duration(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                              bool allow_negative, std::chrono::milliseconds* out) {
+  if (!raw) return {};
+  auto duration = parse_duration(raw->value);
+  if (!duration)
+    return setting_error(info, *raw, problem_of(duration.error(), "duration", raw->value));
+  if (!allow_negative && duration->count() < 0) return setting_error(info, *raw, "is negative");
+  *out = *duration;
   return {};
 }
 
@@ -250,11 +274,27 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
   if (key == "mmap") return apply_bool(info, raw, &config->mmap);
   if (key == "chat_template") return apply_string(raw, &config->chat_template);
   if (key == "max_queue") return apply_int(info, raw, 0, 1000000, &config->max_queue);
-  if (key == "max_body_bytes") return apply_byte_size(info, raw, &config->max_body_bytes);
+  if (key == "max_body_bytes") return apply_byte_size(info, raw, 1, &config->max_body_bytes);
   if (key == "read_timeout_s") return apply_int(info, raw, 1, kDay, &config->read_timeout_s);
   if (key == "idle_timeout_s") return apply_int(info, raw, 1, kDay, &config->idle_timeout_s);
   if (key == "ping_interval_s") return apply_int(info, raw, 1, 300, &config->ping_interval_s);
   if (key == "log_level") return apply_log_level(info, raw, &config->log_level);
+  if (key == "memory_budget") return apply_byte_size(info, raw, 0, &config->memory_budget);
+  if (key == "memory_reserve") {
+    if (raw && to_lower(trim(raw->value)) == "auto") return {};
+    return apply_byte_size(info, raw, 0, &config->memory_reserve);
+  }
+  if (key == "memory_caution") return apply_threshold(info, raw, &config->tiers.caution);
+  if (key == "memory_warning") return apply_threshold(info, raw, &config->tiers.warning);
+  if (key == "memory_critical") return apply_threshold(info, raw, &config->tiers.critical);
+  if (key == "memory_emergency") return apply_threshold(info, raw, &config->tiers.emergency);
+  if (key == "memory_poll_ms") return apply_int(info, raw, 10, 60000, &config->memory_poll_ms);
+  if (key == "emergency_shutdown_s") {
+    return apply_int(info, raw, 0, kDay, &config->emergency_shutdown_s);
+  }
+  if (key == "keep_alive") return apply_duration(info, raw, true, &config->keep_alive);
+  if (key == "drain_timeout") return apply_duration(info, raw, false, &config->drain_timeout);
+  if (key == "runtime_dir") return apply_string(raw, &config->runtime_dir);
   if (key == "debug_token_delay_ms") {
     return apply_int(info, raw, 0, 60000, &config->debug_token_delay_ms);
   }
@@ -375,14 +415,6 @@ Expected<ServerConfig> resolve_server_config(const SettingLookup& flags, const S
                       config.host);
   }
   return config;
-}
-
-Expected<int64_t> parse_byte_size(std::string_view text) {
-  SizeResult size = parse_size_reason(text);
-  if (!size.problem.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "config: byte size '{}' {}", text, size.problem);
-  }
-  return size.bytes;
 }
 
 }  // namespace pensieve::server

@@ -3,6 +3,7 @@
 // Pure functions of their inputs: two servers on one machine never share configuration state.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <string_view>
 
 #include "core/result.h"
+#include "memory/tiers.h"
 
 namespace pensieve::server {
 
@@ -31,11 +33,24 @@ struct ServerConfig {
   bool mmap = false;            // mmap, PENSIEVE_MMAP: map the model instead of reading it
   std::string chat_template;    // chat_template, PENSIEVE_CHAT_TEMPLATE: overrides the model's
   int max_queue = 16;           // max_queue, PENSIEVE_MAX_QUEUE: waiting besides the running one
-  int64_t max_body_bytes = 32 << 20;  // max_body_bytes, PENSIEVE_MAX_BODY_BYTES: a byte size
+  int64_t max_body_bytes = 8 << 20;  // max_body_bytes, PENSIEVE_MAX_BODY_BYTES: a byte size
   int read_timeout_s = 30;         // read_timeout_s, PENSIEVE_READ_TIMEOUT_S: headers+body deadline
   int idle_timeout_s = 5;          // idle_timeout_s, PENSIEVE_IDLE_TIMEOUT_S: keep-alive idle
   int ping_interval_s = 10;        // ping_interval_s, PENSIEVE_PING_INTERVAL_S: SSE pings, 1..300
   std::string log_level = "info";  // log_level, PENSIEVE_LOG_LEVEL: trace|debug|info|warn|error|off
+  // Memory (see docs/MEMORY.md):
+  int64_t memory_budget = 0;    // memory_budget, PENSIEVE_MEMORY_BUDGET: cap; 0 = machine's room
+  int64_t memory_reserve = -1;  // memory_reserve, PENSIEVE_MEMORY_RESERVE: -1 = auto (Warning)
+  // memory_caution, memory_warning, memory_critical, memory_emergency (PENSIEVE_MEMORY_...):
+  // tier thresholds in bytes or percent of the total; defaults in memory/tiers.h.
+  memory::TierThresholds tiers;
+  int memory_poll_ms = 500;       // memory_poll_ms, PENSIEVE_MEMORY_POLL_MS: governor period
+  int emergency_shutdown_s = 30;  // emergency_shutdown_s, ...: 0 = never shut down on Emergency
+  // keep_alive, PENSIEVE_KEEP_ALIVE: idle time before the weights are released (Ollama's
+  // convention: "5m", "0" after each request, "-1" never).
+  std::chrono::milliseconds keep_alive{5 * 60 * 1000};
+  std::chrono::milliseconds drain_timeout{30 * 1000};  // drain_timeout, PENSIEVE_DRAIN_TIMEOUT
+  std::string runtime_dir;  // runtime_dir, PENSIEVE_RUNTIME_DIR: instance registry; "" = default
   int debug_token_delay_ms = 0;  // debug_token_delay_ms, PENSIEVE_DEBUG_TOKEN_DELAY_MS: tests only
 };
 
@@ -77,11 +92,5 @@ Expected<SettingLookup> toml_lookup(const std::string& path);
 // An empty model is not an error here; the CLI reports it.
 Expected<ServerConfig> resolve_server_config(const SettingLookup& flags, const SettingLookup& env,
                                              const SettingLookup& file);
-
-// Parses a byte size: a whole number with an optional unit, case-insensitive, spaces allowed
-// between them. B = 1; KB, MB, GB, TB are powers of 1000 (MB = 10^6); KiB, MiB, GiB, TiB are
-// powers of 1024 (MiB = 2^20). "1000", "32MiB", "32 mb", "4KiB". Errors for anything else,
-// negative sizes, fractions and sizes past int64.
-Expected<int64_t> parse_byte_size(std::string_view text);
 
 }  // namespace pensieve::server

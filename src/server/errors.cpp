@@ -52,6 +52,8 @@ ApiError api_error_from(const Error& error) {
       return api_error(404, error.message);
     case ErrorCode::kResourceExhausted:
       return api_error(429, error.message);
+    case ErrorCode::kUnavailable:
+      return api_error(529, error.message);
     case ErrorCode::kIo:
     case ErrorCode::kInternal:
       break;

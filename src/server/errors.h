@@ -4,6 +4,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/result.h"
 
@@ -14,6 +16,8 @@ struct ApiError {
   std::string type;  // Anthropic's error type: "invalid_request_error", ...
   std::string message;
   int retry_after_s = 0;  // > 0: sent as retry-after
+  // More response headers (x-memory-status, ...); a streamed error cannot carry them.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // invalid_request_error, authentication_error, not_found_error, request_too_large,

@@ -125,15 +125,20 @@ struct Submitted {
 };
 
 Expected<Submitted> submit(Expected<InferenceRequest> parsed, const PromptRenderer& renderer,
-                           Scheduler& scheduler, const std::string& served_id,
+                           Scheduler& scheduler, Metrics& metrics, const std::string& served_id,
                            RequestRecord& record) {
   if (!parsed) return Unexpected<Error>(parsed.error());
   if (parsed->model.empty()) parsed->model = served_id;
   PV_TRY(Prepared prepared, prepare(std::move(*parsed), renderer, scheduler.n_ctx()));
   record.input_tokens = static_cast<int64_t>(prepared.prompt.size());
-  PV_TRY(std::shared_ptr<Sequence> sequence,
-         scheduler.submit(std::move(prepared.prompt), std::move(prepared.options)));
-  return Submitted{std::move(sequence),
+  auto sequence = scheduler.submit(std::move(prepared.prompt), std::move(prepared.options));
+  if (!sequence) {
+    if (sequence.error().code == ErrorCode::kResourceExhausted) {
+      metrics.record_rejection("queue_full");
+    }
+    return Unexpected<Error>(sequence.error());
+  }
+  return Submitted{std::move(*sequence),
                    std::make_shared<const InferenceRequest>(std::move(prepared.request))};
 }
 
@@ -146,9 +151,10 @@ int64_t unix_now() {
 }  // namespace
 
 HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<RequestRecord> record) {
+  if (auto refusal = memory_refusal()) return error_response(request, *record, *refusal);
   auto submitted =
       submit(anthropic::parse_messages_request(request.body, anthropic::Endpoint::kMessages),
-             renderer_, scheduler_, model_.id, *record);
+             renderer_, scheduler_, metrics_, model_.id, *record);
   if (!submitted) return error_response(request, *record, api_error_from(submitted.error()));
   std::shared_ptr<Sequence> sequence = submitted->sequence;
   std::shared_ptr<const InferenceRequest> req = submitted->request;
@@ -187,8 +193,9 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
 
 HttpResponse Router::chat_completions(const HttpRequest& request,
                                       std::shared_ptr<RequestRecord> record) {
-  auto submitted =
-      submit(openai::parse_chat_request(request.body), renderer_, scheduler_, model_.id, *record);
+  if (auto refusal = memory_refusal()) return error_response(request, *record, *refusal);
+  auto submitted = submit(openai::parse_chat_request(request.body), renderer_, scheduler_, metrics_,
+                          model_.id, *record);
   if (!submitted) return error_response(request, *record, api_error_from(submitted.error()));
   std::shared_ptr<Sequence> sequence = submitted->sequence;
   std::shared_ptr<const InferenceRequest> req = submitted->request;

@@ -13,6 +13,9 @@ namespace pensieve::server {
 
 class HttpServer {
  public:
+  // Worker threads beyond max_queue: the running request, streams finishing, quick routes.
+  static constexpr int kExtraWorkers = 6;
+
   // Both must outlive the server.
   HttpServer(const ServerConfig& config, Router& router);
   ~HttpServer();

@@ -101,6 +101,18 @@ void Metrics::set_in_flight(int64_t running) {
   state_.in_flight = running;
 }
 
+void Metrics::record_rejection(std::string_view reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = state_.rejections.find(reason);
+  if (it == state_.rejections.end()) it = state_.rejections.emplace(std::string(reason), 0).first;
+  ++it->second;
+}
+
+void Metrics::set_memory(const MemoryGauges& gauges) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  state_.memory = gauges;
+}
+
 std::string Metrics::render() const {
   State s;
   {
@@ -145,6 +157,40 @@ std::string Metrics::render() const {
   fmt::format_to(it, "pensieve_queue_depth {}\n", s.queue_depth);
   append_header(&out, "pensieve_requests_in_flight", "gauge", "Sequences being generated.");
   fmt::format_to(it, "pensieve_requests_in_flight {}\n", s.in_flight);
+  if (!s.rejections.empty()) {
+    append_header(&out, "pensieve_rejections_total", "counter",
+                  "Requests refused before reaching the engine, by reason.");
+    for (const auto& [reason, n] : s.rejections) {
+      fmt::format_to(it, "pensieve_rejections_total{{reason=\"{}\"}} {}\n",
+                     escape_label_value(reason), n);
+    }
+  }
+  const MemoryGauges& m = s.memory;
+  append_header(&out, "pensieve_memory_budget_bytes", "gauge",
+                "The memory budget computed at startup, by part.");
+  for (const auto& [part, bytes] :
+       {std::pair{"weights", m.budget_weights_bytes}, std::pair{"kv_cache", m.budget_kv_bytes},
+        std::pair{"scratch", m.budget_scratch_bytes},
+        std::pair{"buffers", m.budget_buffers_bytes}}) {
+    fmt::format_to(it, "pensieve_memory_budget_bytes{{part=\"{}\"}} {}\n", part, bytes);
+  }
+  append_header(&out, "pensieve_memory_usable_bytes", "gauge",
+                "Memory the machine (or the cgroup) has free: min(MemAvailable, limit - usage).");
+  fmt::format_to(it, "pensieve_memory_usable_bytes {}\n", m.usable_bytes);
+  append_header(&out, "pensieve_memory_tier", "gauge",
+                "Memory tier: 0 safe, 1 caution, 2 warning, 3 critical, 4 emergency.");
+  fmt::format_to(it, "pensieve_memory_tier {}\n", m.tier);
+  append_header(&out, "pensieve_process_rss_anon_bytes", "gauge",
+                "The server's anonymous resident memory (RssAnon).");
+  fmt::format_to(it, "pensieve_process_rss_anon_bytes {}\n", m.rss_anon_bytes);
+  append_header(&out, "pensieve_process_swap_bytes", "gauge", "The server's swapped-out memory.");
+  fmt::format_to(it, "pensieve_process_swap_bytes {}\n", m.swap_bytes);
+  append_header(&out, "pensieve_model_loaded", "gauge",
+                "1 while the model's weights are in memory, 0 after a keep-alive release.");
+  fmt::format_to(it, "pensieve_model_loaded {}\n", m.model_loaded ? 1 : 0);
+  append_header(&out, "pensieve_memory_shed_total", "counter",
+                "Requests cancelled to free memory in the Emergency tier.");
+  fmt::format_to(it, "pensieve_memory_shed_total {}\n", m.shed_total);
   return out;
 }
 

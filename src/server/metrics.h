@@ -26,6 +26,20 @@ class Metrics {
                          double ttft_seconds, double tokens_per_second);
   void set_queue_depth(int64_t waiting);  // gauge: requests waiting in the engine queue
   void set_in_flight(int64_t running);    // gauge: sequences being generated
+  // A request refused before it reached the engine: "memory" (529), "queue_full" (429).
+  void record_rejection(std::string_view reason);
+
+  // Memory gauges, set at each scrape.
+  struct MemoryGauges {
+    int64_t budget_weights_bytes = 0, budget_kv_bytes = 0, budget_scratch_bytes = 0,
+            budget_buffers_bytes = 0;
+    int64_t usable_bytes = 0;  // what the machine (or cgroup) has free
+    int tier = 0;              // 0 safe .. 4 emergency
+    int64_t rss_anon_bytes = 0, swap_bytes = 0;
+    bool model_loaded = true;
+    int64_t shed_total = 0;  // requests cancelled in Emergency
+  };
+  void set_memory(const MemoryGauges& gauges);
   // The whole text exposition. Labelled counter families appear once they have a series;
   // unlabelled counters, histograms and gauges always (at 0).
   std::string render() const;
@@ -56,6 +70,8 @@ class Metrics {
     Histogram<kTokensPerSecondBuckets.size()> tokens_per_second;
     int64_t queue_depth = 0;
     int64_t in_flight = 0;
+    std::map<std::string, uint64_t, std::less<>> rejections;  // reason -> n
+    MemoryGauges memory;
   };
 
   mutable std::mutex mutex_;

@@ -39,6 +39,21 @@ TEST(Metrics, RendersExactTextForASmallScenario) {
   metrics.record_generation("max_tokens", 3, 1, 0.0078125, -1);  // one token: no speed
   metrics.set_queue_depth(2);
   metrics.set_in_flight(1);
+  metrics.record_rejection("memory");
+  metrics.record_rejection("queue_full");
+  metrics.record_rejection("memory");
+  Metrics::MemoryGauges memory;
+  memory.budget_weights_bytes = 1000;
+  memory.budget_kv_bytes = 200;
+  memory.budget_scratch_bytes = 30;
+  memory.budget_buffers_bytes = 4;
+  memory.usable_bytes = 5000000000;
+  memory.tier = 3;
+  memory.rss_anon_bytes = 123;
+  memory.swap_bytes = 0;
+  memory.model_loaded = false;
+  memory.shed_total = 7;
+  metrics.set_memory(memory);
   const std::string expected =
       "# HELP pensieve_requests_total HTTP requests answered, by route template and status.\n"
       "# TYPE pensieve_requests_total counter\n"
@@ -96,7 +111,38 @@ TEST(Metrics, RendersExactTextForASmallScenario) {
       "pensieve_queue_depth 2\n"
       "# HELP pensieve_requests_in_flight Sequences being generated.\n"
       "# TYPE pensieve_requests_in_flight gauge\n"
-      "pensieve_requests_in_flight 1\n";
+      "pensieve_requests_in_flight 1\n"
+      "# HELP pensieve_rejections_total Requests refused before reaching the engine, by reason.\n"
+      "# TYPE pensieve_rejections_total counter\n"
+      "pensieve_rejections_total{reason=\"memory\"} 2\n"
+      "pensieve_rejections_total{reason=\"queue_full\"} 1\n"
+      "# HELP pensieve_memory_budget_bytes The memory budget computed at startup, by part.\n"
+      "# TYPE pensieve_memory_budget_bytes gauge\n"
+      "pensieve_memory_budget_bytes{part=\"weights\"} 1000\n"
+      "pensieve_memory_budget_bytes{part=\"kv_cache\"} 200\n"
+      "pensieve_memory_budget_bytes{part=\"scratch\"} 30\n"
+      "pensieve_memory_budget_bytes{part=\"buffers\"} 4\n"
+      "# HELP pensieve_memory_usable_bytes Memory the machine (or the cgroup) has free: "
+      "min(MemAvailable, limit - usage).\n"
+      "# TYPE pensieve_memory_usable_bytes gauge\n"
+      "pensieve_memory_usable_bytes 5000000000\n"
+      "# HELP pensieve_memory_tier Memory tier: 0 safe, 1 caution, 2 warning, 3 critical, 4 "
+      "emergency.\n"
+      "# TYPE pensieve_memory_tier gauge\n"
+      "pensieve_memory_tier 3\n"
+      "# HELP pensieve_process_rss_anon_bytes The server's anonymous resident memory (RssAnon).\n"
+      "# TYPE pensieve_process_rss_anon_bytes gauge\n"
+      "pensieve_process_rss_anon_bytes 123\n"
+      "# HELP pensieve_process_swap_bytes The server's swapped-out memory.\n"
+      "# TYPE pensieve_process_swap_bytes gauge\n"
+      "pensieve_process_swap_bytes 0\n"
+      "# HELP pensieve_model_loaded 1 while the model's weights are in memory, 0 after a "
+      "keep-alive release.\n"
+      "# TYPE pensieve_model_loaded gauge\n"
+      "pensieve_model_loaded 0\n"
+      "# HELP pensieve_memory_shed_total Requests cancelled to free memory in the Emergency tier.\n"
+      "# TYPE pensieve_memory_shed_total counter\n"
+      "pensieve_memory_shed_total 7\n";
   EXPECT_EQ(metrics.render(), expected);
 }
 

@@ -79,13 +79,14 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 }
 
 Router::Router(const ServerConfig& config, Scheduler& scheduler, const PromptRenderer& renderer,
-               Metrics& metrics, ServedModel model)
+               Metrics& metrics, ServedModel model, MemoryContext memory)
     : config_(config),
       scheduler_(scheduler),
       renderer_(renderer),
       metrics_(metrics),
       model_(std::move(model)),
-      model_info_{model_.id, model_.id, model_.created_at} {}
+      model_info_{model_.id, model_.id, model_.created_at},
+      memory_(std::move(memory)) {}
 
 HttpResponse Router::handle(const HttpRequest& request) {
   auto record = new_record(request);
@@ -154,6 +155,7 @@ HttpResponse Router::error_response(const HttpRequest& request, const RequestRec
   if (error.retry_after_s > 0) {
     response.headers.emplace_back("retry-after", std::to_string(error.retry_after_s));
   }
+  for (const auto& header : error.headers) response.headers.push_back(header);
   return response;
 }
 
@@ -226,19 +228,83 @@ HttpResponse Router::model(const HttpRequest& request, const RequestRecord& reco
   return response;
 }
 
+namespace {
+
+Json budget_json(const memory::Budget& b, int64_t kv_bytes_per_position) {
+  return Json{{"weights_bytes", b.weights_bytes},
+              {"kv_bytes", b.kv_bytes},
+              {"kv_bytes_per_position", kv_bytes_per_position},
+              {"scratch_bytes", b.scratch_bytes},
+              {"buffers_bytes", b.buffers_bytes},
+              {"total_bytes", b.total_bytes()},
+              {"n_ctx", b.n_ctx},
+              {"n_parallel", b.n_parallel}};
+}
+
+}  // namespace
+
 HttpResponse Router::health() const {
   HttpResponse response;
-  response.body = dump_json(Json{{"status", "ok"},
-                                 {"model", model_.id},
-                                 {"accepting_requests", true},
-                                 {"queue_depth", scheduler_.n_waiting()},
-                                 {"in_flight", scheduler_.n_running()}});
+  Json body = {{"status", "ok"}, {"model", model_.id}};
+  bool accepting = true;
+  if (memory_.governor != nullptr) {
+    const memory::Governor::Status status = memory_.governor->status();
+    accepting = memory_.governor->accepting();
+    body["status"] = accepting ? "ok" : "overloaded";
+    body["tier"] = memory::tier_name(status.tier);
+    body["available_bytes"] = status.snapshot.usable_bytes();
+    body["mem_available_bytes"] = status.snapshot.available_bytes;
+    if (status.snapshot.cgroup_limit_bytes) {
+      body["cgroup_limit_bytes"] = *status.snapshot.cgroup_limit_bytes;
+    }
+    if (!status.read_error.empty()) body["memory_read_error"] = status.read_error;
+    response.headers.emplace_back("x-memory-status", std::string(memory::tier_name(status.tier)));
+  }
+  body["accepting_requests"] = accepting;
+  body["model_loaded"] = scheduler_.model_resident();
+  body["budget"] = budget_json(memory_.budget, memory_.kv_bytes_per_position);
+  body["queue_depth"] = scheduler_.n_waiting();
+  body["in_flight"] = scheduler_.n_running();
+  // Load balancers and launchers take a 503 as "send elsewhere / wait".
+  if (!accepting) response.status = 503;
+  response.body = dump_json(body);
   return response;
+}
+
+std::optional<ApiError> Router::memory_refusal() const {
+  if (memory_.governor == nullptr || memory_.governor->accepting()) return std::nullopt;
+  const memory::Governor::Status status = memory_.governor->status();
+  const int64_t usable = status.snapshot.usable_bytes();
+  ApiError error = api_error(
+      529, fmt::format("memory: the machine is low on memory ({} free, tier {}); pensieve refuses "
+                       "new requests until it recovers",
+                       memory::format_gb(usable), memory::tier_name(status.tier)));
+  error.headers.emplace_back("x-memory-status", std::string(memory::tier_name(status.tier)));
+  error.headers.emplace_back("x-available-memory-gb", memory::format_gb(usable, false));
+  metrics_.record_rejection("memory");
+  return error;
 }
 
 HttpResponse Router::metrics_text() {
   metrics_.set_queue_depth(scheduler_.n_waiting());
   metrics_.set_in_flight(scheduler_.n_running());
+  Metrics::MemoryGauges gauges;
+  gauges.budget_weights_bytes = memory_.budget.weights_bytes;
+  gauges.budget_kv_bytes = memory_.budget.kv_bytes;
+  gauges.budget_scratch_bytes = memory_.budget.scratch_bytes;
+  gauges.budget_buffers_bytes = memory_.budget.buffers_bytes;
+  if (memory_.governor != nullptr) {
+    const memory::Governor::Status status = memory_.governor->status();
+    gauges.usable_bytes = status.snapshot.usable_bytes();
+    gauges.tier = static_cast<int>(status.tier);
+    gauges.shed_total = status.shed_total;
+  }
+  if (auto self = memory::read_process_memory(0)) {
+    gauges.rss_anon_bytes = self->rss_anon_bytes;
+    gauges.swap_bytes = self->swap_bytes;
+  }
+  gauges.model_loaded = scheduler_.model_resident();
+  metrics_.set_memory(gauges);
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = metrics_.render();

@@ -5,10 +5,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "engine/prompt.h"
 #include "engine/scheduler.h"
+#include "memory/budget.h"
+#include "memory/governor.h"
 #include "server/anthropic/format.h"
 #include "server/config.h"
 #include "server/errors.h"
@@ -23,11 +26,19 @@ struct ServedModel {
   int64_t created_unix = 0;  // the same, for the OpenAI shape
 };
 
+// What the router knows of memory: the governor that admits work (null: always admit) and the
+// startup budget; /health and /metrics report both.
+struct MemoryContext {
+  const memory::Governor* governor = nullptr;
+  memory::Budget budget;
+  int64_t kv_bytes_per_position = 0;
+};
+
 class Router {
  public:
   // All must outlive the router.
   Router(const ServerConfig& config, Scheduler& scheduler, const PromptRenderer& renderer,
-         Metrics& metrics, ServedModel model);
+         Metrics& metrics, ServedModel model, MemoryContext memory = {});
 
   HttpResponse handle(const HttpRequest& request);
   // The response went out (or the client left): one access-log line and the request metrics.
@@ -54,6 +65,8 @@ class Router {
   HttpResponse model(const HttpRequest& request, const RequestRecord& record,
                      std::string_view id) const;
   HttpResponse health() const;
+  // The 529 a generating route answers while the governor refuses work; nullopt: admitted.
+  std::optional<ApiError> memory_refusal() const;
   HttpResponse metrics_text();
 
   const ServerConfig& config_;
@@ -62,6 +75,7 @@ class Router {
   Metrics& metrics_;
   ServedModel model_;
   anthropic::ModelInfo model_info_;
+  MemoryContext memory_;
   std::atomic<int64_t> in_flight_{0};
 };
 

@@ -44,16 +44,18 @@ function childEnv() {
  * Starts `pensieve serve -m MODEL --port 0 ...extraArgs`.
  * Resolves to {port, baseURL, stderrLines, stdoutLines, args, tail(n), exited, stop()}.
  */
-export async function startServer(extraArgs = []) {
+// options.model: another GGUF file; options.env: variables added to the server's environment.
+export async function startServer(extraArgs = [], options = {}) {
   if (!existsSync(PENSIEVE_BIN)) {
     throw new Error(`pensieve binary not found at ${PENSIEVE_BIN} (set PENSIEVE_BIN)`);
   }
-  if (!existsSync(MODEL)) {
-    throw new Error(`model not found at ${MODEL} (set PENSIEVE_SHARED)`);
+  const model = options.model ?? MODEL;
+  if (!existsSync(model)) {
+    throw new Error(`model not found at ${model} (set PENSIEVE_SHARED)`);
   }
-  const args = ['serve', '-m', MODEL, '--port', '0', ...extraArgs.map(String)];
+  const args = ['serve', '-m', model, '--port', '0', ...extraArgs.map(String)];
   const child = spawn(PENSIEVE_BIN, args, {
-    env: childEnv(),
+    env: { ...childEnv(), ...(options.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);

@@ -1,5 +1,6 @@
 // libFuzzer target: any request body (JSON or not, valid UTF-8 or not) through the Anthropic and
 // OpenAI parsers never crashes; what parses renders to prompt tokens and reply JSON without error.
+// The same bytes also go through every setting's parser (sizes, durations, tier thresholds).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -7,10 +8,14 @@
 #include <memory>
 #include <string_view>
 
+#include "core/byte_size.h"
+#include "core/duration.h"
 #include "engine/prompt.h"
 #include "gguf/reader.h"
+#include "memory/tiers.h"
 #include "server/anthropic/format.h"
 #include "server/anthropic/parse.h"
+#include "server/config.h"
 #include "server/openai/parse.h"
 
 namespace {
@@ -42,6 +47,21 @@ void render(const pensieve::PromptRenderer& renderer, const pensieve::InferenceR
   if (tokens && tokens->empty()) std::abort();  // a rendering always has at least BOS
 }
 
+// The same bytes as every setting's value: sizes, durations, thresholds, numbers, booleans.
+void settings(std::string_view text) {
+  (void)pensieve::parse_byte_size(text);
+  (void)pensieve::parse_duration(text);
+  (void)pensieve::memory::parse_threshold(text);
+  for (const pensieve::server::SettingInfo& info : pensieve::server::server_settings()) {
+    const pensieve::server::SettingLookup one =
+        [&](std::string_view key) -> std::optional<std::string> {
+      if (key == info.key) return std::string(text);
+      return std::nullopt;
+    };
+    (void)pensieve::server::resolve_server_config(one, {}, {});
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -57,5 +77,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (auto request = pensieve::server::openai::parse_chat_request(body))
     render(*r.renderer, *request);
+  settings(body);
   return 0;
 }

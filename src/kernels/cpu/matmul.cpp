@@ -124,13 +124,17 @@ const uint8_t* prepare_activations(const Plan& plan, const float* x, int64_t n_t
 
 }  // namespace
 
-MatmulWorkspace::MatmulWorkspace(int64_t max_tokens, int64_t max_cols)
-    : max_tokens_(max_tokens), max_cols_(max_cols) {
-  PV_CHECK(max_tokens > 0 && max_cols > 0, "workspace {} x {}", max_tokens, max_cols);
+size_t MatmulWorkspace::bytes_for(int64_t max_tokens, int64_t max_cols) {
   const auto cols = static_cast<int64_t>(round_up(static_cast<size_t>(max_cols), 256));
   const size_t row_bytes = std::max(act_row_bytes(ActFormat::kQ8Block32Split, cols),
                                     act_row_bytes(ActFormat::kQ8BlockK, cols));
-  capacity_bytes_ = static_cast<size_t>(max_tokens) * row_bytes;
+  return static_cast<size_t>(max_tokens) * row_bytes + 64;
+}
+
+MatmulWorkspace::MatmulWorkspace(int64_t max_tokens, int64_t max_cols)
+    : max_tokens_(max_tokens), max_cols_(max_cols) {
+  PV_CHECK(max_tokens > 0 && max_cols > 0, "workspace {} x {}", max_tokens, max_cols);
+  capacity_bytes_ = bytes_for(max_tokens, max_cols) - 64;
   storage_ = std::make_unique<uint8_t[]>(capacity_bytes_ + 64);
   const auto address = reinterpret_cast<uintptr_t>(storage_.get());
   aligned_ = storage_.get() + (round_up(address, 64) - address);

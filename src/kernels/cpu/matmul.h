@@ -17,6 +17,9 @@ namespace pensieve::cpu {
 class MatmulWorkspace {
  public:
   MatmulWorkspace(int64_t max_tokens, int64_t max_cols);
+  // The heap bytes a workspace of this size holds (for the memory budget).
+  static size_t bytes_for(int64_t max_tokens, int64_t max_cols);
+  size_t capacity_bytes() const { return capacity_bytes_ + 64; }
 
   int64_t max_tokens() const { return max_tokens_; }
   int64_t max_cols() const { return max_cols_; }
