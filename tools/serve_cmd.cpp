@@ -126,7 +126,15 @@ Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const G
   room.reserve_bytes = config.memory_reserve >= 0
                            ? config.memory_reserve
                            : config.tiers.warning.resolve(machine.effective_total_bytes());
-  room.others_outstanding_bytes = others_outstanding;
+  // Other servers eat system memory, not this process's cgroup: what they may still grow into
+  // lowers MemAvailable's side of the room only. room = min(avail - others, cgroup headroom).
+  const int64_t usable = machine.usable_bytes();
+  const int64_t with_others =
+      std::min(machine.available_bytes - others_outstanding,
+               machine.cgroup_limit_bytes
+                   ? *machine.cgroup_limit_bytes - machine.cgroup_usage_bytes.value_or(0)
+                   : machine.available_bytes);
+  room.others_outstanding_bytes = std::max<int64_t>(0, usable - std::max<int64_t>(0, with_others));
   room.cgroup_limit_bytes = machine.cgroup_limit_bytes;
   room.available_bytes = machine.available_bytes;
   return memory::plan_budget(inputs, request, room);

@@ -4,11 +4,11 @@
 #include <chrono>
 #include <cmath>
 
-#include "sampling/stop_strings.h"
-#include "tokenizer/unicode.h"
-
 namespace pensieve {
 namespace {
+
+// Room for one token's text: longer than any piece of a real vocabulary.
+constexpr size_t kTextReserve = 256;
 
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
@@ -26,46 +26,6 @@ Expected<void> check_finite(std::span<const float> logits, int64_t position) {
   }
   return {};
 }
-
-// Generated ids to text with tokenizer/stream_decoder.h's rules (complete UTF-8 only, invalid
-// bytes as U+FFFD, control tokens silent), appending to the caller's buffer: StreamDecoder
-// returns a new string per token, which allocates for every piece longer than 15 bytes.
-class PieceDecoder {
- public:
-  explicit PieceDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {
-    pending_.reserve(kReservedBytes);
-  }
-  // Appends to *out the text that became complete with `id`.
-  void push(int32_t id, std::string* out) {
-    if (!tokenizer_.contains(id) || tokenizer_.is_control(id)) return;
-    pending_.append(tokenizer_.token_piece(id));
-    const size_t complete = utf8_complete_prefix(pending_);
-    append_sanitized(std::string_view(pending_).substr(0, complete), out);
-    pending_.erase(0, complete);
-  }
-  // The rest at the end; an unfinished character becomes U+FFFD.
-  void flush(std::string* out) {
-    append_sanitized(pending_, out);
-    pending_.clear();
-  }
-  static constexpr size_t kReservedBytes = 256;  // longer than any piece of a real vocabulary
-
- private:
-  static void append_sanitized(std::string_view s, std::string* out) {
-    for (size_t i = 0; i < s.size();) {
-      const Utf8Char c = utf8_next(s.substr(i));
-      if (c.status == Utf8Char::kValid) {
-        out->append(s.substr(i, c.length));
-      } else {
-        utf8_append(kReplacementChar, out);
-      }
-      i += c.length;
-    }
-  }
-
-  const Tokenizer& tokenizer_;
-  std::string pending_;
-};
 
 }  // namespace
 
@@ -85,6 +45,89 @@ std::string_view stop_reason_name(StopReason reason) {
   return "unknown";
 }
 
+Generation::Generation(const Tokenizer& tokenizer, std::span<const int32_t> prompt,
+                       const GenerateOptions& options, int64_t room)
+    : tokenizer_(tokenizer),
+      options_(options),
+      room_(room),
+      sampler_(options.sampling, tokenizer.n_vocab()),
+      stops_(options.stop_strings),
+      decoder_(tokenizer),
+      started_(std::chrono::steady_clock::now()) {
+  result_.n_prompt = static_cast<int64_t>(prompt.size());
+  result_.reason = StopReason::kMaxTokens;
+  // At most room - prompt + 1 tokens come out (the last one is sampled but not evaluated).
+  const int64_t max_new =
+      std::clamp<int64_t>(options.max_tokens, 0, room - static_cast<int64_t>(prompt.size()) + 1);
+  result_.tokens.reserve(static_cast<size_t>(max_new));
+  history_.reserve(prompt.size() + static_cast<size_t>(max_new));
+  history_.assign(prompt.begin(), prompt.end());
+  piece_.reserve(kTextReserve);
+  text_.reserve(kTextReserve);
+}
+
+Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
+                                                  const TextCallback& on_text) {
+  if (finished_) return std::optional<int32_t>();
+  const auto i = static_cast<int64_t>(result_.tokens.size());
+  if (i == 0) {
+    first_logits_ = std::chrono::steady_clock::now();
+    result_.prefill_ms =
+        std::chrono::duration<double, std::milli>(first_logits_ - started_).count();
+  }
+  if (i >= options_.max_tokens) {
+    end(StopReason::kMaxTokens, on_text);
+    return std::optional<int32_t>();
+  }
+  if (options_.cancel != nullptr && options_.cancel->load(std::memory_order_relaxed)) {
+    end(StopReason::kCancelled, on_text);
+    return std::optional<int32_t>();
+  }
+  const int64_t position = static_cast<int64_t>(history_.size());
+  PV_TRY_VOID(check_finite(logits, position));
+  const int32_t token = sampler_.sample(logits, history_);
+  if (tokenizer_.is_eog(token)) {
+    end(StopReason::kEndOfGeneration, on_text);
+    return std::optional<int32_t>();
+  }
+  result_.tokens.push_back(token);
+  history_.push_back(token);
+  piece_.clear();
+  decoder_.push(token, &piece_);
+  text_.clear();
+  const bool stopped = stops_.feed(piece_, &text_);
+  if (!text_.empty() && !on_text(text_)) {
+    end(StopReason::kCancelled, on_text);
+    return std::optional<int32_t>();
+  }
+  if (stopped) {
+    end(StopReason::kStopString, on_text);
+  } else if (i + 1 == options_.max_tokens) {
+    end(StopReason::kMaxTokens, on_text);
+  } else if (position >= room_) {
+    end(StopReason::kContextFull, on_text);
+  }
+  if (finished_) return std::optional<int32_t>();
+  return std::optional<int32_t>(token);
+}
+
+void Generation::end(StopReason reason, const TextCallback& on_text) {
+  result_.reason = reason;
+  finished_ = true;
+  if (reason != StopReason::kStopString && reason != StopReason::kCancelled) {
+    piece_.clear();
+    decoder_.flush(&piece_);
+    text_.clear();
+    if (stops_.feed(piece_, &text_)) result_.reason = StopReason::kStopString;
+    stops_.flush(&text_);
+    if (!text_.empty()) on_text(text_);
+  }
+  result_.stop_string = std::string(stops_.matched());
+  if (first_logits_ != std::chrono::steady_clock::time_point{}) {
+    result_.decode_ms = ms_since(first_logits_);
+  }
+}
+
 Expected<GenerateResult> generate(Forward& forward, const Tokenizer& tokenizer,
                                   std::span<const int32_t> prompt, const GenerateOptions& options,
                                   const TextCallback& on_text) {
@@ -96,69 +139,14 @@ Expected<GenerateResult> generate(Forward& forward, const Tokenizer& tokenizer,
     return make_error(ErrorCode::kOutOfRange,
                       "generate: prompt is too long: {} tokens > {} maximum", prompt.size(), room);
   }
-  GenerateResult result;
-  result.n_prompt = static_cast<int64_t>(prompt.size());
-  // Everything the loop appends to is sized here, so the token loop allocates nothing: at most
-  // room - prompt + 1 tokens come out (the last one is sampled but not evaluated).
-  const int64_t max_new =
-      std::clamp<int64_t>(options.max_tokens, 0, room - static_cast<int64_t>(prompt.size()) + 1);
-  result.tokens.reserve(static_cast<size_t>(max_new));
-  std::vector<int32_t> history;
-  history.reserve(prompt.size() + static_cast<size_t>(max_new));
-  history.assign(prompt.begin(), prompt.end());
-  Sampler sampler(options.sampling, tokenizer.n_vocab());
-  StopMatcher stops(options.stop_strings);
-  PieceDecoder decoder(tokenizer);
-  std::string piece;  // the token's complete text, before the stop strings see it
-  std::string text;   // what the stop strings let out
-  piece.reserve(PieceDecoder::kReservedBytes);
-  text.reserve(PieceDecoder::kReservedBytes);
-
-  auto start = std::chrono::steady_clock::now();
+  Generation generation(tokenizer, prompt, options, room);
   PV_TRY(std::span<const float> logits, forward.eval(prompt));
-  result.prefill_ms = ms_since(start);
-  start = std::chrono::steady_clock::now();
-  result.reason = StopReason::kMaxTokens;
-  for (int64_t i = 0; i < options.max_tokens; ++i) {
-    if (options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed)) {
-      result.reason = StopReason::kCancelled;
-      break;
-    }
-    PV_TRY_VOID(check_finite(logits, forward.n_past()));
-    const int32_t token = sampler.sample(logits, history);
-    if (tokenizer.is_eog(token)) {
-      result.reason = StopReason::kEndOfGeneration;
-      break;
-    }
-    result.tokens.push_back(token);
-    history.push_back(token);
-    piece.clear();
-    decoder.push(token, &piece);
-    text.clear();
-    if (stops.feed(piece, &text)) result.reason = StopReason::kStopString;
-    if (!text.empty() && !on_text(text)) {
-      result.reason = StopReason::kCancelled;
-      break;
-    }
-    if (result.reason == StopReason::kStopString) break;
-    if (i + 1 == options.max_tokens) break;
-    if (forward.n_past() >= forward.n_ctx()) {
-      result.reason = StopReason::kContextFull;
-      break;
-    }
-    PV_TRY(logits, forward.eval(std::span<const int32_t>(&token, 1)));
+  while (true) {
+    PV_TRY(std::optional<int32_t> next, generation.step(logits, on_text));
+    if (!next) break;
+    PV_TRY(logits, forward.eval(std::span<const int32_t>(&*next, 1)));
   }
-  if (result.reason != StopReason::kStopString && result.reason != StopReason::kCancelled) {
-    piece.clear();
-    decoder.flush(&piece);
-    text.clear();
-    if (stops.feed(piece, &text)) result.reason = StopReason::kStopString;
-    stops.flush(&text);
-    if (!text.empty()) on_text(text);
-  }
-  result.stop_string = std::string(stops.matched());
-  result.decode_ms = ms_since(start);
-  return result;
+  return std::move(generation.result());
 }
 
 }  // namespace pensieve

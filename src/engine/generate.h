@@ -3,8 +3,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,6 +15,8 @@
 #include "core/result.h"
 #include "model/forward.h"
 #include "sampling/sampler.h"
+#include "sampling/stop_strings.h"
+#include "tokenizer/stream_decoder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pensieve {
@@ -46,6 +50,44 @@ struct GenerateResult {
 
 // Returning false from on_text stops generation (StopReason::kCancelled).
 using TextCallback = std::function<bool(std::string_view text)>;
+
+// One sequence's generation after its prompt, a step per token: samples from the logits after
+// the last evaluated token, turns the token into text (complete UTF-8 only), applies the stop
+// strings, and decides when it ends. generate() drives one over a single-sequence Forward; the
+// scheduler drives several at once. Everything it appends to is sized at construction, so steps
+// allocate nothing.
+class Generation {
+ public:
+  // `room`: positions left in the context when the prompt starts (the prompt must fit).
+  Generation(const Tokenizer& tokenizer, std::span<const int32_t> prompt,
+             const GenerateOptions& options, int64_t room);
+
+  // Takes the logits after the last evaluated token; hands new text to on_text. Returns the
+  // token to evaluate next, or nullopt once generation ended (result().reason says why).
+  // Errors: non-finite logits.
+  Expected<std::optional<int32_t>> step(std::span<const float> logits, const TextCallback& on_text);
+  bool finished() const { return finished_; }
+  // The prompt and every generated token so far (what the KV cache holds, plus the last token).
+  std::span<const int32_t> tokens() const { return history_; }
+  int64_t n_prompt() const { return result_.n_prompt; }
+  GenerateResult& result() { return result_; }
+
+ private:
+  void end(StopReason reason, const TextCallback& on_text);
+
+  const Tokenizer& tokenizer_;
+  const GenerateOptions& options_;
+  int64_t room_;
+  GenerateResult result_;
+  std::vector<int32_t> history_;
+  Sampler sampler_;
+  StopMatcher stops_;
+  StreamDecoder decoder_;
+  std::string piece_;  // the token's complete text, before the stop strings see it
+  std::string text_;   // what the stop strings let out
+  std::chrono::steady_clock::time_point started_, first_logits_;
+  bool finished_ = false;
+};
 
 // Evaluates `prompt` (non-empty; it must fit in the context: no silent truncation), then
 // samples up to max_tokens. Errors: prompt too long, non-finite logits, forward failures.

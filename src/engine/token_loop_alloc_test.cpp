@@ -94,7 +94,8 @@ TEST_P(TokenLoop, AllocatesNothingPerToken) {
   EXPECT_EQ(long_run.total, short_run.total);
 }
 
-// generate() decodes into reused buffers rather than through StreamDecoder: same text.
+// generate() decodes into reused buffers (StreamDecoder::push(id, &out)): the text is what
+// decoding its tokens one by one gives.
 TEST_P(TokenLoop, TextEqualsStreamDecoder) {
   Loaded l = load("stories260K.gguf");
   ASSERT_NE(l.model, nullptr);

@@ -34,9 +34,26 @@ void* aligned(size_t n, std::align_val_t alignment) {
 
 }  // namespace
 
-// operator new[] and the nothrow forms call these in libstdc++.
+// Every form is replaced, not only the ones libstdc++ builds the others on: under
+// AddressSanitizer a form left out would come from the sanitizer and be freed here with free().
 void* operator new(size_t n) { return counted(std::malloc(n == 0 ? 1 : n)); }
 void* operator new(size_t n, std::align_val_t a) { return counted(aligned(n, a)); }
+void* operator new[](size_t n) { return counted(std::malloc(n == 0 ? 1 : n)); }
+void* operator new[](size_t n, std::align_val_t a) { return counted(aligned(n, a)); }
+void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return operator new(n);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return operator new[](n);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
 
 void operator delete(void* p) noexcept { uncounted_free(p); }
 void operator delete(void* p, size_t) noexcept { uncounted_free(p); }
@@ -46,6 +63,8 @@ void operator delete(void* p, std::align_val_t) noexcept { uncounted_free(p); }
 void operator delete(void* p, size_t, std::align_val_t) noexcept { uncounted_free(p); }
 void operator delete[](void* p, std::align_val_t) noexcept { uncounted_free(p); }
 void operator delete[](void* p, size_t, std::align_val_t) noexcept { uncounted_free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { uncounted_free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { uncounted_free(p); }
 
 namespace pensieve {
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <numeric>
 
 #include "kernels/ref/ops.h"
 
@@ -10,6 +11,8 @@ namespace pensieve {
 namespace {
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
+
+constexpr int64_t kBlock = cpu::kKvBlockPositions;
 
 // Query rows (heads x tokens) per attention job: they share each K/V block the job converts.
 // A job holds at least one token's whole GQA group.
@@ -25,22 +28,32 @@ int64_t workspace_cols(const Hparams& hp) {
   return std::max({hp.n_embd, hp.n_ff, hp.n_head * hp.head_dim});
 }
 
+int64_t blocks_for(int64_t positions) { return (positions + kBlock - 1) / kBlock; }
+
 }  // namespace
 
 CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
-                       int64_t max_batch, GgmlType kv_type)
+                       int64_t max_batch, GgmlType kv_type, int64_t n_blocks, int64_t max_segments)
     : hp_(hp),
       w_(weights),
       n_ctx_(n_ctx),
       max_batch_(max_batch),
+      n_blocks_(n_blocks > 0 ? n_blocks : blocks_for(n_ctx)),
+      max_segments_(std::clamp<int64_t>(max_segments, 1, max_batch)),
       kv_type_(effective_kv_type(hp, kv_type)),
       kv_row_bytes_(cpu::kv_bytes(kv_type_, hp.n_embd_kv())),
+      block_bytes_(sz(hp.n_layer) * 2 * sz(kBlock) * kv_row_bytes_),
       rope_(rope_params(hp, weights, n_ctx)),
       pool_(n_threads),
       workspace_(max_batch, workspace_cols(hp)) {
   const int64_t n_q = hp.n_head * hp.head_dim;
-  k_cache_.assign(sz(hp.n_layer), std::vector<uint8_t>(sz(n_ctx) * kv_row_bytes_));
-  v_cache_.assign(sz(hp.n_layer), std::vector<uint8_t>(sz(n_ctx) * kv_row_bytes_));
+  kv_pool_.assign(sz(n_blocks_) * block_bytes_, 0);
+  own_table_.resize(sz(std::min(n_blocks_, blocks_for(n_ctx))));
+  std::iota(own_table_.begin(), own_table_.end(), 0);
+  token_segment_.resize(sz(max_batch));
+  token_pos_.resize(sz(max_batch));
+  segment_start_.resize(sz(max_segments_ + 1));
+  segment_jobs_.resize(sz(max_segments_ + 1));
   x_.resize(sz(max_batch * hp.n_embd));
   xn_.resize(x_.size());
   proj_.resize(x_.size());
@@ -54,11 +67,12 @@ CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n
   rope_sin_.resize(rope_cos_.size());
   attn_scratch_.resize(sz(pool_.n_threads()) *
                        cpu::attention_scratch_floats(attention_rows(hp), hp.head_dim));
-  logits_.resize(sz(hp.n_vocab));
+  logits_.resize(sz(max_segments_ * hp.n_vocab));
 }
 
 CpuForward::MemoryPlan CpuForward::memory_plan(const Hparams& hp, int64_t max_batch, int n_threads,
-                                               GgmlType kv_type) {
+                                               GgmlType kv_type, int64_t max_segments) {
+  max_segments = std::clamp<int64_t>(max_segments, 1, max_batch);
   MemoryPlan plan;
   plan.kv_bytes_per_position =
       2 * hp.n_layer *
@@ -68,9 +82,11 @@ CpuForward::MemoryPlan CpuForward::memory_plan(const Hparams& hp, int64_t max_ba
       max_batch * (3 * hp.n_embd + 2 * n_q + 2 * hp.n_embd_kv() + 2 * hp.n_ff + hp.n_rot) +
       static_cast<int64_t>(std::max(1, n_threads)) *
           static_cast<int64_t>(cpu::attention_scratch_floats(attention_rows(hp), hp.head_dim)) +
-      hp.n_vocab;
+      max_segments * hp.n_vocab;
+  const int64_t index_bytes = max_batch * static_cast<int64_t>(sizeof(int32_t) + sizeof(int64_t)) +
+                              2 * (max_segments + 1) * static_cast<int64_t>(sizeof(int64_t));
   plan.scratch_bytes =
-      floats * static_cast<int64_t>(sizeof(float)) +
+      floats * static_cast<int64_t>(sizeof(float)) + index_bytes +
       static_cast<int64_t>(cpu::MatmulWorkspace::bytes_for(max_batch, workspace_cols(hp)));
   return plan;
 }
@@ -83,13 +99,13 @@ CpuForward::MemoryPlan CpuForward::allocated() const {
                         &rope_sin_, &attn_scratch_, &logits_}) {
     bytes += v->capacity() * sizeof(float);
   }
+  bytes += token_segment_.capacity() * sizeof(int32_t) + token_pos_.capacity() * sizeof(int64_t) +
+           (segment_start_.capacity() + segment_jobs_.capacity()) * sizeof(int64_t);
   plan.scratch_bytes = static_cast<int64_t>(bytes);
   return plan;
 }
 
-uint64_t CpuForward::kv_cache_bytes() const {
-  return 2 * static_cast<uint64_t>(hp_.n_layer) * static_cast<uint64_t>(n_ctx_) * kv_row_bytes_;
-}
+uint64_t CpuForward::kv_cache_bytes() const { return kv_pool_.size(); }
 
 uint64_t CpuForward::weight_bytes_per_token() const {
   auto bytes = [](const Matrix& m) { return static_cast<uint64_t>(m.row_bytes) * m.n_rows; };
@@ -109,10 +125,11 @@ Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> token
   if (tokens.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
   }
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
+  const int64_t room = std::min(n_ctx_, static_cast<int64_t>(own_table_.size()) * kBlock);
+  if (n_past_ + static_cast<int64_t>(tokens.size()) > room) {
     return make_error(ErrorCode::kOutOfRange,
                       "forward: {} tokens do not fit: {} of the context's {} are used",
-                      tokens.size(), n_past_, n_ctx_);
+                      tokens.size(), n_past_, room);
   }
   for (int32_t t : tokens) {
     if (t < 0 || t >= hp_.n_vocab) {
@@ -121,28 +138,99 @@ Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> token
     }
   }
   for (size_t begin = 0; begin < tokens.size(); begin += sz(max_batch_)) {
-    eval_chunk(tokens.subspan(begin, std::min(sz(max_batch_), tokens.size() - begin)));
+    const BatchSegment segment{
+        tokens.subspan(begin, std::min(sz(max_batch_), tokens.size() - begin)), n_past_,
+        own_table_};
+    eval_step(std::span<const BatchSegment>(&segment, 1),
+              static_cast<int64_t>(segment.tokens.size()));
+    n_past_ += static_cast<int64_t>(segment.tokens.size());
   }
-  return std::span<const float>(logits_);
+  return std::span<const float>(logits_.data(), sz(hp_.n_vocab));
 }
 
-void CpuForward::eval_chunk(std::span<const int32_t> tokens) {
-  const auto n = static_cast<int64_t>(tokens.size());
-  const int64_t half_rot = hp_.n_rot / 2;
-  for (int64_t t = 0; t < n; ++t) {
-    ref::matrix_row(w_.token_embd, tokens[sz(t)], x_.data() + t * hp_.n_embd);  // [n, n_embd]
-    ref::rope_angles(rope_, n_past_ + t, rope_cos_.data() + t * half_rot,
-                     rope_sin_.data() + t * half_rot);  // shared by every layer and head
+Expected<std::span<const float>> CpuForward::eval_batch(std::span<const BatchSegment> segments) {
+  const auto n_segments = static_cast<int64_t>(segments.size());
+  if (n_segments == 0 || n_segments > max_segments_) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: {} sequences in a batch; 1..{} fit",
+                      n_segments, max_segments_);
   }
+  int64_t n_tokens = 0;
+  for (const BatchSegment& s : segments) {
+    const auto n = static_cast<int64_t>(s.tokens.size());
+    if (n == 0) return make_error(ErrorCode::kInvalidArgument, "forward: a sequence has no tokens");
+    if (s.first_pos < 0 || s.first_pos + n > n_ctx_) {
+      return make_error(ErrorCode::kOutOfRange,
+                        "forward: positions {}..{} are outside the context of {}", s.first_pos,
+                        s.first_pos + n - 1, n_ctx_);
+    }
+    const int64_t blocks = blocks_for(s.first_pos + n);
+    if (static_cast<int64_t>(s.block_table.size()) < blocks) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "forward: a block table of {} blocks does not cover {} positions",
+                        s.block_table.size(), s.first_pos + n);
+    }
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int32_t id = s.block_table[sz(b)];
+      if (id < 0 || id >= n_blocks_) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "forward: block {} is outside the pool of {} blocks", id, n_blocks_);
+      }
+    }
+    for (int32_t t : s.tokens) {
+      if (t < 0 || t >= hp_.n_vocab) {
+        return make_error(ErrorCode::kInvalidArgument, "forward: token id {} is outside [0, {})", t,
+                          hp_.n_vocab);
+      }
+    }
+    n_tokens += n;
+  }
+  if (n_tokens > max_batch_) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: {} tokens in a batch; at most {} fit",
+                      n_tokens, max_batch_);
+  }
+  eval_step(segments, n_tokens);
+  return std::span<const float>(logits_.data(), sz(n_segments * hp_.n_vocab));
+}
+
+uint8_t* CpuForward::kv_row(std::span<const int32_t> table, int64_t il, int64_t pos) {
+  return kv_pool_.data() + sz(table[sz(pos / kBlock)]) * block_bytes_ +
+         sz(il) * 2 * sz(kBlock) * kv_row_bytes_ + sz(pos % kBlock) * kv_row_bytes_;
+}
+
+void CpuForward::eval_step(std::span<const BatchSegment> segments, int64_t n) {
+  step_ = segments;
+  const int64_t half_rot = hp_.n_rot / 2;
+  const int64_t group = hp_.n_head / hp_.n_head_kv;
+  const int64_t tokens_per_job = attention_rows(hp_) / group;
+  int64_t row = 0;
+  int64_t jobs = 0;
+  for (size_t s = 0; s < segments.size(); ++s) {
+    const BatchSegment& segment = segments[s];
+    segment_start_[s] = row;
+    segment_jobs_[s] = jobs;
+    const auto n_s = static_cast<int64_t>(segment.tokens.size());
+    for (int64_t t = 0; t < n_s; ++t, ++row) {
+      token_segment_[sz(row)] = static_cast<int32_t>(s);
+      token_pos_[sz(row)] = segment.first_pos + t;
+      ref::matrix_row(w_.token_embd, segment.tokens[sz(t)], x_.data() + row * hp_.n_embd);
+      ref::rope_angles(rope_, segment.first_pos + t, rope_cos_.data() + row * half_rot,
+                       rope_sin_.data() + row * half_rot);  // shared by every layer and head
+    }
+    jobs += hp_.n_head_kv * ((n_s + tokens_per_job - 1) / tokens_per_job);
+  }
+  segment_start_[segments.size()] = row;
+  segment_jobs_[segments.size()] = jobs;
   for (int64_t il = 0; il < hp_.n_layer; ++il) {
     attention(il, n);
     feed_forward(il, n);
   }
-  // Only the last token's logits are needed.
-  const float* last = x_.data() + (n - 1) * hp_.n_embd;
-  ref::rms_norm(last, w_.output_norm, hp_.n_embd, hp_.rms_eps, xn_.data());
-  matmul(w_.output, xn_.data(), 1, logits_.data());  // [n_vocab]
-  n_past_ += n;
+  // Only each segment's last token's logits are needed.
+  const auto n_segments = static_cast<int64_t>(segments.size());
+  for (int64_t s = 0; s < n_segments; ++s) {
+    const float* last = x_.data() + (segment_start_[sz(s + 1)] - 1) * hp_.n_embd;
+    ref::rms_norm(last, w_.output_norm, hp_.n_embd, hp_.rms_eps, xn_.data() + s * hp_.n_embd);
+  }
+  matmul(w_.output, xn_.data(), n_segments, logits_.data());  // [n_segments, n_vocab]
 }
 
 void CpuForward::attention(int64_t il, int64_t n) {
@@ -156,12 +244,13 @@ void CpuForward::attention(int64_t il, int64_t n) {
                                    {&l.wv, v_.data()}};  // [n, n_kv]
   cpu::matmul_many(qkv, xn_.data(), n, pool_, workspace_);
   store_kv(il, n);
-  attend(il, n);
+  attend(il);
   matmul(l.wo, attn_.data(), n, proj_.data());  // [n, n_embd]
   for (int64_t i = 0; i < n * hp_.n_embd; ++i) x_[sz(i)] += proj_[sz(i)];
 }
 
-// Biases and RoPE on the chunk's q and k, then k and v into the cache at their positions.
+// Biases and RoPE on the step's q and k, then k and v into each sequence's blocks at their
+// positions.
 void CpuForward::store_kv(int64_t il, int64_t n) {
   const LayerWeights& l = w_.layers[sz(il)];
   const int64_t hd = hp_.head_dim;
@@ -179,38 +268,46 @@ void CpuForward::store_kv(int64_t il, int64_t n) {
     const float* sin = rope_sin_.data() + t * half_rot;
     for (int64_t h = 0; h < hp_.n_head; ++h) ref::rope_rotate(rope_, cos, sin, q + h * hd);
     for (int64_t h = 0; h < hp_.n_head_kv; ++h) ref::rope_rotate(rope_, cos, sin, k + h * hd);
-    const size_t row = sz(n_past_ + t) * kv_row_bytes_;
-    cpu::kv_store(kv_type_, k, n_kv, k_cache_[sz(il)].data() + row);
-    cpu::kv_store(kv_type_, v, n_kv, v_cache_[sz(il)].data() + row);
+    uint8_t* k_row = kv_row(step_[sz(token_segment_[sz(t)])].block_table, il, token_pos_[sz(t)]);
+    cpu::kv_store(kv_type_, k, n_kv, k_row);
+    cpu::kv_store(kv_type_, v, n_kv, k_row + sz(kBlock) * kv_row_bytes_);
   }
 }
 
-// Causal attention of the chunk over the cache. Jobs are (KV head, run of tokens): the query
-// heads of a GQA group read each converted K/V block together.
-void CpuForward::attend(int64_t il, int64_t n) {
+// Causal attention of each segment over its own positions. Jobs are (segment, KV head, run of
+// tokens): the query heads of a GQA group read each converted K/V block together.
+void CpuForward::attend(int64_t il) {
   const int64_t hd = hp_.head_dim;
   const int64_t group = hp_.n_head / hp_.n_head_kv;
   const int64_t tokens_per_job = attention_rows(hp_) / group;
-  const int64_t token_runs = (n + tokens_per_job - 1) / tokens_per_job;
-  const int64_t n_jobs = hp_.n_head_kv * token_runs;
+  const size_t n_segments = step_.size();
+  const int64_t n_jobs = segment_jobs_[n_segments];
   const size_t head_bytes = cpu::kv_bytes(kv_type_, hd);
   const size_t scratch_floats = cpu::attention_scratch_floats(attention_rows(hp_), hd);
+  const uint8_t* layer_k = kv_pool_.data() + sz(il) * 2 * sz(kBlock) * kv_row_bytes_;
   std::atomic<int64_t> next{0};
   pool_.run([&](int thread, int) {
     float* scratch = attn_scratch_.data() + sz(thread) * scratch_floats;
+    size_t s = 0;
     for (int64_t job = next.fetch_add(1); job < n_jobs; job = next.fetch_add(1)) {
-      const int64_t g = job % hp_.n_head_kv;
-      const int64_t t0 = job / hp_.n_head_kv * tokens_per_job;
+      while (job >= segment_jobs_[s + 1]) ++s;  // jobs are taken in increasing order
+      const BatchSegment& segment = step_[s];
+      const int64_t local = job - segment_jobs_[s];
+      const int64_t g = local % hp_.n_head_kv;
+      const int64_t t0 = local / hp_.n_head_kv * tokens_per_job;
+      const int64_t row = segment_start_[s] + t0;
       cpu::AttentionJob a;
-      a.q = q_.data() + t0 * hp_.n_head * hd + g * group * hd;
-      a.out = attn_.data() + t0 * hp_.n_head * hd + g * group * hd;
+      a.q = q_.data() + row * hp_.n_head * hd + g * group * hd;
+      a.out = attn_.data() + row * hp_.n_head * hd + g * group * hd;
       a.token_stride = hp_.n_head * hd;
       a.group = group;
-      a.n_tokens = std::min(tokens_per_job, n - t0);
-      a.first_pos = n_past_ + t0;
-      a.k = k_cache_[sz(il)].data() + sz(g) * head_bytes;
-      a.v = v_cache_[sz(il)].data() + sz(g) * head_bytes;
+      a.n_tokens = std::min(tokens_per_job, static_cast<int64_t>(segment.tokens.size()) - t0);
+      a.first_pos = segment.first_pos + t0;
+      a.k = layer_k + sz(g) * head_bytes;
+      a.v = a.k + sz(kBlock) * kv_row_bytes_;
       a.kv_stride = kv_row_bytes_;
+      a.block_table = segment.block_table.data();
+      a.block_stride = block_bytes_;
       a.kv_type = kv_type_;
       a.head_dim = hd;
       a.scale = 1.0f / std::sqrt(static_cast<float>(hd));

@@ -1,5 +1,9 @@
 // The fast CPU forward pass: batched prompt processing and decode with the SIMD matrix kernels
-// and a thread pool. All buffers are sized at construction; eval() allocates nothing.
+// and a thread pool, over a paged KV cache: a pool of blocks of cpu::kKvBlockPositions positions
+// (all layers' K and V of those positions in one block), addressed through each sequence's block
+// table. eval_batch() runs several sequences' tokens through one matrix product per weight;
+// eval() is the single-sequence Forward on blocks of its own. All buffers are sized at
+// construction; neither allocates.
 #pragma once
 
 #include <cstdint>
@@ -16,58 +20,90 @@
 
 namespace pensieve {
 
+// One sequence's part of a batch: `tokens` go in at positions first_pos.., whose K and V are
+// written into (and attention reads through) the blocks of `block_table` (one block id per
+// cpu::kKvBlockPositions positions; it must cover first_pos + tokens.size() positions).
+struct BatchSegment {
+  std::span<const int32_t> tokens;
+  int64_t first_pos = 0;
+  std::span<const int32_t> block_table;
+};
+
 class CpuForward : public Forward {
  public:
-  // max_batch: prompt tokens processed per step (longer prompts go in chunks).
-  // kv_type: the cache's element type, F16 (default), Q8_0 (half the memory; needs head sizes
-  // that are multiples of 32, else F16 is used) or F32.
+  // max_batch: tokens one step processes (longer prompts go in chunks). kv_type: the cache's
+  // element type, F16 (default), Q8_0 (half the memory; needs head sizes that are multiples of 32,
+  // else F16 is used) or F32. n_blocks: KV pool blocks; 0 = enough for one sequence of n_ctx.
+  // max_segments: sequences one eval_batch() may carry.
   CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
-             int64_t max_batch = 256, GgmlType kv_type = GgmlType::kF16);
+             int64_t max_batch = 256, GgmlType kv_type = GgmlType::kF16, int64_t n_blocks = 0,
+             int64_t max_segments = 1);
 
-  // What a CpuForward of these settings allocates, known before building one (the memory
-  // budget is planned from it). kv_bytes_per_position: K and V of all layers for one position.
+  // What a CpuForward of these settings allocates besides its KV pool, known before building
+  // one (the memory budget is planned from it). kv_bytes_per_position: K and V of all layers for
+  // one position.
   struct MemoryPlan {
     int64_t kv_bytes_per_position = 0;
     int64_t scratch_bytes = 0;  // activations, matmul workspace, attention scratch, logits
   };
   static MemoryPlan memory_plan(const Hparams& hp, int64_t max_batch, int n_threads,
-                                GgmlType kv_type);
+                                GgmlType kv_type, int64_t max_segments = 1);
   // The same figures read off this instance's buffers (tests compare the two).
   MemoryPlan allocated() const;
 
+  // Single sequence (Forward), on the pool's first blocks.
   Expected<std::span<const float>> eval(std::span<const int32_t> tokens) override;
   int64_t n_past() const override { return n_past_; }
   int64_t n_ctx() const override { return n_ctx_; }
   void reset() override { n_past_ = 0; }
 
+  // Several sequences in one step: at most max_segments segments of at least one token, at most
+  // max_batch tokens in all. Returns the logits after each segment's last token, [n_segments,
+  // n_vocab], valid until the next call. Errors: bad token ids, block tables that do not cover
+  // the positions or name blocks outside the pool, too many tokens or segments.
+  Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments);
+
   // Bytes of weights one decode step reads (for bandwidth figures).
   uint64_t weight_bytes_per_token() const;
   GgmlType kv_type() const { return kv_type_; }
-  // Bytes of the KV cache (all layers, the whole context).
+  int64_t n_blocks() const { return n_blocks_; }
+  int64_t max_batch() const { return max_batch_; }
+  int64_t max_segments() const { return max_segments_; }
+  // Bytes of the KV pool.
   uint64_t kv_cache_bytes() const;
 
  private:
-  void eval_chunk(std::span<const int32_t> tokens);
+  void eval_step(std::span<const BatchSegment> segments, int64_t n_tokens);
   void attention(int64_t il, int64_t n_tokens);
   void store_kv(int64_t il, int64_t n_tokens);
-  void attend(int64_t il, int64_t n_tokens);
+  void attend(int64_t il);
   void feed_forward(int64_t il, int64_t n_tokens);
   void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y);
+  // Where position `pos` of the sequence with `table` keeps layer il's K (V follows it).
+  uint8_t* kv_row(std::span<const int32_t> table, int64_t il, int64_t pos);
 
   const Hparams& hp_;
   const ModelWeights& w_;
   int64_t n_ctx_;
   int64_t max_batch_;
+  int64_t n_blocks_;
+  int64_t max_segments_;
   int64_t n_past_ = 0;
   GgmlType kv_type_;
   size_t kv_row_bytes_;  // one position of one layer's K (or V): n_embd_kv values
+  size_t block_bytes_;   // one block: every layer's K and V of kKvBlockPositions positions
   ref::RopeParams rope_;
   ThreadPool pool_;
   cpu::MatmulWorkspace workspace_;
-  // KV cache, per layer: n_ctx rows of kv_row_bytes_
-  std::vector<std::vector<uint8_t>> k_cache_;
-  std::vector<std::vector<uint8_t>> v_cache_;
-  // Activations of one chunk.
+  std::vector<uint8_t> kv_pool_;    // [n_blocks][n_layer][K, V][kKvBlockPositions][row]
+  std::vector<int32_t> own_table_;  // eval(): blocks 0, 1, 2, ...
+  // The current step: its segments, and per token its segment and position.
+  std::span<const BatchSegment> step_;
+  std::vector<int32_t> token_segment_;  // [max_batch]
+  std::vector<int64_t> token_pos_;      // [max_batch]
+  std::vector<int64_t> segment_start_;  // [max_segments + 1]: first token row of each segment
+  std::vector<int64_t> segment_jobs_;   // [max_segments + 1]: first attention job of each
+  // Activations of one step.
   std::vector<float> x_;             // [max_batch, n_embd] residual stream
   std::vector<float> xn_;            // [max_batch, n_embd]
   std::vector<float> q_;             // [max_batch, n_head * head_dim]
@@ -77,10 +113,10 @@ class CpuForward : public Forward {
   std::vector<float> gate_;          // [max_batch, n_ff]
   std::vector<float> up_;            // [max_batch, n_ff]
   std::vector<float> proj_;          // [max_batch, n_embd]
-  std::vector<float> rope_cos_;      // [max_batch, n_rot / 2] for the chunk's positions
+  std::vector<float> rope_cos_;      // [max_batch, n_rot / 2] for the step's positions
   std::vector<float> rope_sin_;      // [max_batch, n_rot / 2]
   std::vector<float> attn_scratch_;  // [n_threads, cpu::attention_scratch_floats()]
-  std::vector<float> logits_;        // [n_vocab]
+  std::vector<float> logits_;        // [max_segments, n_vocab]
 };
 
 }  // namespace pensieve

@@ -84,19 +84,23 @@ void utf8_append(uint32_t cp, std::string* out) {
   }
 }
 
-std::string utf8_sanitize(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
+void utf8_append_sanitized(std::string_view s, std::string* out) {
   size_t i = 0;
   while (i < s.size()) {
     const Utf8Char c = utf8_next(s.substr(i));
     if (c.status == Utf8Char::kValid) {
-      out.append(s.substr(i, c.length));
+      out->append(s.substr(i, c.length));
     } else {
-      utf8_append(kReplacementChar, &out);
+      utf8_append(kReplacementChar, out);
     }
     i += c.length;
   }
+}
+
+std::string utf8_sanitize(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  utf8_append_sanitized(s, &out);
   return out;
 }
 

@@ -31,6 +31,8 @@ void utf8_append(uint32_t cp, std::string* out);
 
 // `s` with each maximal invalid subpart replaced by U+FFFD (the Unicode-recommended practice).
 std::string utf8_sanitize(std::string_view s);
+// The same, appended to *out.
+void utf8_append_sanitized(std::string_view s, std::string* out);
 
 // Number of leading bytes of `s` that form complete, valid sequences or invalid subparts that no
 // further bytes could repair; the rest is an incomplete tail (at most 3 bytes).

@@ -40,8 +40,8 @@ void kv_load(GgmlType type, const uint8_t* src, int64_t n, float* x) {
 }
 
 size_t attention_scratch_floats(int64_t max_rows, int64_t head_dim) {
-  constexpr int64_t kPosBlock = 32;  // attention_impl.h
-  return static_cast<size_t>(max_rows * (head_dim + 2) + 3 * kPosBlock * head_dim);
+  // kKvBlockPositions is also the kernel's block of positions (attention_impl.h).
+  return static_cast<size_t>(max_rows * (head_dim + 2) + 3 * kKvBlockPositions * head_dim);
 }
 
 void attention(const AttentionJob& job, float* scratch) { attention(job, scratch, best_isa()); }
@@ -53,6 +53,13 @@ void attention(const AttentionJob& job, float* scratch, Isa isa) {
   PV_CHECK(job.head_dim > 0 && (job.kv_type != GgmlType::kQ8_0 || job.head_dim % 32 == 0),
            "attention: head size {} with a {} cache", job.head_dim, ggml_type_name(job.kv_type));
   if (job.n_tokens <= 0 || job.group <= 0) return;
+  if (job.block_table != nullptr) {
+    const int64_t n_pos = job.first_pos + job.n_tokens;
+    for (int64_t b = 0; b < (n_pos + kKvBlockPositions - 1) / kKvBlockPositions; ++b) {
+      PV_CHECK(job.block_table[b] >= 0, "attention: block table entry {} is {}", b,
+               job.block_table[b]);
+    }
+  }
 #if defined(__x86_64__)
   if (isa == Isa::kAvx512) return attention_avx512(job, scratch);
   if (isa == Isa::kAvx2) return attention_avx2(job, scratch);

@@ -20,6 +20,10 @@ void kv_store(GgmlType type, const float* x, int64_t n, uint8_t* dst);
 // Reads n values of a cache row back (tests, debugging).
 void kv_load(GgmlType type, const uint8_t* src, int64_t n, float* x);
 
+// Positions per block of a paged cache; the kernel also scores positions in blocks of this size,
+// so each of its blocks reads one cache block.
+constexpr int64_t kKvBlockPositions = 32;
+
 // One job: `group` query heads that share one KV head, for n_tokens consecutive tokens. Token t
 // of the job sits at position first_pos + t and attends positions [0, first_pos + t].
 struct AttentionJob {
@@ -29,9 +33,16 @@ struct AttentionJob {
   int64_t group = 1;
   int64_t n_tokens = 1;
   int64_t first_pos = 0;
-  const uint8_t* k = nullptr;  // this KV head's values at position 0; position p at + p * kv_stride
+  // This KV head's values at position 0, position p at + p * kv_stride; with a block table, its
+  // values at the start of pool block 0.
+  const uint8_t* k = nullptr;
   const uint8_t* v = nullptr;
   size_t kv_stride = 0;
+  // Paged cache: when set, position p lives in block block_table[p / kKvBlockPositions] at
+  // k + block_table[p / kKvBlockPositions] * block_stride + (p % kKvBlockPositions) * kv_stride
+  // (same for v). When null, the cache is contiguous as before.
+  const int32_t* block_table = nullptr;
+  size_t block_stride = 0;  // bytes from one block to the next (the same for k and v)
   GgmlType kv_type = GgmlType::kF16;
   int64_t head_dim = 0;  // a multiple of 32 for Q8_0
   float scale = 1.0f;    // applied to q.k, usually 1/sqrt(head_dim)

@@ -27,6 +27,8 @@ constexpr int kLanes = PENSIEVE_VEC_BYTES / 4;
 // Positions converted to F32 and scored together.
 constexpr int kPosBlock = 32;
 static_assert(kPosBlock % kLanes == 0);
+// Each block of positions then lies in one block of a paged cache.
+static_assert(kPosBlock == kKvBlockPositions);
 
 VecF load(const float* p) {
   VecF v;
@@ -93,10 +95,15 @@ void q8_0_row_to_f32(const uint8_t* src, int64_t n, float* dst) {
   }
 }
 
-// Rows [p0, p0 + n) of a cache as F32 [n, head_dim]: the cache itself when it is F32.
-const float* rows_as_f32(const AttentionJob& job, const uint8_t* base, int64_t p0, int64_t n,
-                         float* buffer) {
-  const uint8_t* row = base + static_cast<size_t>(p0) * job.kv_stride;
+// The cache row of position p0, the first of a block of kPosBlock positions; the block's rows
+// follow it kv_stride apart, in a paged cache too.
+const uint8_t* block_rows(const AttentionJob& job, const uint8_t* base, int64_t p0) {
+  if (job.block_table == nullptr) return base + static_cast<size_t>(p0) * job.kv_stride;
+  return base + static_cast<size_t>(job.block_table[p0 / kPosBlock]) * job.block_stride;
+}
+
+// The n cache rows from `row` on as F32 [n, head_dim]: the cache itself when it is F32.
+const float* rows_as_f32(const AttentionJob& job, const uint8_t* row, int64_t n, float* buffer) {
   if (job.kv_type == GgmlType::kF32 && job.kv_stride == static_cast<size_t>(job.head_dim) * 4) {
     return reinterpret_cast<const float*>(row);
   }
@@ -117,11 +124,12 @@ const float* rows_as_f32(const AttentionJob& job, const uint8_t* base, int64_t p
   return buffer;
 }
 
-// K rows [p0, p0 + n) transposed to kt[d * kPosBlock + j], positions past n zero: the scores
-// of a whole block then come from head_dim vector multiply-adds, with no horizontal sums.
-void k_block_transposed(const AttentionJob& job, int64_t p0, int64_t n, float* row_buf, float* kt) {
+// The n K rows from `row` on transposed to kt[d * kPosBlock + j], positions past n zero: the
+// scores of a whole block then come from head_dim vector multiply-adds, with no horizontal sums.
+void k_block_transposed(const AttentionJob& job, const uint8_t* row, int64_t n, float* row_buf,
+                        float* kt) {
   const int64_t hd = job.head_dim;
-  const float* rows = rows_as_f32(job, job.k, p0, n, row_buf);
+  const float* rows = rows_as_f32(job, row, n, row_buf);
   for (int64_t d = 0; d < hd; ++d) {
     float* column = kt + d * kPosBlock;
     for (int64_t j = 0; j < n; ++j) column[j] = rows[j * hd + d];
@@ -173,8 +181,8 @@ void attention_impl(const AttentionJob& job, float* scratch) {
   alignas(64) float p[kPosBlock];
   for (int64_t p0 = 0; p0 < n_pos; p0 += kPosBlock) {
     const int64_t block = std::min<int64_t>(kPosBlock, n_pos - p0);
-    k_block_transposed(job, p0, block, k_buf, kt);
-    const float* v = rows_as_f32(job, job.v, p0, block, v_buf);
+    k_block_transposed(job, block_rows(job, job.k, p0), block, k_buf, kt);
+    const float* v = rows_as_f32(job, block_rows(job, job.v, p0), block, v_buf);
     for (int64_t t = 0; t < job.n_tokens; ++t) {
       const int64_t seen = std::min(block, job.first_pos + t + 1 - p0);  // causal limit
       if (seen <= 0) continue;

@@ -1,6 +1,6 @@
 // The attention kernel against a plain softmax in double, at every dispatch level this CPU
 // supports, for each cache type, head sizes, GQA groups, prompt chunks and decode steps, with
-// positions crossing the kernel's blocks of 32.
+// positions crossing the kernel's blocks of 32; and a paged cache against a contiguous one.
 //
 // Tolerance: outputs are convex combinations of V rows with |v| <= 1. The reference uses the same
 // cache values (kv_load), so the only differences are float accumulation and the polynomial exp
@@ -8,7 +8,10 @@
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -165,6 +168,160 @@ TEST(Attention, RowsDoNotDependOnTheirJob) {
     const std::vector<float> alone = run(one, single, best_isa());
     for (size_t j = 0; j < row; ++j) ASSERT_EQ(alone[j], together[t * row + j]) << t << " " << j;
   }
+}
+
+// Paged cache: the same K/V values once in a contiguous cache and once in pool blocks of
+// kKvBlockPositions positions, in shuffled order. Spare blocks and the unused tail of the last
+// block are all NaN (0xFF bytes in every cache type), so reading a wrong block or row shows. The
+// kernel does the same arithmetic in the same order on both, so outputs must agree bit for bit.
+enum class BlockLayout {
+  kPositionMajor,  // block [kKvBlockPositions, n_kv_heads, head] in a pool each for K and V
+  kHeadMajor,      // block [2 (K, V), n_kv_heads, kKvBlockPositions, head] in one shared pool
+};
+
+constexpr int64_t kPagedPositions = 200;  // 6 full blocks and a partial one
+constexpr int64_t kPagedMaxRows = 256;    // group * n_tokens of the largest case below
+constexpr int64_t kPagedHeads = 3;
+constexpr int64_t kPagedHead = 1;  // the head jobs read
+
+struct PagedFixture {
+  std::vector<uint8_t> k, v;  // contiguous [kPagedPositions, row]
+  std::vector<uint8_t> k_pool, v_pool;
+  std::vector<int32_t> table;
+  std::vector<float> q;  // [n_tokens, group * head_dim], as long as the largest case needs
+  AttentionJob flat, paged;
+};
+
+PagedFixture make_paged_fixture(GgmlType type, int64_t hd, BlockLayout layout, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  PagedFixture f;
+  const size_t head_bytes = kv_bytes(type, hd);
+  const int64_t n_blocks = (kPagedPositions + kKvBlockPositions - 1) / kKvBlockPositions;
+  const int64_t n_pool = n_blocks + 3;
+  std::vector<int32_t> order(static_cast<size_t>(n_pool));
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  f.table.assign(order.begin(), order.begin() + n_blocks);
+
+  const bool by_position = layout == BlockLayout::kPositionMajor;
+  // Head-major keeps only the read head in the contiguous cache, one head a row, so an F32 cache
+  // is read in place (no copy) on both sides.
+  const size_t flat_stride = by_position ? kPagedHeads * head_bytes : head_bytes;
+  const size_t block_stride = kKvBlockPositions * kPagedHeads * head_bytes * (by_position ? 1 : 2);
+  f.k.resize(flat_stride * kPagedPositions);
+  f.v.resize(f.k.size());
+  f.k_pool.assign(block_stride * n_pool, 0xFF);
+  if (by_position) f.v_pool.assign(f.k_pool.size(), 0xFF);
+  // Where head h of position p lives in the pool (kv: 0 for K, 1 for V).
+  auto in_pool = [&](int64_t p, int64_t h, int kv) {
+    const size_t block = static_cast<size_t>(f.table[p / kKvBlockPositions]) * block_stride;
+    const int64_t j = p % kKvBlockPositions;
+    if (by_position) {
+      return (kv == 0 ? f.k_pool : f.v_pool).data() + block + (j * kPagedHeads + h) * head_bytes;
+    }
+    return f.k_pool.data() + block + ((kv * kPagedHeads + h) * kKvBlockPositions + j) * head_bytes;
+  };
+  std::vector<float> x(static_cast<size_t>(hd));
+  for (int64_t p = 0; p < kPagedPositions; ++p) {
+    for (int64_t h = 0; h < kPagedHeads; ++h) {
+      for (int kv = 0; kv < 2; ++kv) {
+        for (float& e : x) e = dist(rng);
+        kv_store(type, x.data(), hd, in_pool(p, h, kv));
+        if (by_position || h == kPagedHead) {
+          uint8_t* flat = (kv == 0 ? f.k : f.v).data() + p * flat_stride;
+          kv_store(type, x.data(), hd, flat + (by_position ? h * head_bytes : 0));
+        }
+      }
+    }
+  }
+  f.q.resize(static_cast<size_t>(kPagedMaxRows * hd));
+  for (float& e : f.q) e = dist(rng);
+
+  f.flat.q = f.q.data();
+  f.flat.kv_type = type;
+  f.flat.head_dim = hd;
+  f.flat.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  f.paged = f.flat;
+  f.flat.k = f.k.data() + (by_position ? kPagedHead * head_bytes : 0);
+  f.flat.v = f.v.data() + (by_position ? kPagedHead * head_bytes : 0);
+  f.flat.kv_stride = flat_stride;
+  f.paged.k = in_pool(0, kPagedHead, 0) - static_cast<size_t>(f.table[0]) * block_stride;
+  f.paged.v = in_pool(0, kPagedHead, 1) - static_cast<size_t>(f.table[0]) * block_stride;
+  f.paged.kv_stride = by_position ? kPagedHeads * head_bytes : head_bytes;
+  f.paged.block_table = f.table.data();
+  f.paged.block_stride = block_stride;
+  return f;
+}
+
+std::vector<float> run_job(AttentionJob job, int64_t group, int64_t n_tokens, int64_t first_pos,
+                           Isa isa) {
+  std::vector<float> out(static_cast<size_t>(n_tokens * group * job.head_dim), NAN);
+  std::vector<float> scratch(attention_scratch_floats(group * n_tokens, job.head_dim));
+  job.out = out.data();
+  job.token_stride = group * job.head_dim;
+  job.group = group;
+  job.n_tokens = n_tokens;
+  job.first_pos = first_pos;
+  attention(job, scratch.data(), isa);
+  return out;
+}
+
+struct PagedStep {
+  int64_t group, n_tokens, first_pos;
+};
+
+// Decode steps at every context length, then prompt chunks that start inside a block.
+std::vector<PagedStep> paged_steps() {
+  std::vector<PagedStep> steps;
+  for (int64_t n_pos = 1; n_pos <= kPagedPositions; ++n_pos) steps.push_back({4, 1, n_pos - 1});
+  for (PagedStep s : {PagedStep{2, 40, 5}, PagedStep{4, 7, 37}, PagedStep{2, 66, 63},
+                      PagedStep{2, 100, 100}, PagedStep{8, 3, 161}, PagedStep{4, 64, 136}}) {
+    steps.push_back(s);
+  }
+  for (const PagedStep& s : steps) EXPECT_LE(s.group * s.n_tokens, kPagedMaxRows);
+  return steps;
+}
+
+TEST(Attention, PagedCacheMatchesContiguousBitForBit) {
+  const std::vector<PagedStep> steps = paged_steps();
+  for (Isa isa : kAllIsas) {
+    if (!isa_supported(isa)) continue;
+    int64_t n_compared = 0;
+    for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0}) {
+      for (int64_t hd : {64, 128}) {
+        for (BlockLayout layout : {BlockLayout::kPositionMajor, BlockLayout::kHeadMajor}) {
+          const bool by_position = layout == BlockLayout::kPositionMajor;
+          const PagedFixture f = make_paged_fixture(type, hd, layout, static_cast<uint32_t>(hd));
+          for (const PagedStep& s : steps) {
+            SCOPED_TRACE(testing::Message()
+                         << isa_name(isa) << " " << ggml_type_name(type) << " hd " << hd
+                         << (by_position ? " position-major" : " head-major") << " group "
+                         << s.group << " n_tokens " << s.n_tokens << " first_pos " << s.first_pos);
+            const std::vector<float> want = run_job(f.flat, s.group, s.n_tokens, s.first_pos, isa);
+            const std::vector<float> got = run_job(f.paged, s.group, s.n_tokens, s.first_pos, isa);
+            for (size_t j = 0; j < want.size(); ++j) {
+              ASSERT_FALSE(std::isnan(want[j])) << "output " << j;
+              ASSERT_EQ(std::bit_cast<uint32_t>(got[j]), std::bit_cast<uint32_t>(want[j]))
+                  << "output " << j << ": paged " << got[j] << ", contiguous " << want[j];
+            }
+            n_compared += std::ssize(want);
+          }
+        }
+      }
+    }
+    std::printf("attention: %s paged = contiguous on %lld outputs\n", isa_name(isa).data(),
+                static_cast<long long>(n_compared));
+  }
+}
+
+TEST(Attention, RejectsNegativeBlockTableEntry) {
+  const PagedFixture f = make_paged_fixture(GgmlType::kF16, 64, BlockLayout::kPositionMajor, 1);
+  std::vector<int32_t> table = f.table;
+  table[2] = -1;
+  AttentionJob job = f.paged;
+  job.block_table = table.data();
+  EXPECT_DEATH(run_job(job, 1, 1, 70, best_isa()), "block table entry 2 is -1");
 }
 
 TEST(Attention, KvStoreRoundTrips) {
