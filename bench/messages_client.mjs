@@ -124,7 +124,7 @@ export async function streamMessage(baseURL, body, { timeoutMs = 300_000, apiKey
     return r;
   } catch (err) {
     if (err?.name === 'TimeoutError') fail('timeout', `no complete reply within ${timeoutMs / 1000} s`);
-    else fail('connection', err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(err));
+    else fail('connection', `could not reach ${baseURL}: ${err?.cause?.code ?? err?.cause?.message ?? err?.message ?? err}`);
     return r;
   } finally {
     r.endedAt = performance.now();

@@ -6,7 +6,7 @@
 import { streamMessage } from './messages_client.mjs';
 import { startServer, splitArgs } from './server_process.mjs';
 import { systemPrompt, userMessage, mixSeed, CHARS_PER_TOKEN } from './synthetic_text.mjs';
-import { percentile, summarizeRequests, groupErrors, printConversationReport, printStreamsReport } from './report.mjs';
+import { percentile, round, summarizeRequests, groupErrors, printConversationReport, printStreamsReport } from './report.mjs';
 
 const USAGE = `usage:
   node bench/replay.mjs (--url URL | --bin PENSIEVE --model GGUF [--server-args "..."])
@@ -134,11 +134,11 @@ async function runConversations(ctx) {
       prefix_tokens_approx: opts['prefix-tokens'], prefix_chars: system.length,
       turn_tokens_approx: opts['turn-tokens'], max_tokens: opts['max-tokens'], seed: opts.seed,
     },
-    wall_s: wallMs / 1000,
+    wall_s: round(wallMs / 1000, 3),
     per_turn: perTurn,
     overall: summarizeRequests(results),
-    ttft_p50_turn2plus_over_turn1: turn1 && later !== null ? later / turn1 : null,
-    aggregate_tokens_per_s: sumOutput(results) / (wallMs / 1000),
+    ttft_p50_turn2plus_over_turn1: turn1 && later !== null ? round(later / turn1, 3) : null,
+    aggregate_tokens_per_s: round(sumOutput(results) / (wallMs / 1000)),
     requests: { planned, sent: results.length, skipped: planned - results.length },
     errors: groupErrors(results),
   };
@@ -165,9 +165,9 @@ async function runStreams(ctx) {
       url: ctx.baseURL, streams: opts.streams, requests_per_stream: opts['requests-per-stream'],
       prompt_tokens_approx: opts['prompt-tokens'], max_tokens: opts['max-tokens'], seed: opts.seed,
     },
-    wall_s: wallMs / 1000,
+    wall_s: round(wallMs / 1000, 3),
     overall: summarizeRequests(results),
-    aggregate_tokens_per_s: sumOutput(results) / (wallMs / 1000),
+    aggregate_tokens_per_s: round(sumOutput(results) / (wallMs / 1000)),
     requests: { planned: results.length, sent: results.length, skipped: 0 },
     errors: groupErrors(results),
   };

@@ -10,8 +10,10 @@ export function percentile(values, p) {
   return v[lo] + (v[hi] - v[lo]) * (rank - lo);
 }
 
-const mean = (values) => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : null);
-const p50p95 = (values) => ({ p50: percentile(values, 50), p95: percentile(values, 95) });
+/** `v` rounded to `digits` decimals (null stays null), so that JSON reports stay readable. */
+export const round = (v, digits = 1) => (v === null ? null : Number(v.toFixed(digits)));
+const mean = (values) => (values.length ? round(values.reduce((a, b) => a + b, 0) / values.length) : null);
+const p50p95 = (values) => ({ p50: round(percentile(values, 50)), p95: round(percentile(values, 95)) });
 
 /**
  * Summary of a set of requests. Per-stream tokens/s is output tokens over the request's whole

@@ -76,6 +76,7 @@ function cutTo(text, n_chars) {
 
 /** The shared system prompt: instructions, then tool definitions; about `n_tokens` tokens. */
 export function systemPrompt(seed, n_tokens) {
+  if (n_tokens <= 0) return '';
   const rng = makeRng(mixSeed(seed, 0x5157));
   const target = Math.max(1, Math.round(n_tokens * CHARS_PER_TOKEN));
   let text = 'You are an interactive command line coding agent. Follow these instructions.\n';

@@ -100,8 +100,7 @@ sigset_t shutdown_signals() {
 
 // Worker threads of the HTTP server (see server/http.cpp): each may hold one request body.
 int64_t http_buffers_bytes(const server::ServerConfig& config) {
-  return static_cast<int64_t>(config.max_queue + server::HttpServer::kExtraWorkers) *
-         config.max_body_bytes;
+  return static_cast<int64_t>(server::HttpServer::n_workers(config)) * config.max_body_bytes;
 }
 
 // The startup budget: the model's weights, its KV cache and scratch at the chosen context, and
@@ -119,6 +118,7 @@ Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const G
   inputs.n_ctx_train = hp.n_ctx_train;
   memory::BudgetRequest request;
   if (config.ctx > 0) request.n_ctx = config.ctx;
+  request.n_parallel = config.parallel;
   request.max_auto_ctx = kDefaultMaxCtx;
   if (config.memory_budget > 0) request.cap_bytes = config.memory_budget;
   memory::MachineRoom room;
@@ -219,7 +219,7 @@ int serve(const server::ServerConfig& config) {
     if (!header) return fail(header.error().message);
     auto hp = read_hparams(**header);
     if (!hp) return fail(hp.error().message);
-    plan = CpuForward::memory_plan(*hp, kMaxBatch, n_threads, *kv_type);
+    plan = CpuForward::memory_plan(*hp, kMaxBatch, n_threads, *kv_type, config.parallel);
     auto planned = plan_memory(config, **header, *hp, plan, *machine, others_outstanding);
     if (!planned) return fail("serve: " + planned.error().message);
     budget = *planned;
@@ -234,11 +234,18 @@ int serve(const server::ServerConfig& config) {
   auto chat_template = choose_template(config, (*model)->file());
   if (!chat_template) return fail(chat_template.error().message);
   const Hparams& hp = (*model)->hparams();
-  CpuForward forward(hp, (*model)->weights(), budget.n_ctx, n_threads, kMaxBatch, *kv_type);
+  // The KV pool holds what the budget counted: n_ctx x n_parallel positions, shared by the
+  // running sequences (one may use up to n_ctx of them).
+  const int64_t n_positions = budget.kv_bytes / plan.kv_bytes_per_position;
+  const int64_t n_blocks =
+      (n_positions + BatchForward::kKvBlockPositions - 1) / BatchForward::kKvBlockPositions;
+  CpuForward forward(hp, (*model)->weights(), budget.n_ctx, n_threads, kMaxBatch, *kv_type,
+                     n_blocks, budget.n_parallel);
 
   ModelResidency residency(**model);
   SchedulerOptions scheduler_options;
   scheduler_options.max_waiting = config.max_queue;
+  scheduler_options.max_parallel = budget.n_parallel;
   scheduler_options.token_delay_ms = config.debug_token_delay_ms;
   scheduler_options.keep_alive = config.keep_alive;
   scheduler_options.residency = &residency;

@@ -44,6 +44,7 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (the end-of-generation token excluded)
   std::string stop_string;      // which stop string matched, if any
   int64_t n_prompt = 0;
+  int64_t n_cached = 0;   // prompt tokens whose K and V came from the prefix cache
   double prefill_ms = 0;  // evaluating the prompt, up to the first token's logits
   double decode_ms = 0;   // everything after
 };

@@ -28,6 +28,7 @@ uint64_t avalanche(uint64_t x) {
 KvBlocks::KvBlocks(int32_t n_blocks, ChainHashFn hash)
     : hash_fn_(hash),
       refcount_(n_blocks, 0),
+      index_(n_blocks),
       indexed_(n_blocks, 0),
       hash_(n_blocks, 0),
       tokens_(static_cast<size_t>(n_blocks) * kBlockPositions, 0),
@@ -42,7 +43,6 @@ KvBlocks::KvBlocks(int32_t n_blocks, ChainHashFn hash)
   free_.reserve(n_blocks);
   // Popped from the back: block 0 is handed out first.
   for (int32_t b = n_blocks - 1; b >= 0; --b) free_.push_back(b);
-  index_.reserve(n_blocks);
   scratch_.reserve(n_blocks);
 }
 
@@ -130,9 +130,8 @@ int32_t KvBlocks::publish(int32_t block, int32_t parent, std::span<const int32_t
     parent_hash = hash_[parent];
   }
   const uint64_t hash = hash_fn_(parent_hash, tokens);
-  const auto [it, inserted] = index_.try_emplace(hash, block);
-  if (!inserted) {
-    const int32_t existing = it->second;
+  const int32_t existing = index_.insert(hash, block);
+  if (existing != block) {
     // A different block under the same hash is a collision: keep the first, share neither.
     if (!holds_tokens(existing, parent, tokens)) return block;
     if (refcount_[existing] == 0) {
@@ -170,9 +169,8 @@ std::vector<int32_t> KvBlocks::match_prefix(std::span<const int32_t> tokens, boo
   for (size_t i = 0; i < n_max; ++i) {
     const auto block_tokens = tokens.subspan(i * kBlockPositions, kBlockPositions);
     const uint64_t hash = hash_fn_(parent_hash, block_tokens);
-    const auto it = index_.find(hash);
-    if (it == index_.end() || !holds_tokens(it->second, parent, block_tokens)) break;
-    const int32_t block = it->second;
+    const int32_t block = index_.find(hash);
+    if (block == kNone || !holds_tokens(block, parent, block_tokens)) break;
     if (refcount_[block] == 0) {
       lru_unlink(block);
       --n_cached_;
@@ -254,6 +252,46 @@ void KvBlocks::lru_unlink(int32_t block) {
   }
   lru_prev_[block] = kNone;
   lru_next_[block] = kNone;
+}
+
+KvBlocks::HashIndex::HashIndex(int32_t n_blocks) {
+  size_t capacity = 16;
+  while (capacity < 2 * static_cast<size_t>(std::max(n_blocks, 1))) capacity *= 2;
+  mask_ = capacity - 1;
+  keys_.assign(capacity, 0);
+  blocks_.assign(capacity, kNone);
+}
+
+size_t KvBlocks::HashIndex::slot_of(uint64_t hash) const {
+  size_t i = home(hash);
+  while (blocks_[i] != kNone && keys_[i] != hash) i = (i + 1) & mask_;
+  return i;
+}
+
+int32_t KvBlocks::HashIndex::find(uint64_t hash) const { return blocks_[slot_of(hash)]; }
+
+int32_t KvBlocks::HashIndex::insert(uint64_t hash, int32_t block) {
+  const size_t i = slot_of(hash);
+  if (blocks_[i] != kNone) return blocks_[i];
+  keys_[i] = hash;
+  blocks_[i] = block;
+  return block;
+}
+
+void KvBlocks::HashIndex::erase(uint64_t hash) {
+  size_t i = slot_of(hash);
+  if (blocks_[i] == kNone) return;
+  // Backward-shift deletion: move later entries of the probe run into the hole when their home
+  // slot does not lie (cyclically) between the hole and them.
+  for (size_t j = (i + 1) & mask_; blocks_[j] != kNone; j = (j + 1) & mask_) {
+    const size_t k = home(keys_[j]);
+    const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+    if (stays) continue;
+    keys_[i] = keys_[j];
+    blocks_[i] = blocks_[j];
+    i = j;
+  }
+  blocks_[i] = kNone;
 }
 
 }  // namespace pensieve

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 namespace pensieve {
@@ -89,7 +88,24 @@ class KvBlocks {
   int32_t n_referenced_ = 0;
 
   // The prefix index: chain hash -> block, and per block what it was published as.
-  std::unordered_map<uint64_t, int32_t> index_;
+  // Chain hash -> block: open addressing with linear probing in arrays sized at construction
+  // (at most n_blocks entries in twice as many slots), so indexing never allocates.
+  class HashIndex {
+   public:
+    explicit HashIndex(int32_t n_blocks);
+    int32_t find(uint64_t hash) const;  // kNone when absent
+    // Inserts hash -> block; returns the block already under `hash` instead, if any.
+    int32_t insert(uint64_t hash, int32_t block);
+    void erase(uint64_t hash);
+
+   private:
+    size_t home(uint64_t hash) const { return static_cast<size_t>(hash) & mask_; }
+    size_t slot_of(uint64_t hash) const;  // its slot, or the empty slot where it would go
+    size_t mask_;
+    std::vector<uint64_t> keys_;
+    std::vector<int32_t> blocks_;  // kNone: empty slot
+  };
+  HashIndex index_;
   std::vector<uint8_t> indexed_;
   std::vector<uint64_t> hash_;
   std::vector<int32_t> tokens_;  // [n_blocks, kBlockPositions]

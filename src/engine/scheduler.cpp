@@ -1,5 +1,6 @@
 #include "engine/scheduler.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "core/log.h"
@@ -72,8 +73,20 @@ std::optional<Error> Sequence::shed_error() const {
   return shed_error_;
 }
 
-Scheduler::Scheduler(Forward& forward, const Tokenizer& tokenizer, SchedulerOptions options)
-    : forward_(forward), tokenizer_(tokenizer), options_(options), n_ctx_(forward.n_ctx()) {
+Scheduler::Scheduler(BatchForward& forward, const Tokenizer& tokenizer, SchedulerOptions options)
+    : forward_(forward),
+      tokenizer_(tokenizer),
+      options_(options),
+      n_ctx_(forward.n_ctx()),
+      max_parallel_(
+          static_cast<int>(std::clamp<int64_t>(options.max_parallel, 1, forward.max_segments()))),
+      kv_(static_cast<int32_t>(forward.n_blocks())) {
+  static_assert(KvBlocks::kBlockPositions == BatchForward::kKvBlockPositions);
+  segments_.reserve(static_cast<size_t>(max_parallel_));
+  members_.reserve(static_cast<size_t>(max_parallel_));
+  ending_.reserve(static_cast<size_t>(max_parallel_));
+  active_.reserve(static_cast<size_t>(max_parallel_));
+  update_stats();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -83,6 +96,7 @@ Scheduler::~Scheduler() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     dropped.swap(queue_);
+    for (auto& sequence : active_) sequence->cancel();
   }
   work_.notify_all();
   for (auto& sequence : dropped) {
@@ -104,11 +118,12 @@ Expected<std::shared_ptr<Sequence>> Scheduler::submit(std::vector<int32_t> promp
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return make_error(ErrorCode::kUnavailable, "engine: shutting down");
-    const int64_t busy = static_cast<int64_t>(queue_.size()) + n_running();
-    if (busy > options_.max_waiting) {
+    const int64_t free_slots = max_parallel_ - static_cast<int64_t>(active_.size());
+    if (static_cast<int64_t>(queue_.size()) - std::max<int64_t>(0, free_slots) >=
+        options_.max_waiting) {
       return make_error(ErrorCode::kResourceExhausted,
-                        "engine: the queue is full ({} waiting besides the running request)",
-                        queue_.size());
+                        "engine: the queue is full ({} waiting besides the {} running)",
+                        queue_.size(), active_.size());
     }
     queue_.push_back(sequence);
   }
@@ -126,8 +141,9 @@ int Scheduler::shed_newest(int count, std::string reason, ErrorCode code) {
       queue_.pop_back();
       ++n_shed;
     }
-    if (n_shed < count && running_sequence_ != nullptr && !running_sequence_->shed_error()) {
-      running_sequence_->shed(Error{code, reason});
+    for (auto it = active_.rbegin(); n_shed < count && it != active_.rend(); ++it) {
+      if ((*it)->shed_error()) continue;
+      (*it)->shed(Error{code, reason});
       ++n_shed;
     }
   }
@@ -143,39 +159,137 @@ int64_t Scheduler::n_waiting() const {
 
 int64_t Scheduler::n_in_flight() const {
   std::lock_guard lock(mutex_);
-  return static_cast<int64_t>(queue_.size()) + (running_sequence_ != nullptr ? 1 : 0);
+  return static_cast<int64_t>(queue_.size() + active_.size());
 }
 
 void Scheduler::run() {
+  std::vector<std::shared_ptr<Sequence>> ended;
   while (true) {
-    std::shared_ptr<Sequence> sequence;
     {
       std::unique_lock lock(mutex_);
-      if (!wait_for_work(lock)) return;
-      sequence = std::move(queue_.front());
-      queue_.pop_front();
-      running_sequence_ = sequence;
-      running_.store(1, std::memory_order_relaxed);
+      if (active_.empty() && !wait_for_work(lock)) break;
+      if (stopping_) break;
+      admit(&ended);
+      running_.store(static_cast<int64_t>(active_.size()), std::memory_order_relaxed);
     }
-    Expected<GenerateResult> result = make_error(ErrorCode::kInternal, "engine: not run");
+    for (auto& sequence : ended) {
+      GenerateResult cancelled;
+      cancelled.reason = StopReason::kCancelled;
+      cancelled.n_prompt = sequence->n_prompt_;
+      if (auto shed = sequence->shed_error()) {
+        sequence->finish(Unexpected<Error>(*shed));
+      } else {
+        sequence->finish(std::move(cancelled));
+      }
+    }
+    ended.clear();
+    if (active_.empty()) continue;
+    if (!model_resident()) {
+      if (Expected<void> restored = restore_weights(); !restored) {
+        // Every running sequence fails; the next ones try again.
+        while (!active_.empty()) end(active_.back(), Unexpected<Error>(restored.error()));
+        continue;
+      }
+    }
     try {
-      result = run_one(*sequence);
-    } catch (const std::exception& e) {  // bad_alloc and the like: fail this sequence only
+      step();
+    } catch (const std::exception& e) {  // bad_alloc and the like: fail what was running
       log::error("engine: generation failed: {}", e.what());
-      result = make_error(ErrorCode::kInternal, "engine: {}", e.what());
+      while (!active_.empty()) {
+        end(active_.back(), make_error(ErrorCode::kInternal, "engine: {}", e.what()));
+      }
     }
-    // Shed, not cancelled by its client: the error says why it stopped.
-    if (result && result->reason == StopReason::kCancelled) {
-      if (std::optional<Error> shed = sequence->shed_error()) result = Unexpected<Error>(*shed);
+    if (options_.token_delay_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.token_delay_ms));
     }
-    {
-      // Not running any more by the time the client hears of the end.
-      std::lock_guard lock(mutex_);
-      running_sequence_.reset();
-      running_.store(0, std::memory_order_relaxed);
-    }
-    sequence->finish(std::move(result));
   }
+  // Stopping: whatever still runs ends with an error.
+  while (!active_.empty()) {
+    end(active_.back(), make_error(ErrorCode::kUnavailable, "engine: shutting down"));
+  }
+}
+
+void Scheduler::admit(std::vector<std::shared_ptr<Sequence>>* ended) {
+  while (!queue_.empty() && static_cast<int>(active_.size()) < max_parallel_) {
+    std::shared_ptr<Sequence> sequence = queue_.front();
+    Sequence& s = *sequence;
+    if (s.cancelled()) {
+      queue_.pop_front();
+      if (s.generation_) {
+        // A preempted sequence: it has a generation to end properly.
+        active_.push_back(sequence);
+        continue;
+      }
+      ended->push_back(std::move(sequence));
+      continue;
+    }
+    const std::span<const int32_t> tokens =
+        s.generation_ ? s.generation_->tokens() : std::span<const int32_t>(s.prompt_);
+    std::vector<int32_t> matched = kv_.match_prefix(tokens);
+    const int64_t needed = (static_cast<int64_t>(tokens.size()) + KvBlocks::kBlockPositions) /
+                               KvBlocks::kBlockPositions -
+                           static_cast<int64_t>(matched.size());
+    if (kv_.n_free() + kv_.n_cached() < needed) {
+      kv_.release_all(matched);
+      if (!active_.empty()) return;  // wait for running ones to give blocks back
+      queue_.pop_front();
+      s.shed(Error{ErrorCode::kOutOfRange,
+                   fmt::format("engine: the request needs {} KV blocks; the pool has {}", needed,
+                               kv_.n_blocks())});
+      ended->push_back(std::move(sequence));
+      continue;
+    }
+    queue_.pop_front();
+    s.blocks_.reserve(
+        static_cast<size_t>((n_ctx_ + KvBlocks::kBlockPositions - 1) / KvBlocks::kBlockPositions));
+    s.blocks_.assign(matched.begin(), matched.end());
+    s.n_evaluated_ = static_cast<int64_t>(matched.size()) * KvBlocks::kBlockPositions;
+    s.n_published_ = static_cast<int64_t>(matched.size());
+    if (!s.generation_) {
+      s.n_cached_ = s.n_evaluated_;
+      s.generation_.emplace(tokenizer_, s.prompt_, s.options_, n_ctx_);
+      s.generation_->result().n_cached = s.n_cached_;
+    }
+    active_.push_back(std::move(sequence));
+  }
+}
+
+void Scheduler::end(std::shared_ptr<Sequence> sequence, Expected<GenerateResult> result) {
+  kv_.release_all(sequence->blocks_);
+  sequence->blocks_.clear();
+  // Shed, not cancelled by its client: the error says why it stopped.
+  if ((result && result->reason == StopReason::kCancelled) || !result) {
+    if (std::optional<Error> shed = sequence->shed_error()) result = Unexpected<Error>(*shed);
+  }
+  {
+    // Not running any more by the time the client hears of the end.
+    std::lock_guard lock(mutex_);
+    std::erase(active_, sequence);
+    running_.store(static_cast<int64_t>(active_.size()), std::memory_order_relaxed);
+  }
+  update_stats();
+  sequence->generation_.reset();
+  sequence->finish(std::move(result));
+}
+
+void Scheduler::update_stats() {
+  stat_free_.store(kv_.n_free(), std::memory_order_relaxed);
+  stat_cached_.store(kv_.n_cached(), std::memory_order_relaxed);
+  stat_referenced_.store(kv_.n_referenced(), std::memory_order_relaxed);
+  stat_hit_tokens_.store(kv_.hit_tokens(), std::memory_order_relaxed);
+  stat_lookup_tokens_.store(kv_.lookup_tokens(), std::memory_order_relaxed);
+}
+
+Scheduler::CacheStats Scheduler::cache_stats() const {
+  CacheStats stats;
+  stats.n_blocks = kv_.n_blocks();
+  stats.n_free = stat_free_.load(std::memory_order_relaxed);
+  stats.n_cached = stat_cached_.load(std::memory_order_relaxed);
+  stats.n_referenced = stat_referenced_.load(std::memory_order_relaxed);
+  stats.hit_tokens = stat_hit_tokens_.load(std::memory_order_relaxed);
+  stats.lookup_tokens = stat_lookup_tokens_.load(std::memory_order_relaxed);
+  stats.preemptions = stat_preemptions_.load(std::memory_order_relaxed);
+  return stats;
 }
 
 bool Scheduler::wait_for_work(std::unique_lock<std::mutex>& lock) {
@@ -248,30 +362,6 @@ Expected<void> Scheduler::restore_weights() {
             std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
             mib(options_.residency->bytes()));
   return {};
-}
-
-Expected<GenerateResult> Scheduler::run_one(Sequence& sequence) {
-  if (!sequence.cancelled() && !model_resident()) PV_TRY_VOID(restore_weights());
-  return generate_one(sequence);
-}
-
-Expected<GenerateResult> Scheduler::generate_one(Sequence& sequence) {
-  if (sequence.cancelled()) {
-    GenerateResult cancelled;
-    cancelled.reason = StopReason::kCancelled;
-    cancelled.n_prompt = sequence.n_prompt_;
-    return cancelled;
-  }
-  forward_.reset();
-  const int delay_ms = options_.token_delay_ms;
-  return generate(forward_, tokenizer_, sequence.prompt_, sequence.options_,
-                  [&](std::string_view text) {
-                    sequence.push_text(text);
-                    if (delay_ms > 0) {
-                      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-                    }
-                    return !sequence.cancelled();
-                  });
 }
 
 }  // namespace pensieve

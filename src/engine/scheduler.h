@@ -1,8 +1,12 @@
-// The scheduler: one engine thread owns the model's Forward and runs queued sequences one at a
-// time, in arrival order; HTTP threads submit work and read its text through a Sequence. All of
-// the server's cross-thread locking lives here. The engine thread also unloads the weights after
-// an idle time (keep-alive) and reloads them for the next sequence; under memory emergency the
-// newest sequences can be shed.
+// The scheduler: one engine thread owns the model's BatchForward and its paged KV cache, and
+// advances every running sequence each step (continuous batching): decode tokens and chunks of
+// prompts go through the model together, a long prompt never stalls the streams already running.
+// Sequences take KV blocks as they grow and give them back when they end; full blocks stay
+// behind as a prefix cache that a later request with the same start reuses (KvBlocks). HTTP
+// threads submit work and read its text through a Sequence; all of the server's cross-thread
+// locking lives here. The engine thread also releases the weights after an idle time
+// (keep-alive) and reloads them for the next sequence; under memory emergency the newest
+// sequences can be shed.
 #pragma once
 
 #include <atomic>
@@ -19,6 +23,7 @@
 
 #include "core/result.h"
 #include "engine/generate.h"
+#include "engine/kv_blocks.h"
 #include "engine/weight_residency.h"
 #include "model/forward.h"
 #include "tokenizer/tokenizer.h"
@@ -74,11 +79,22 @@ class Sequence {
   std::optional<Clock::time_point> first_text_at_;
   std::optional<Expected<GenerateResult>> result_;
   std::optional<Error> shed_error_;
+
+  // Engine thread only, while the sequence runs (or waits again after a preemption).
+  std::optional<Generation> generation_;
+  std::vector<int32_t> blocks_;  // block table
+  int64_t n_evaluated_ = 0;      // positions whose K and V are in the blocks
+  int64_t n_cached_ = 0;         // prompt tokens found in the prefix cache at admission
+  int64_t n_published_ = 0;      // leading blocks offered to the prefix cache
 };
 
 struct SchedulerOptions {
-  // Sequences that may wait while one runs; a submit beyond that is refused.
+  // Sequences that may wait besides the running ones; a submit beyond that is refused.
   int max_waiting = 16;
+  // Sequences generated at once (at most the forward pass's max_segments()).
+  int max_parallel = 1;
+  // Prompt tokens one step may take; the rest of the step's max_batch() is decode tokens.
+  int64_t max_prefill_chunk = 256;
   // Tests only: sleep this long after each token, to make streams slow and predictable.
   int token_delay_ms = 0;
   // How long the engine stays idle before it releases the weights (Ollama's keep_alive): 0
@@ -91,19 +107,20 @@ struct SchedulerOptions {
 class Scheduler {
  public:
   // `forward` and `tokenizer` must outlive the scheduler; the engine thread owns `forward`.
-  Scheduler(Forward& forward, const Tokenizer& tokenizer, SchedulerOptions options);
+  Scheduler(BatchForward& forward, const Tokenizer& tokenizer, SchedulerOptions options);
   // Cancels everything, finishes waiting sequences with an error and joins the engine thread.
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Queues a generation. Errors: kResourceExhausted when max_waiting sequences already wait,
-  // kInvalidArgument for an empty prompt or one that does not fit the context.
+  // kInvalidArgument for an empty prompt, kOutOfRange for one that does not fit the context.
   Expected<std::shared_ptr<Sequence>> submit(std::vector<int32_t> prompt, GenerateOptions options);
 
   // Memory emergency: ends up to `count` sequences, newest first (waiting ones from the back of
-  // the queue, then the running one), each with Error{code, reason}. A waiting one ends at once;
-  // the running one stops before its next token, keeping the text it already delivered.
+  // the queue, then running ones, the last admitted first), each with Error{code, reason}. A
+  // waiting one ends at once; a running one stops before its next token, keeping the text it
+  // already delivered, and gives its blocks back.
   // Returns how many were shed.
   int shed_newest(int count, std::string reason, ErrorCode code = ErrorCode::kResourceExhausted);
 
@@ -121,6 +138,16 @@ class Scheduler {
   // forgotten when a sequence arrives before the engine was idle with the weights loaded.
   void release_when_idle();
 
+  static constexpr int64_t kBlockPositions = KvBlocks::kBlockPositions;
+  // KV pool and prefix cache state, for /health and metrics (read without the engine's lock:
+  // a snapshot that may be one step old).
+  struct CacheStats {
+    int64_t n_blocks = 0, n_free = 0, n_cached = 0, n_referenced = 0;
+    int64_t hit_tokens = 0, lookup_tokens = 0;
+    int64_t preemptions = 0;  // sequences sent back to be recomputed for lack of blocks
+  };
+  CacheStats cache_stats() const;
+
  private:
   void run();
   // Waits for a sequence (releasing the weights once idle for keep_alive); false when stopping.
@@ -128,24 +155,44 @@ class Scheduler {
   // `why`: "keep-alive" or "emergency", for the log line.
   void release_weights(std::string_view why);
   Expected<void> restore_weights();
-  Expected<GenerateResult> run_one(Sequence& sequence);
-  Expected<GenerateResult> generate_one(Sequence& sequence);
+  // Under the lock: moves waiting sequences into active_ while there is room; the ones that end
+  // here (cancelled, never fitting) go to `ended`.
+  void admit(std::vector<std::shared_ptr<Sequence>>* ended);
+  // One forward step over every active sequence (scheduler_step.cpp).
+  void step();
+  // Blocks for positions up to `positions`; false when the pool is out of blocks.
+  bool grow(Sequence& sequence, int64_t positions);
+  // Gives the sequence's blocks back and sends it to the front of the queue to be recomputed.
+  void preempt(std::shared_ptr<Sequence> sequence);
+  // Offers the sequence's newly filled blocks to the prefix cache.
+  void publish(Sequence& sequence);
+  // Ends a running sequence: blocks back, out of active_, result to the client.
+  void end(std::shared_ptr<Sequence> sequence, Expected<GenerateResult> result);
+  void update_stats();
 
-  Forward& forward_;
+  BatchForward& forward_;
   const Tokenizer& tokenizer_;
   const SchedulerOptions options_;
   const int64_t n_ctx_;
+  const int max_parallel_;
+  KvBlocks kv_;  // engine thread only
+  // The current step's segments and their sequences (engine thread; reserved once).
+  std::vector<BatchSegment> segments_;
+  std::vector<std::shared_ptr<Sequence>> members_;
+  std::vector<std::shared_ptr<Sequence>> ending_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_;
   std::deque<std::shared_ptr<Sequence>> queue_;
-  std::shared_ptr<Sequence> running_sequence_;  // guarded by mutex_, for shed_newest()
+  std::vector<std::shared_ptr<Sequence>> active_;  // admission order; guarded by mutex_
   bool stopping_ = false;
   bool release_requested_ = false;  // release_when_idle() was called
   std::atomic<int64_t> running_{0};
   std::atomic<bool> resident_{true};
   std::atomic<int64_t> n_releases_{0};
   std::atomic<int64_t> n_restores_{0};
+  std::atomic<int64_t> stat_free_{0}, stat_cached_{0}, stat_referenced_{0};
+  std::atomic<int64_t> stat_hit_tokens_{0}, stat_lookup_tokens_{0}, stat_preemptions_{0};
   std::thread thread_;
 };
 

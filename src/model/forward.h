@@ -22,4 +22,30 @@ class Forward {
   virtual void reset() = 0;
 };
 
+// One sequence's part of a batch: `tokens` go in at positions first_pos.., whose K and V are
+// written into (and attention reads through) the blocks of `block_table` (one block id per
+// kKvBlockPositions positions; it must cover first_pos + tokens.size() positions).
+struct BatchSegment {
+  std::span<const int32_t> tokens;
+  int64_t first_pos = 0;
+  std::span<const int32_t> block_table;
+};
+
+// The forward pass over a paged KV cache that the batching scheduler drives: a pool of
+// n_blocks() blocks of kKvBlockPositions positions, several sequences per step.
+class BatchForward {
+ public:
+  static constexpr int64_t kKvBlockPositions = 32;
+  virtual ~BatchForward() = default;
+
+  // At most max_segments() segments of at least one token, at most max_batch() tokens in all.
+  // Returns the logits after each segment's last token, [n_segments, n_vocab], valid until the
+  // next call.
+  virtual Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) = 0;
+  virtual int64_t n_ctx() const = 0;
+  virtual int64_t n_blocks() const = 0;
+  virtual int64_t max_batch() const = 0;
+  virtual int64_t max_segments() const = 0;
+};
+
 }  // namespace pensieve

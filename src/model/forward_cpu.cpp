@@ -13,6 +13,7 @@ namespace {
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
 constexpr int64_t kBlock = cpu::kKvBlockPositions;
+static_assert(kBlock == BatchForward::kKvBlockPositions);
 
 // Query rows (heads x tokens) per attention job: they share each K/V block the job converts.
 // A job holds at least one token's whole GQA group.

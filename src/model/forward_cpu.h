@@ -20,16 +20,7 @@
 
 namespace pensieve {
 
-// One sequence's part of a batch: `tokens` go in at positions first_pos.., whose K and V are
-// written into (and attention reads through) the blocks of `block_table` (one block id per
-// cpu::kKvBlockPositions positions; it must cover first_pos + tokens.size() positions).
-struct BatchSegment {
-  std::span<const int32_t> tokens;
-  int64_t first_pos = 0;
-  std::span<const int32_t> block_table;
-};
-
-class CpuForward : public Forward {
+class CpuForward : public Forward, public BatchForward {
  public:
   // max_batch: tokens one step processes (longer prompts go in chunks). kv_type: the cache's
   // element type, F16 (default), Q8_0 (half the memory; needs head sizes that are multiples of 32,
@@ -54,21 +45,21 @@ class CpuForward : public Forward {
   // Single sequence (Forward), on the pool's first blocks.
   Expected<std::span<const float>> eval(std::span<const int32_t> tokens) override;
   int64_t n_past() const override { return n_past_; }
-  int64_t n_ctx() const override { return n_ctx_; }
+  int64_t n_ctx() const override { return n_ctx_; }  // both interfaces
   void reset() override { n_past_ = 0; }
 
   // Several sequences in one step: at most max_segments segments of at least one token, at most
   // max_batch tokens in all. Returns the logits after each segment's last token, [n_segments,
   // n_vocab], valid until the next call. Errors: bad token ids, block tables that do not cover
   // the positions or name blocks outside the pool, too many tokens or segments.
-  Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments);
+  Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) override;
 
   // Bytes of weights one decode step reads (for bandwidth figures).
   uint64_t weight_bytes_per_token() const;
   GgmlType kv_type() const { return kv_type_; }
-  int64_t n_blocks() const { return n_blocks_; }
-  int64_t max_batch() const { return max_batch_; }
-  int64_t max_segments() const { return max_segments_; }
+  int64_t n_blocks() const override { return n_blocks_; }
+  int64_t max_batch() const override { return max_batch_; }
+  int64_t max_segments() const override { return max_segments_; }
   // Bytes of the KV pool.
   uint64_t kv_cache_bytes() const;
 

@@ -36,7 +36,9 @@ constexpr SettingInfo kSettings[] = {
     {"kv_type", "PENSIEVE_KV_TYPE", "KV cache element type: F16, Q8_0 or F32", false},
     {"mmap", "PENSIEVE_MMAP", "memory-map the model file instead of reading it", true},
     {"chat_template", "PENSIEVE_CHAT_TEMPLATE", "chat template overriding the model's", false},
-    {"max_queue", "PENSIEVE_MAX_QUEUE", "requests that may wait besides the running one", false},
+    {"max_queue", "PENSIEVE_MAX_QUEUE", "requests that may wait besides the running ones", false},
+    {"parallel", "PENSIEVE_PARALLEL",
+     "sequences generated at once; the KV cache holds ctx x parallel positions (1..64)", false},
     {"max_body_bytes", "PENSIEVE_MAX_BODY_BYTES",
      "largest request body (1000, 4KiB, 32MiB, 32MB; MB = 10^6, MiB = 2^20)", false},
     {"read_timeout_s", "PENSIEVE_READ_TIMEOUT_S", "seconds for a request's headers and body",
@@ -274,6 +276,7 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
   if (key == "mmap") return apply_bool(info, raw, &config->mmap);
   if (key == "chat_template") return apply_string(raw, &config->chat_template);
   if (key == "max_queue") return apply_int(info, raw, 0, 1000000, &config->max_queue);
+  if (key == "parallel") return apply_int(info, raw, 1, 64, &config->parallel);
   if (key == "max_body_bytes") return apply_byte_size(info, raw, 1, &config->max_body_bytes);
   if (key == "read_timeout_s") return apply_int(info, raw, 1, kDay, &config->read_timeout_s);
   if (key == "idle_timeout_s") return apply_int(info, raw, 1, kDay, &config->idle_timeout_s);

@@ -32,7 +32,8 @@ struct ServerConfig {
   std::string kv_type = "F16";  // kv_type, PENSIEVE_KV_TYPE: F16, Q8_0 or F32 (canonical case)
   bool mmap = false;            // mmap, PENSIEVE_MMAP: map the model instead of reading it
   std::string chat_template;    // chat_template, PENSIEVE_CHAT_TEMPLATE: overrides the model's
-  int max_queue = 16;           // max_queue, PENSIEVE_MAX_QUEUE: waiting besides the running one
+  int max_queue = 16;           // max_queue, PENSIEVE_MAX_QUEUE: waiting besides the running ones
+  int parallel = 4;             // parallel, PENSIEVE_PARALLEL: sequences generated at once
   int64_t max_body_bytes = 8 << 20;  // max_body_bytes, PENSIEVE_MAX_BODY_BYTES: a byte size
   int read_timeout_s = 30;         // read_timeout_s, PENSIEVE_READ_TIMEOUT_S: headers+body deadline
   int idle_timeout_s = 5;          // idle_timeout_s, PENSIEVE_IDLE_TIMEOUT_S: keep-alive idle

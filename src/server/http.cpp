@@ -110,7 +110,7 @@ HttpServer::HttpServer(const ServerConfig& config, Router& router)
   httplib::Server& s = impl_->server;
   // Every waiting or running request holds a thread; a few more serve health, metrics and
   // token counts while the queue is full.
-  const size_t n_threads = static_cast<size_t>(config.max_queue + kExtraWorkers);
+  const auto n_threads = static_cast<size_t>(n_workers(config));
   s.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
   s.set_payload_max_length(static_cast<size_t>(config.max_body_bytes));
   s.set_read_timeout(config.read_timeout_s, 0);

@@ -13,8 +13,11 @@ namespace pensieve::server {
 
 class HttpServer {
  public:
-  // Worker threads beyond max_queue: the running request, streams finishing, quick routes.
-  static constexpr int kExtraWorkers = 6;
+  // Worker threads: one per waiting and per running request, and a few more for streams
+  // finishing and quick routes (health, metrics, count_tokens) while the queue is full.
+  static int n_workers(const ServerConfig& config) {
+    return config.max_queue + config.parallel + 5;
+  }
 
   // Both must outlive the server.
   HttpServer(const ServerConfig& config, Router& router);

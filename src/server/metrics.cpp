@@ -113,6 +113,11 @@ void Metrics::set_memory(const MemoryGauges& gauges) {
   state_.memory = gauges;
 }
 
+void Metrics::set_kv(const KvGauges& gauges) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  state_.kv = gauges;
+}
+
 std::string Metrics::render() const {
   State s;
   {
@@ -191,6 +196,27 @@ std::string Metrics::render() const {
   append_header(&out, "pensieve_memory_shed_total", "counter",
                 "Requests cancelled to free memory in the Emergency tier.");
   fmt::format_to(it, "pensieve_memory_shed_total {}\n", m.shed_total);
+  const KvGauges& kv = s.kv;
+  append_header(&out, "pensieve_kv_blocks", "gauge",
+                "KV cache blocks by state: used by running requests, cached (prefix cache, "
+                "evictable), free.");
+  for (const auto& [state, n] :
+       {std::pair{"used", kv.blocks_used}, std::pair{"cached", kv.blocks_cached},
+        std::pair{"free", kv.blocks_free}}) {
+    fmt::format_to(it, "pensieve_kv_blocks{{state=\"{}\"}} {}\n", state, n);
+  }
+  append_header(&out, "pensieve_prefix_cache_bytes", "gauge",
+                "Bytes of KV cache held by the prefix cache (inside the KV pool's budget).");
+  fmt::format_to(it, "pensieve_prefix_cache_bytes {}\n", kv.blocks_cached * kv.block_bytes);
+  append_header(&out, "pensieve_prefix_cache_hit_tokens_total", "counter",
+                "Prompt tokens whose KV came from the prefix cache.");
+  fmt::format_to(it, "pensieve_prefix_cache_hit_tokens_total {}\n", kv.prefix_hit_tokens);
+  append_header(&out, "pensieve_prefix_cache_lookup_tokens_total", "counter",
+                "Prompt tokens looked up in the prefix cache.");
+  fmt::format_to(it, "pensieve_prefix_cache_lookup_tokens_total {}\n", kv.prefix_lookup_tokens);
+  append_header(&out, "pensieve_kv_preemptions_total", "counter",
+                "Requests sent back to be recomputed because the KV pool ran out of blocks.");
+  fmt::format_to(it, "pensieve_kv_preemptions_total {}\n", kv.preemptions);
   return out;
 }
 

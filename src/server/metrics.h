@@ -40,6 +40,15 @@ class Metrics {
     int64_t shed_total = 0;  // requests cancelled in Emergency
   };
   void set_memory(const MemoryGauges& gauges);
+
+  // The KV block pool and the prefix cache, set at each scrape.
+  struct KvGauges {
+    int64_t blocks_free = 0, blocks_cached = 0, blocks_used = 0;
+    int64_t block_bytes = 0;
+    int64_t prefix_hit_tokens = 0, prefix_lookup_tokens = 0;
+    int64_t preemptions = 0;
+  };
+  void set_kv(const KvGauges& gauges);
   // The whole text exposition. Labelled counter families appear once they have a series;
   // unlabelled counters, histograms and gauges always (at 0).
   std::string render() const;
@@ -72,6 +81,7 @@ class Metrics {
     int64_t in_flight = 0;
     std::map<std::string, uint64_t, std::less<>> rejections;  // reason -> n
     MemoryGauges memory;
+    KvGauges kv;
   };
 
   mutable std::mutex mutex_;

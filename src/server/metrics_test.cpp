@@ -54,6 +54,15 @@ TEST(Metrics, RendersExactTextForASmallScenario) {
   memory.model_loaded = false;
   memory.shed_total = 7;
   metrics.set_memory(memory);
+  Metrics::KvGauges kv;
+  kv.blocks_used = 3;
+  kv.blocks_cached = 2;
+  kv.blocks_free = 5;
+  kv.block_bytes = 1024;
+  kv.prefix_hit_tokens = 64;
+  kv.prefix_lookup_tokens = 100;
+  kv.preemptions = 1;
+  metrics.set_kv(kv);
   const std::string expected =
       "# HELP pensieve_requests_total HTTP requests answered, by route template and status.\n"
       "# TYPE pensieve_requests_total counter\n"
@@ -142,7 +151,29 @@ TEST(Metrics, RendersExactTextForASmallScenario) {
       "pensieve_model_loaded 0\n"
       "# HELP pensieve_memory_shed_total Requests cancelled to free memory in the Emergency tier.\n"
       "# TYPE pensieve_memory_shed_total counter\n"
-      "pensieve_memory_shed_total 7\n";
+      "pensieve_memory_shed_total 7\n"
+      "# HELP pensieve_kv_blocks KV cache blocks by state: used by running requests, cached "
+      "(prefix cache, evictable), free.\n"
+      "# TYPE pensieve_kv_blocks gauge\n"
+      "pensieve_kv_blocks{state=\"used\"} 3\n"
+      "pensieve_kv_blocks{state=\"cached\"} 2\n"
+      "pensieve_kv_blocks{state=\"free\"} 5\n"
+      "# HELP pensieve_prefix_cache_bytes Bytes of KV cache held by the prefix cache (inside the "
+      "KV pool's budget).\n"
+      "# TYPE pensieve_prefix_cache_bytes gauge\n"
+      "pensieve_prefix_cache_bytes 2048\n"
+      "# HELP pensieve_prefix_cache_hit_tokens_total Prompt tokens whose KV came from the prefix "
+      "cache.\n"
+      "# TYPE pensieve_prefix_cache_hit_tokens_total counter\n"
+      "pensieve_prefix_cache_hit_tokens_total 64\n"
+      "# HELP pensieve_prefix_cache_lookup_tokens_total Prompt tokens looked up in the prefix "
+      "cache.\n"
+      "# TYPE pensieve_prefix_cache_lookup_tokens_total counter\n"
+      "pensieve_prefix_cache_lookup_tokens_total 100\n"
+      "# HELP pensieve_kv_preemptions_total Requests sent back to be recomputed because the KV "
+      "pool ran out of blocks.\n"
+      "# TYPE pensieve_kv_preemptions_total counter\n"
+      "pensieve_kv_preemptions_total 1\n";
   EXPECT_EQ(metrics.render(), expected);
 }
 

@@ -8,6 +8,10 @@ Outcome outcome_of(const GenerateResult& result, const std::vector<std::string>&
                    std::optional<int64_t> requested_max_tokens) {
   Outcome outcome;
   outcome.input_tokens = result.n_prompt;
+  outcome.cache_read_tokens = result.n_cached;
+  constexpr int64_t kBlock = 32;  // KvBlocks::kBlockPositions: only whole blocks are cached
+  outcome.cache_creation_tokens =
+      std::max<int64_t>(0, result.n_prompt / kBlock * kBlock - result.n_cached);
   outcome.output_tokens = static_cast<int64_t>(result.tokens.size());
   switch (result.reason) {
     case StopReason::kEndOfGeneration:

@@ -22,8 +22,12 @@ enum class Finish {
 struct Outcome {
   Finish finish = Finish::kEndTurn;
   std::string stop_sequence;  // kStopSequence: which one
-  int64_t input_tokens = 0;
+  int64_t input_tokens = 0;   // the whole prompt
   int64_t output_tokens = 0;
+  // Of input_tokens: read from the prefix cache, and written to it (the prompt's whole KV blocks
+  // that were not there yet); the rest was evaluated and not cached.
+  int64_t cache_read_tokens = 0;
+  int64_t cache_creation_tokens = 0;
 };
 
 // `client_stops`: the stop sequences the client gave (other matches are template end-of-turn

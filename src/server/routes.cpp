@@ -263,6 +263,11 @@ HttpResponse Router::health() const {
   body["accepting_requests"] = accepting;
   body["model_loaded"] = scheduler_.model_resident();
   body["budget"] = budget_json(memory_.budget, memory_.kv_bytes_per_position);
+  const Scheduler::CacheStats cache = scheduler_.cache_stats();
+  body["kv_blocks"] = Json{{"total", cache.n_blocks},
+                           {"used", cache.n_referenced},
+                           {"cached", cache.n_cached},
+                           {"free", cache.n_free}};
   body["queue_depth"] = scheduler_.n_waiting();
   body["in_flight"] = scheduler_.n_running();
   // Load balancers and launchers take a 503 as "send elsewhere / wait".
@@ -305,6 +310,16 @@ HttpResponse Router::metrics_text() {
   }
   gauges.model_loaded = scheduler_.model_resident();
   metrics_.set_memory(gauges);
+  const Scheduler::CacheStats cache = scheduler_.cache_stats();
+  Metrics::KvGauges kv;
+  kv.blocks_free = cache.n_free;
+  kv.blocks_cached = cache.n_cached;
+  kv.blocks_used = cache.n_referenced;
+  kv.block_bytes = memory_.kv_bytes_per_position * Scheduler::kBlockPositions;
+  kv.prefix_hit_tokens = cache.hit_tokens;
+  kv.prefix_lookup_tokens = cache.lookup_tokens;
+  kv.preemptions = cache.preemptions;
+  metrics_.set_kv(kv);
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = metrics_.render();

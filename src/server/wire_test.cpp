@@ -233,8 +233,10 @@ TEST(OpenAIStream, ChunksThenDone) {
   EXPECT_TRUE(out.ends_with("data: [DONE]\n\n"));
   EXPECT_NE(out.find(R"("delta":{"content":"Hi"})"), std::string::npos);
   EXPECT_NE(out.find(R"("finish_reason":"length")"), std::string::npos);
-  EXPECT_NE(out.find(R"("usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4})"),
-            std::string::npos);
+  EXPECT_NE(
+      out.find(
+          R"("usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"prompt_tokens_details":{"cached_tokens":0}})"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -178,10 +178,10 @@ describe('413 request_too_large (--max-body-bytes 2000)', () => {
   }));
 });
 
-describe('429 rate_limit_error (--max-queue 0)', () => {
+describe('429 rate_limit_error (--max-queue 0 --parallel 1)', () => {
   let srv;
   const log = (fn) => withLog(() => srv, fn);
-  before(async () => { srv = await startServer(['--max-queue', '0', '--debug-token-delay-ms', '50']); });
+  before(async () => { srv = await startServer(['--max-queue', '0', '--parallel', '1', '--debug-token-delay-ms', '50']); });
   after(async () => { await srv?.stop(); });
 
   test('a second request while one generates gets 429 with retry-after', log(async () => {

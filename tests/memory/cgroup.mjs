@@ -135,7 +135,7 @@ try {
   const oomBefore = oomKills();
   server = await startServer({
     model, wrap,
-    args: ['--ctx', 4096, '--max-body-bytes', '1MiB', '--memory-caution', '40%', '--memory-warning', '30%',
+    args: ['--ctx', 1024, '--parallel', 4, '--max-body-bytes', '1MiB', '--memory-caution', '40%', '--memory-warning', '30%',
       '--memory-critical', '20%', '--memory-emergency', 0, '--memory-poll-ms', 100],
   });
   const h0 = await health(server.baseURL);

@@ -5,11 +5,20 @@
 namespace pensieve::server::anthropic {
 namespace {
 
-Json usage_json(int64_t input_tokens, int64_t output_tokens) {
-  return {{"input_tokens", input_tokens},
-          {"output_tokens", output_tokens},
-          {"cache_creation_input_tokens", 0},
-          {"cache_read_input_tokens", 0}};
+// Anthropic counts the prompt in three parts that add up to it: input_tokens (neither read from
+// nor written to the cache), cache_creation_input_tokens and cache_read_input_tokens.
+Json usage_json(const Outcome& o) {
+  return {{"input_tokens", o.input_tokens - o.cache_read_tokens - o.cache_creation_tokens},
+          {"output_tokens", o.output_tokens},
+          {"cache_creation_input_tokens", o.cache_creation_tokens},
+          {"cache_read_input_tokens", o.cache_read_tokens}};
+}
+
+// message_start's usage: the prompt is known, the cache's part of it not yet.
+Outcome prompt_only(int64_t input_tokens) {
+  Outcome o;
+  o.input_tokens = input_tokens;
+  return o;
 }
 
 Json stop_sequence_json(const Outcome& outcome) {
@@ -39,7 +48,7 @@ std::string message_body(std::string_view id, std::string_view model, std::strin
                      {"content", std::move(content)},
                      {"stop_reason", anthropic_stop_reason(outcome.finish)},
                      {"stop_sequence", stop_sequence_json(outcome)},
-                     {"usage", usage_json(outcome.input_tokens, outcome.output_tokens)}};
+                     {"usage", usage_json(outcome)}};
   return dump_json(body);
 }
 
@@ -71,7 +80,7 @@ std::string MessageStream::start(int64_t input_tokens) {
                         {"content", Json::array()},
                         {"stop_reason", nullptr},
                         {"stop_sequence", nullptr},
-                        {"usage", usage_json(input_tokens, 0)}};
+                        {"usage", usage_json(prompt_only(input_tokens))}};
   return frame("message_start", {{"type", "message_start"}, {"message", message}});
 }
 
@@ -96,12 +105,11 @@ std::string MessageStream::finish(const Outcome& outcome) {
     out += frame("content_block_stop", {{"type", "content_block_stop"}, {"index", block_index_}});
     block_open_ = false;
   }
-  out +=
-      frame("message_delta", {{"type", "message_delta"},
-                              {"delta",
-                               {{"stop_reason", anthropic_stop_reason(outcome.finish)},
-                                {"stop_sequence", stop_sequence_json(outcome)}}},
-                              {"usage", usage_json(outcome.input_tokens, outcome.output_tokens)}});
+  out += frame("message_delta", {{"type", "message_delta"},
+                                 {"delta",
+                                  {{"stop_reason", anthropic_stop_reason(outcome.finish)},
+                                   {"stop_sequence", stop_sequence_json(outcome)}}},
+                                 {"usage", usage_json(outcome)}});
   out += frame("message_stop", {{"type", "message_stop"}});
   return out;
 }

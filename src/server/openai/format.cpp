@@ -8,7 +8,8 @@ namespace {
 Json usage_json(const Outcome& outcome) {
   return {{"prompt_tokens", outcome.input_tokens},
           {"completion_tokens", outcome.output_tokens},
-          {"total_tokens", outcome.input_tokens + outcome.output_tokens}};
+          {"total_tokens", outcome.input_tokens + outcome.output_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", outcome.cache_read_tokens}}}};
 }
 
 std::string data_line(const Json& data) { return "data: " + dump_json(data) + "\n\n"; }
