@@ -69,6 +69,8 @@ constexpr SettingInfo kSettings[] = {
      false},
     {"drain_timeout", "PENSIEVE_DRAIN_TIMEOUT",
      "on SIGTERM/SIGINT, how long in-flight requests may take to finish (30s)", false},
+    {"request_timeout", "PENSIEVE_REQUEST_TIMEOUT",
+     "stop a generation that runs longer than this from arrival (10m; 0 = no limit)", false},
     {"runtime_dir", "PENSIEVE_RUNTIME_DIR",
      "directory where running servers register (default $XDG_RUNTIME_DIR/pensieve)", false},
     {"debug_token_delay_ms", "PENSIEVE_DEBUG_TOKEN_DELAY_MS",
@@ -297,6 +299,9 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
   }
   if (key == "keep_alive") return apply_duration(info, raw, true, &config->keep_alive);
   if (key == "drain_timeout") return apply_duration(info, raw, false, &config->drain_timeout);
+  if (key == "request_timeout") {
+    return apply_duration(info, raw, false, &config->request_timeout);
+  }
   if (key == "runtime_dir") return apply_string(raw, &config->runtime_dir);
   if (key == "debug_token_delay_ms") {
     return apply_int(info, raw, 0, 60000, &config->debug_token_delay_ms);

@@ -51,6 +51,9 @@ struct ServerConfig {
   // convention: "5m", "0" after each request, "-1" never).
   std::chrono::milliseconds keep_alive{5 * 60 * 1000};
   std::chrono::milliseconds drain_timeout{30 * 1000};  // drain_timeout, PENSIEVE_DRAIN_TIMEOUT
+  // request_timeout, PENSIEVE_REQUEST_TIMEOUT: a generation running longer (from arrival) is
+  // stopped and answered with an error; 0 = no limit.
+  std::chrono::milliseconds request_timeout{10 * 60 * 1000};
   std::string runtime_dir;  // runtime_dir, PENSIEVE_RUNTIME_DIR: instance registry; "" = default
   int debug_token_delay_ms = 0;  // debug_token_delay_ms, PENSIEVE_DEBUG_TOKEN_DELAY_MS: tests only
 };

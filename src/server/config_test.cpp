@@ -278,7 +278,7 @@ TEST(ServerConfig, SettingsTableMatchesTheResolver) {
     EXPECT_FALSE(info.help.empty()) << info.key;
     EXPECT_EQ(info.is_bool, info.key == "insecure" || info.key == "mmap") << info.key;
   }
-  EXPECT_EQ(keys.size(), 30u);
+  EXPECT_EQ(keys.size(), 31u);
   EXPECT_EQ(setting_flag_name("max_body_bytes"), "--max-body-bytes");
   // The resolver asks every source for exactly the table's keys.
   std::set<std::string> asked;

@@ -52,14 +52,27 @@ struct Relayed {
 
 // Waits for the sequence's updates until it finishes; on_text gets each piece of text, on_idle
 // is called after `idle` without any. Either returning false (the client is gone) cancels the
-// sequence, which then stops within one token.
+// sequence, which then stops within one token; so does passing `timeout` (0: none), which makes
+// the request an error.
 template <class OnText, class OnIdle>
 Relayed relay(Sequence& sequence, const InferenceRequest& request, milliseconds idle,
-              OnText on_text, OnIdle on_idle) {
+              milliseconds timeout, OnText on_text, OnIdle on_idle) {
   Relayed out;
   bool connected = true;
+  bool timed_out = false;
+  const auto deadline =
+      timeout.count() > 0 ? sequence.submitted_at() + timeout : Clock::time_point::max();
   while (true) {
-    Sequence::Update update = sequence.wait(connected ? idle : milliseconds(100));
+    milliseconds wait = connected ? idle : milliseconds(100);
+    if (!timed_out && deadline != Clock::time_point::max()) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      wait = std::clamp(left, milliseconds(1), wait);
+    }
+    Sequence::Update update = sequence.wait(wait);
+    if (!timed_out && Clock::now() >= deadline && !update.finished) {
+      timed_out = true;
+      sequence.cancel();
+    }
     for (const std::string& piece : update.pieces) {
       out.text += piece;
       if (connected && !on_text(piece)) connected = false;
@@ -71,6 +84,12 @@ Relayed relay(Sequence& sequence, const InferenceRequest& request, milliseconds 
     if (update.finished) break;
   }
   const auto& result = sequence.result();
+  if (timed_out) {
+    out.error = Error{ErrorCode::kUnavailable,
+                      fmt::format("the request took longer than --request-timeout ({} s)",
+                                  timeout.count() / 1000)};
+    return out;
+  }
   if (!result) {
     out.error = result.error();
     return out;
@@ -160,11 +179,13 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
   std::shared_ptr<const InferenceRequest> req = submitted->request;
   const std::string id = random_id("msg_");
   const milliseconds ping_every(1000LL * config_.ping_interval_s);
+  const milliseconds timeout = config_.request_timeout;
 
   HttpResponse response;
   if (!req->stream) {
     Relayed relayed = relay(
-        *sequence, *req, ping_every, [](std::string_view) { return true; }, [] { return true; });
+        *sequence, *req, ping_every, timeout, [](std::string_view) { return true; },
+        [] { return true; });
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) return error_response(request, *record, api_error_from(relayed.error));
     response.body = anthropic::message_body(id, req->model, relayed.text, *relayed.outcome);
@@ -172,12 +193,12 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
   }
   response.content_type = "text/event-stream";
   response.headers.emplace_back("cache-control", "no-cache");
-  response.stream = [this, sequence, req, id, ping_every, record](StreamSink& sink) {
+  response.stream = [this, sequence, req, id, ping_every, timeout, record](StreamSink& sink) {
     anthropic::MessageStream stream(id, req->model);
     bool connected = sink.write(stream.start(sequence->n_prompt_tokens()));
     if (!connected) sequence->cancel();
     Relayed relayed = relay(
-        *sequence, *req, ping_every,
+        *sequence, *req, ping_every, timeout,
         [&](std::string_view text) { return write_text(sink, stream.text(text), *record); },
         [&] { return sink.write(anthropic::MessageStream::ping()); });
     record_generation(metrics_, *record, *sequence, relayed);
@@ -202,11 +223,13 @@ HttpResponse Router::chat_completions(const HttpRequest& request,
   const std::string id = random_id("chatcmpl-");
   const int64_t created = unix_now();
   const milliseconds ping_every(1000LL * config_.ping_interval_s);
+  const milliseconds timeout = config_.request_timeout;
 
   HttpResponse response;
   if (!req->stream) {
     Relayed relayed = relay(
-        *sequence, *req, ping_every, [](std::string_view) { return true; }, [] { return true; });
+        *sequence, *req, ping_every, timeout, [](std::string_view) { return true; },
+        [] { return true; });
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) return error_response(request, *record, api_error_from(relayed.error));
     response.body =
@@ -215,11 +238,12 @@ HttpResponse Router::chat_completions(const HttpRequest& request,
   }
   response.content_type = "text/event-stream";
   response.headers.emplace_back("cache-control", "no-cache");
-  response.stream = [this, sequence, req, id, created, ping_every, record](StreamSink& sink) {
+  response.stream = [this, sequence, req, id, created, ping_every, timeout,
+                     record](StreamSink& sink) {
     openai::CompletionStream stream(id, req->model, created);
     if (!sink.write(stream.start())) sequence->cancel();
     Relayed relayed = relay(
-        *sequence, *req, ping_every,
+        *sequence, *req, ping_every, timeout,
         [&](std::string_view text) { return write_text(sink, stream.text(text), *record); },
         [&] { return sink.write(": ping\n\n"); });  // an SSE comment keeps the connection alive
     record_generation(metrics_, *record, *sequence, relayed);

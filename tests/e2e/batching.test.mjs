@@ -1,7 +1,7 @@
 // Continuous batching and the prefix cache seen from a client: concurrent streams each get the
 // text they get alone; a repeated prompt is served from the prefix cache with the same text and
 // honest usage (input + cache_creation + cache_read = count_tokens); when idle again every KV
-// block is back (none used).
+// block is back (none used); a request past --request-timeout ends with an error.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -61,5 +61,32 @@ describe('continuous batching', () => {
     const { samples, text } = await getMetrics(srv.baseURL);
     assert.ok(metricValue(samples, 'pensieve_prefix_cache_hit_tokens_total') >= 64, text);
     assert.ok(metricValue(samples, 'pensieve_prefix_cache_bytes') > 0, text);
+  }));
+});
+
+describe('--request-timeout', () => {
+  let srv;
+  const log = (fn) => withLog(() => srv, fn);
+  before(async () => {
+    srv = await startServer(['--request-timeout', '1', '--debug-token-delay-ms', '100']);
+  });
+  after(async () => { await srv?.stop(); });
+
+  test('a stream running past it ends with an error event; a whole reply is a 529', log(async () => {
+    const started = Date.now();
+    const res = await post(srv.baseURL, '/v1/messages', { ...ask('Once upon a time'), max_tokens: 200, stream: true });
+    assert.equal(res.status, 200);
+    const frames = parseSSE(await res.text());
+    const last = frames.at(-1);
+    assert.equal(last?.event, 'error', JSON.stringify(frames.slice(-2)));
+    assert.match(last.data.error.message, /request-timeout/);
+    const took = Date.now() - started;
+    assert.ok(took >= 900 && took < 5000, `ended after ${took} ms`);
+    const whole = await post(srv.baseURL, '/v1/messages', { ...ask('Once upon a time'), max_tokens: 200 });
+    const body = await readJSON(whole);
+    assert.equal(whole.status, 529, JSON.stringify(body));
+    assert.match(body.error.message, /request-timeout/);
+    const health = await readJSON(await fetch(`${srv.baseURL}/health`));
+    assert.equal(health.kv_blocks.used, 0, JSON.stringify(health.kv_blocks));
   }));
 });
