@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/duration.h"
 #include "memory/budget.h"
 #include "memory/registry.h"
 #include "memory/system_memory.h"
@@ -57,15 +58,6 @@ Expected<Check> check_once() {
   return check;
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 template <class T>
 nlohmann::json or_null(const std::optional<T>& value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
@@ -87,7 +79,7 @@ std::string to_json(const Check& c) {
     });
   }
   nlohmann::json object = {
-      {"time", utc_now()},
+      {"time", format_rfc3339_utc(std::time(nullptr))},
       {"tier", std::string(memory::tier_name(c.tier))},
       {"available_bytes", m.usable_bytes()},
       {"mem_available_bytes", m.available_bytes},
@@ -184,7 +176,8 @@ int run_memory(const MemoryFlags& flags) {
     if (flags.json) {
       std::printf("%s\n", to_json(*check).c_str());
     } else {
-      if (flags.watch) std::printf("%s%s\n", first ? "" : "\n", utc_now().c_str());
+      if (flags.watch)
+        std::printf("%s%s\n", first ? "" : "\n", format_rfc3339_utc(std::time(nullptr)).c_str());
       std::printf("%s", to_text(*check).c_str());
     }
     std::fflush(stdout);

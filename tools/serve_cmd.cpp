@@ -51,14 +51,6 @@ int fail(const std::string& message) {
   return 1;
 }
 
-std::string rfc3339_utc(std::time_t t) {
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 server::ServedModel served_model(const server::ServerConfig& config) {
   server::ServedModel m;
   m.id = config.model_name;
@@ -68,7 +60,7 @@ server::ServedModel served_model(const server::ServerConfig& config) {
   }
   struct stat st {};
   m.created_unix = ::stat(config.model_path.c_str(), &st) == 0 ? st.st_mtime : std::time(nullptr);
-  m.created_at = rfc3339_utc(static_cast<std::time_t>(m.created_unix));
+  m.created_at = format_rfc3339_utc(static_cast<std::time_t>(m.created_unix));
   return m;
 }
 

@@ -88,4 +88,12 @@ std::string format_duration(std::chrono::milliseconds duration) {
   return out;
 }
 
+std::string format_rfc3339_utc(std::time_t t) {
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
 }  // namespace pensieve

@@ -41,5 +41,10 @@ TEST(Duration, FormatsTheShortestExactSpelling) {
   }
 }
 
+TEST(Duration, FormatsRfc3339InUtc) {
+  EXPECT_EQ(format_rfc3339_utc(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(format_rfc3339_utc(1795869296), "2026-11-28T12:34:56Z");
+}
+
 }  // namespace
 }  // namespace pensieve

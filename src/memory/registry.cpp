@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/duration.h"
 #include "core/log.h"
 #include "memory/system_memory.h"
 
@@ -68,15 +69,6 @@ std::optional<int64_t> parse_int64(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
-}
-
-std::string utc_now_rfc3339() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
 }
 
 // An existing registry directory must not let anyone else plant or swap entries.
@@ -243,7 +235,7 @@ Expected<void> InstanceRegistry::register_self(InstanceEntry entry) {
   PV_TRY_VOID(check_directory(dir_));
   entry.pid = static_cast<int>(::getpid());
   PV_TRY(entry.start_ticks, process_start_ticks(entry.pid));
-  if (entry.started_at.empty()) entry.started_at = utc_now_rfc3339();
+  if (entry.started_at.empty()) entry.started_at = format_rfc3339_utc(std::time(nullptr));
   const std::string path = dir_ + "/" + std::to_string(entry.pid) + std::string(kSuffix);
   PV_TRY_VOID(write_file_atomically(path, to_text(entry)));
   registered_path_ = path;
