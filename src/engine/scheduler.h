@@ -91,10 +91,6 @@ class Sequence {
 struct SchedulerOptions {
   // Sequences that may wait besides the running ones; a submit beyond that is refused.
   int max_waiting = 16;
-  // Sequences generated at once (at most the forward pass's max_segments()).
-  int max_parallel = 1;
-  // Prompt tokens one step may take; the rest of the step's max_batch() is decode tokens.
-  int64_t max_prefill_chunk = 256;
   // Tests only: sleep this long after each token, to make streams slow and predictable.
   int token_delay_ms = 0;
   // How long the engine stays idle before it releases the weights (Ollama's keep_alive): 0
@@ -102,6 +98,10 @@ struct SchedulerOptions {
   std::chrono::milliseconds keep_alive{-1};
   // What keep-alive releases and restores; null: never release. Must outlive the scheduler.
   WeightResidency* residency = nullptr;
+  // Sequences generated at once (at most the forward pass's max_segments()).
+  int max_parallel = 1;
+  // Prompt tokens one step may take; the rest of the step's max_batch() is decode tokens.
+  int64_t max_prefill_chunk = 256;
 };
 
 class Scheduler {
