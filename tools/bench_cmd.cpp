@@ -2,6 +2,7 @@
 // the fraction of the memory-bandwidth bound that generation reaches.
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -22,6 +23,13 @@ void print_text(const BenchResult& r, int repetitions) {
   line("prompt", r.prompt_tokens_per_s, "tokens/s");
   line("generation", r.generate_tokens_per_s, "tokens/s");
   line("first token", r.time_to_first_token_ms, "ms");
+  for (const StreamsResult& s : r.streams) {
+    const StreamsResult& first = r.streams.front();
+    fmt::print("{:<17}{:.2f} tokens/s (median; min {:.2f}, max {:.2f}); {:.2f}x {} stream{}\n",
+               fmt::format("{} streams", s.n_streams), s.tokens_per_s.median, s.tokens_per_s.min,
+               s.tokens_per_s.max, s.tokens_per_s.median / first.tokens_per_s.median,
+               first.n_streams, first.n_streams == 1 ? "" : "s");
+  }
   fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
   fmt::print("KV cache         {} {:.1f} MiB\n", r.kv_type, r.kv_cache_bytes / 1048576.0);
   fmt::print("read bandwidth   {:.1f} GB/s (measured, {} threads)\n", r.bandwidth_gb_per_s,
@@ -35,14 +43,21 @@ void print_json(const BenchResult& r) {
     return fmt::format("{{\"median\": {:.4f}, \"min\": {:.4f}, \"max\": {:.4f}}}", s.median, s.min,
                        s.max);
   };
+  std::string streams;
+  for (const StreamsResult& s : r.streams) {
+    if (!streams.empty()) streams += ", ";
+    streams +=
+        fmt::format("{{\"n\": {}, \"tokens_per_s\": {}}}", s.n_streams, stat(s.tokens_per_s));
+  }
   fmt::print(
       "{{\"model\": \"{}\", \"threads\": {}, \"prompt_tokens_per_s\": {}, "
       "\"generate_tokens_per_s\": {}, \"time_to_first_token_ms\": {}, "
       "\"weight_bytes_per_token\": {}, \"kv_type\": \"{}\", \"kv_cache_bytes\": {}, "
-      "\"bandwidth_gb_per_s\": {:.3f}, \"bandwidth_fraction\": {:.4f}, \"peak_rss_bytes\": {}}}\n",
+      "\"bandwidth_gb_per_s\": {:.3f}, \"bandwidth_fraction\": {:.4f}, \"streams\": [{}], "
+      "\"peak_rss_bytes\": {}}}\n",
       r.model_path, r.n_threads, stat(r.prompt_tokens_per_s), stat(r.generate_tokens_per_s),
       stat(r.time_to_first_token_ms), r.weight_bytes_per_token, r.kv_type, r.kv_cache_bytes,
-      r.bandwidth_gb_per_s, r.bandwidth_fraction, r.peak_rss_bytes);
+      r.bandwidth_gb_per_s, r.bandwidth_fraction, streams, r.peak_rss_bytes);
 }
 
 }  // namespace
@@ -57,6 +72,10 @@ void register_bench(CLI::App& app, Handler* run) {
   cmd->add_option("-n,--generate-tokens", o->n_generate, "Generated tokens")->default_val(128);
   cmd->add_option("-r,--repetitions", o->repetitions, "Repetitions")->default_val(5);
   cmd->add_option("--kv-type", o->kv_type, "KV cache type: F16, Q8_0 or F32")->default_val("F16");
+  cmd->add_option("--streams", o->streams,
+                  "Also measure batched generation: N sequences decoding together, for each N "
+                  "(e.g. 1,4,16); ratios are to the first")
+      ->delimiter(',');
   cmd->add_flag("--mmap", o->mmap, "Map the model file instead of loading it resident");
   cmd->add_flag("--json", *json, "Print one JSON object");
   cmd->callback([=] {

@@ -205,18 +205,26 @@ int serve(const server::ServerConfig& config) {
 
   memory::Budget budget;
   CpuForward::MemoryPlan plan;
+  int64_t n_ctx_train = 0;
   {
     // The header alone (mapped, nothing read yet) gives the sizes the budget needs.
     auto header = GgufFile::open(config.model_path);
     if (!header) return fail(header.error().message);
     auto hp = read_hparams(**header);
     if (!hp) return fail(hp.error().message);
+    n_ctx_train = hp->n_ctx_train;
     plan = CpuForward::memory_plan(*hp, kMaxBatch, n_threads, *kv_type, config.parallel);
     auto planned = plan_memory(config, **header, *hp, plan, *machine, others_outstanding);
     if (!planned) return fail("serve: " + planned.error().message);
     budget = *planned;
   }
   std::fprintf(stderr, "%s\n", memory::describe(budget, config.kv_type).c_str());
+  if (n_ctx_train > 0 && budget.n_ctx > n_ctx_train) {
+    log::warn(
+        "serve: --ctx {} is beyond the {} positions the model was trained on; past them its "
+        "output may degrade",
+        budget.n_ctx, n_ctx_train);
+  }
 
   auto model = Model::load(config.model_path,
                            config.mmap ? MmapFile::Mode::kMapped : MmapFile::Mode::kResident);
@@ -260,7 +268,8 @@ int serve(const server::ServerConfig& config) {
              if (n == 0) scheduler.release_when_idle();
              return n;
            },
-       .shutdown = [] { ::kill(::getpid(), SIGTERM); }});
+       .shutdown = [] { ::kill(::getpid(), SIGTERM); },
+       .trim = [&scheduler] { scheduler.trim_cache(); }});
   governor.start();
 
   PromptRenderer renderer(**tokenizer, **chat_template);

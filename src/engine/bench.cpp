@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/cpu/stream.h"
@@ -26,6 +27,45 @@ uint64_t peak_rss_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+}
+
+// n_streams sequences decode n_generate tokens each in lockstep, from position 0, one
+// eval_batch() per step; aggregate tokens/s per repetition.
+Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_threads,
+                             GgmlType kv_type, int n_streams) {
+  const Hparams& hp = model.hparams();
+  constexpr int64_t kBlock = BatchForward::kKvBlockPositions;
+  const int64_t n_positions = o.n_generate + 1;
+  const int64_t blocks_per_stream = (n_positions + kBlock - 1) / kBlock;
+  CpuForward fwd(hp, model.weights(), n_positions, n_threads, n_streams, kv_type,
+                 blocks_per_stream * n_streams, n_streams);
+  std::vector<int32_t> tables(static_cast<size_t>(blocks_per_stream * n_streams));
+  for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>(i);
+  std::vector<int32_t> tokens(static_cast<size_t>(n_streams));
+  std::vector<BatchSegment> segments(static_cast<size_t>(n_streams));
+  std::vector<double> rates;
+  for (int rep = 0; rep <= o.repetitions; ++rep) {  // repetition 0 warms up
+    for (int s = 0; s < n_streams; ++s)
+      tokens[s] = static_cast<int32_t>((s * 7919 + 1) % hp.n_vocab);
+    const auto start = Clock::now();
+    for (int64_t pos = 0; pos < n_positions; ++pos) {
+      for (int s = 0; s < n_streams; ++s) {
+        segments[s] =
+            BatchSegment{std::span<const int32_t>(&tokens[s], 1), pos,
+                         std::span<const int32_t>(&tables[s * blocks_per_stream],
+                                                  static_cast<size_t>(blocks_per_stream))};
+      }
+      PV_TRY(std::span<const float> logits, fwd.eval_batch(segments));
+      for (int s = 0; s < n_streams; ++s) {
+        const auto row =
+            logits.subspan(static_cast<size_t>(s * hp.n_vocab), static_cast<size_t>(hp.n_vocab));
+        tokens[s] = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+      }
+    }
+    if (rep > 0)
+      rates.push_back(static_cast<double>(n_streams * n_positions) / seconds_since(start));
+  }
+  return summarize(rates);
 }
 
 }  // namespace
@@ -110,6 +150,14 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
     ttft.push_back(first * 1e3);
     if (o.n_prompt > 0) pp.push_back(static_cast<double>(o.n_prompt) / prompt_s);
     if (o.n_generate > 0) tg.push_back(static_cast<double>(o.n_generate) / gen_s);
+  }
+  for (const int n_streams : o.streams) {
+    if (n_streams < 1 || n_streams > 256) {
+      return make_error(ErrorCode::kInvalidArgument, "bench: --streams {} is not in 1..256",
+                        n_streams);
+    }
+    PV_TRY(Stat rate, bench_streams(*model, o, result.n_threads, *kv_type, n_streams));
+    result.streams.push_back(StreamsResult{n_streams, rate});
   }
   result.prompt_tokens_per_s = summarize(pp);
   result.generate_tokens_per_s = summarize(tg);

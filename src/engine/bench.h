@@ -18,12 +18,21 @@ struct BenchOptions {
   int repetitions = 5;
   std::string kv_type = "F16";  // KV cache: F16, Q8_0 or F32
   bool mmap = false;            // map the file instead of loading the weights resident
+  // Batched decode: for each count, that many sequences generate n_generate tokens each in
+  // lockstep, one eval_batch() per step (the continuous-batching engine's decode shape).
+  std::vector<int> streams;
 };
 
 struct Stat {
   double median = 0;
   double min = 0;
   double max = 0;
+};
+
+// Aggregate generation speed of n_streams sequences decoding together.
+struct StreamsResult {
+  int n_streams = 0;
+  Stat tokens_per_s;  // all streams' tokens together
 };
 
 struct BenchResult {
@@ -38,6 +47,7 @@ struct BenchResult {
   uint64_t kv_cache_bytes = 0;
   double bandwidth_gb_per_s = 0;  // measured streaming read, same threads
   double bandwidth_fraction = 0;  // weight bytes/token * generation tok/s / bandwidth
+  std::vector<StreamsResult> streams;
   uint64_t peak_rss_bytes = 0;
 };
 

@@ -60,6 +60,8 @@ class KvBlocks {
   // n_free() + n_cached() + n_referenced() == n_blocks() always holds.
   int32_t n_blocks() const { return static_cast<int32_t>(refcount_.size()); }
   int32_t n_free() const { return static_cast<int32_t>(free_.size()); }
+  // The free blocks (their contents are garbage), e.g. to give their memory back.
+  std::span<const int32_t> free_blocks() const { return free_; }
   // Indexed and unreferenced.
   int32_t n_cached() const { return n_cached_; }
   int32_t n_referenced() const { return n_referenced_; }

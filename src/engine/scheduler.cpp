@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <utility>
 
 #include "core/log.h"
 
@@ -165,13 +166,16 @@ int64_t Scheduler::n_in_flight() const {
 void Scheduler::run() {
   std::vector<std::shared_ptr<Sequence>> ended;
   while (true) {
+    bool trim = false;
     {
       std::unique_lock lock(mutex_);
       if (active_.empty() && !wait_for_work(lock)) break;
       if (stopping_) break;
+      trim = std::exchange(trim_requested_, false);
       admit(&ended);
       running_.store(static_cast<int64_t>(active_.size()), std::memory_order_relaxed);
     }
+    if (trim) trim_now();
     for (auto& sequence : ended) {
       GenerateResult cancelled;
       cancelled.reason = StopReason::kCancelled;
@@ -289,13 +293,21 @@ Scheduler::CacheStats Scheduler::cache_stats() const {
   stats.hit_tokens = stat_hit_tokens_.load(std::memory_order_relaxed);
   stats.lookup_tokens = stat_lookup_tokens_.load(std::memory_order_relaxed);
   stats.preemptions = stat_preemptions_.load(std::memory_order_relaxed);
+  stats.trimmed_blocks = stat_trimmed_.load(std::memory_order_relaxed);
   return stats;
 }
 
 bool Scheduler::wait_for_work(std::unique_lock<std::mutex>& lock) {
   const auto work = [&] { return stopping_ || !queue_.empty(); };
-  const auto wake = [&] { return work() || release_requested_; };
+  const auto wake = [&] { return work() || release_requested_ || trim_requested_; };
   while (!work()) {
+    if (trim_requested_) {
+      trim_requested_ = false;
+      lock.unlock();
+      trim_now();
+      lock.lock();
+      continue;
+    }
     if (release_requested_) {
       release_requested_ = false;
       if (options_.residency != nullptr && model_resident()) {
@@ -318,6 +330,27 @@ bool Scheduler::wait_for_work(std::unique_lock<std::mutex>& lock) {
   // A release asked for before this work arrived is stale: the sequence needs the weights.
   release_requested_ = false;
   return !stopping_;
+}
+
+void Scheduler::trim_cache() {
+  {
+    std::lock_guard lock(mutex_);
+    trim_requested_ = true;
+  }
+  work_.notify_all();
+}
+
+void Scheduler::trim_now() {
+  const int32_t dropped = kv_.evict_cached(0);
+  const int64_t bytes = forward_.discard_blocks(kv_.free_blocks());
+  stat_trimmed_.fetch_add(dropped, std::memory_order_relaxed);
+  update_stats();
+  if (dropped > 0) {
+    log::info(
+        "engine: memory pressure: prefix cache dropped {} block(s); {:.1f} MiB of free "
+        "KV blocks given back",
+        dropped, mib(bytes));
+  }
 }
 
 void Scheduler::release_when_idle() {

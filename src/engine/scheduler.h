@@ -137,6 +137,10 @@ class Scheduler {
   // says; the next sequence reloads them. A no-op without a residency or when already released;
   // forgotten when a sequence arrives before the engine was idle with the weights loaded.
   void release_when_idle();
+  // Memory pressure: drop the prefix cache's unreferenced blocks and give the memory of every
+  // free block back to the system, on the engine thread before its next step (or at once when
+  // idle). Running sequences keep their blocks.
+  void trim_cache();
 
   static constexpr int64_t kBlockPositions = KvBlocks::kBlockPositions;
   // KV pool and prefix cache state, for /health and metrics (read without the engine's lock:
@@ -144,7 +148,8 @@ class Scheduler {
   struct CacheStats {
     int64_t n_blocks = 0, n_free = 0, n_cached = 0, n_referenced = 0;
     int64_t hit_tokens = 0, lookup_tokens = 0;
-    int64_t preemptions = 0;  // sequences sent back to be recomputed for lack of blocks
+    int64_t preemptions = 0;     // sequences sent back to be recomputed for lack of blocks
+    int64_t trimmed_blocks = 0;  // cached blocks dropped by trim_cache()
   };
   CacheStats cache_stats() const;
 
@@ -154,6 +159,8 @@ class Scheduler {
   bool wait_for_work(std::unique_lock<std::mutex>& lock);
   // `why`: "keep-alive" or "emergency", for the log line.
   void release_weights(std::string_view why);
+  // trim_cache()'s work, on the engine thread.
+  void trim_now();
   Expected<void> restore_weights();
   // Under the lock: moves waiting sequences into active_ while there is room; the ones that end
   // here (cancelled, never fitting) go to `ended`.
@@ -187,12 +194,14 @@ class Scheduler {
   std::vector<std::shared_ptr<Sequence>> active_;  // admission order; guarded by mutex_
   bool stopping_ = false;
   bool release_requested_ = false;  // release_when_idle() was called
+  bool trim_requested_ = false;     // trim_cache() was called
   std::atomic<int64_t> running_{0};
   std::atomic<bool> resident_{true};
   std::atomic<int64_t> n_releases_{0};
   std::atomic<int64_t> n_restores_{0};
   std::atomic<int64_t> stat_free_{0}, stat_cached_{0}, stat_referenced_{0};
   std::atomic<int64_t> stat_hit_tokens_{0}, stat_lookup_tokens_{0}, stat_preemptions_{0};
+  std::atomic<int64_t> stat_trimmed_{0};
   std::thread thread_;
 };
 

@@ -110,6 +110,41 @@ TEST(Batching, PrefixCacheHitGivesTheSameText) {
   expect_pool_idle(scheduler);
 }
 
+TEST(Batching, TrimDropsThePrefixCacheAndGivesItsMemoryBack) {
+  Loaded l = load();
+  ASSERT_NE(l.model, nullptr);
+  CpuForward forward(l.model->hparams(), l.model->weights(), kCtx, 2, 128, GgmlType::kF16,
+                     2 * kCtx / 32, 2);
+  SchedulerOptions options;
+  options.max_parallel = 2;
+  Scheduler scheduler(forward, *l.tokenizer, options);
+  const std::vector<int32_t> prompt = prompt_of(*l.tokenizer, 5, 8);
+  auto run = [&] {
+    auto sequence = scheduler.submit(prompt, greedy(30));
+    EXPECT_TRUE(sequence);
+    std::string text = drain(**sequence);
+    EXPECT_TRUE((*sequence)->result());
+    return std::pair{text, (*sequence)->result()->n_cached};
+  };
+  const auto [cold_text, cold_cached] = run();
+  expect_pool_idle(scheduler);
+  const int64_t cached = scheduler.cache_stats().n_cached;
+  ASSERT_GT(cached, 0);
+  scheduler.trim_cache();  // the engine is idle: it trims at once
+  for (int i = 0; i < 500 && scheduler.cache_stats().n_cached != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const Scheduler::CacheStats stats = scheduler.cache_stats();
+  EXPECT_EQ(stats.n_cached, 0);
+  EXPECT_EQ(stats.n_free, stats.n_blocks);
+  EXPECT_EQ(stats.trimmed_blocks, cached);
+  // Nothing to reuse now; the discarded (zeroed) blocks are written afresh: the same text.
+  const auto [again_text, again_cached] = run();
+  EXPECT_EQ(again_cached, 0);
+  EXPECT_EQ(again_text, cold_text);
+  expect_pool_idle(scheduler);
+}
+
 TEST(Batching, PreemptedSequencesRecomputeToTheSameText) {
   Loaded l = load();
   ASSERT_NE(l.model, nullptr);

@@ -55,6 +55,7 @@ void Governor::poll(Clock::time_point now) {
   Expected<MemorySnapshot> reading = source_.read();
   bool shed = false;
   bool shutdown = false;
+  bool trim = false;
   {
     std::lock_guard lock(mutex_);
     if (!reading) {
@@ -104,6 +105,7 @@ void Governor::poll(Clock::time_point now) {
       tier_.store(next, std::memory_order_relaxed);
       if (next != Tier::kEmergency) shutdown_asked_ = false;
     }
+    trim = next >= Tier::kWarning && static_cast<bool>(actions_.trim);
     if (next == Tier::kEmergency) {
       shed = static_cast<bool>(actions_.shed);
       const auto lasted = now - status_.tier_since;
@@ -115,6 +117,7 @@ void Governor::poll(Clock::time_point now) {
     }
   }
   // The actions run without the lock: they may call status().
+  if (trim) actions_.trim();
   if (shed) {
     const int n = actions_.shed();
     if (n > 0) {

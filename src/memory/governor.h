@@ -1,6 +1,7 @@
 // The memory governor: reads a MemorySource every poll period, keeps the current tier, and acts
 // on it (see docs/MEMORY.md): Critical and worse refuse new work (callers ask accepting()),
-// Emergency sheds the newest in-flight work each poll and, when it lasts, asks for a graceful
+// Warning and worse trim caches each poll, Emergency sheds the newest in-flight work each poll
+// and, when it lasts, asks for a graceful
 // shutdown. The actions are callbacks, so the governor knows nothing of HTTP or the engine.
 #pragma once
 
@@ -36,6 +37,9 @@ class Governor {
     std::function<int()> shed;
     // Called once when Emergency has lasted Options::emergency_shutdown.
     std::function<void()> shutdown;
+    // Each poll at Warning or worse: drop what is only a cache (the prefix cache) and give its
+    // memory back to the system.
+    std::function<void()> trim;
   };
 
   struct Status {

@@ -113,6 +113,30 @@ TEST(Governor, ShutdownCanBeSwitchedOff) {
   EXPECT_EQ(shutdowns, 0);
 }
 
+TEST(Governor, WarningAndWorseTrimCachesEachPoll) {
+  FixedMemorySource source(usable(2500000000));  // Caution
+  int trims = 0;
+  Governor governor(source, options(), {.shed = {}, .shutdown = {}, .trim = [&] { ++trims; }});
+  Clock::time_point t{};
+  governor.poll(t += milliseconds(500));
+  EXPECT_EQ(governor.tier(), Tier::kCaution);
+  EXPECT_EQ(trims, 0);
+  source.set(usable(1500000000));  // Warning
+  governor.poll(t += milliseconds(500));
+  governor.poll(t += milliseconds(500));
+  EXPECT_EQ(governor.tier(), Tier::kWarning);
+  EXPECT_EQ(trims, 2);
+  source.set(usable(800000000));  // Critical
+  governor.poll(t += milliseconds(500));
+  EXPECT_EQ(trims, 3);
+  source.set(usable(8000000000));  // better: taken after two agreeing readings
+  governor.poll(t += milliseconds(500));
+  EXPECT_EQ(trims, 4) << "still Critical until the reading is confirmed";
+  governor.poll(t += milliseconds(500));
+  EXPECT_EQ(governor.tier(), Tier::kSafe);
+  EXPECT_EQ(trims, 4);
+}
+
 TEST(Governor, AFailedReadKeepsTheTierAndSaysWhy) {
   FailingSource source;
   Governor governor(source, options());

@@ -42,6 +42,9 @@ class BatchForward {
   // Returns the logits after each segment's last token, [n_segments, n_vocab], valid until the
   // next call.
   virtual Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) = 0;
+  // The blocks' contents are no longer needed: their memory may go back to the system (it is
+  // there again, zeroed, when a block is next written). Returns the bytes given back.
+  virtual int64_t discard_blocks(std::span<const int32_t> blocks) = 0;
   virtual int64_t n_ctx() const = 0;
   virtual int64_t n_blocks() const = 0;
   virtual int64_t max_batch() const = 0;

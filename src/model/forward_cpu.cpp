@@ -1,5 +1,8 @@
 #include "model/forward_cpu.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -107,6 +110,21 @@ CpuForward::MemoryPlan CpuForward::allocated() const {
 }
 
 uint64_t CpuForward::kv_cache_bytes() const { return kv_pool_.size(); }
+
+int64_t CpuForward::discard_blocks(std::span<const int32_t> blocks) {
+  static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  int64_t released = 0;
+  for (const int32_t block : blocks) {
+    PV_CHECK(block >= 0 && block < n_blocks_, "discard_blocks: block {} of {}", block, n_blocks_);
+    const auto begin = reinterpret_cast<uintptr_t>(kv_pool_.data() + sz(block) * block_bytes_);
+    const uintptr_t first = (begin + page - 1) / page * page;
+    const uintptr_t last = (begin + block_bytes_) / page * page;
+    if (first < last && madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0) {
+      released += static_cast<int64_t>(last - first);
+    }
+  }
+  return released;
+}
 
 uint64_t CpuForward::weight_bytes_per_token() const {
   auto bytes = [](const Matrix& m) { return static_cast<uint64_t>(m.row_bytes) * m.n_rows; };

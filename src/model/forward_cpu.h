@@ -53,6 +53,8 @@ class CpuForward : public Forward, public BatchForward {
   // n_vocab], valid until the next call. Errors: bad token ids, block tables that do not cover
   // the positions or name blocks outside the pool, too many tokens or segments.
   Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) override;
+  // madvise(MADV_DONTNEED) on the whole pages inside each block.
+  int64_t discard_blocks(std::span<const int32_t> blocks) override;
 
   // Bytes of weights one decode step reads (for bandwidth figures).
   uint64_t weight_bytes_per_token() const;

@@ -190,6 +190,33 @@ TEST(CpuForward, MemoryPlanIsWhatItAllocates) {
   }
 }
 
+// Discarded blocks lose their pages (they come back zeroed): a sequence written over them
+// afterwards evaluates exactly as on a fresh pool.
+TEST(CpuForward, DiscardedBlocksGiveMemoryBackAndStayUsable) {
+  auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/TinyStories-656K-F16.gguf");
+  ASSERT_TRUE(model.has_value());
+  const Hparams& hp = (*model)->hparams();
+  std::vector<int32_t> prompt(100);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(1 + i * 37 % 500);
+  CpuForward fresh(hp, (*model)->weights(), 128, 1, 128, GgmlType::kF32);
+  auto expected = fresh.eval(prompt);
+  ASSERT_TRUE(expected.has_value());
+  const std::vector<float> want(expected->begin(), expected->end());
+
+  CpuForward fwd(hp, (*model)->weights(), 128, 1, 128, GgmlType::kF32);
+  ASSERT_TRUE(fwd.eval(prompt).has_value());
+  const std::vector<int32_t> all = {0, 1, 2, 3};
+  const int64_t block_bytes = static_cast<int64_t>(fwd.kv_cache_bytes()) / fwd.n_blocks();
+  const int64_t released = fwd.discard_blocks(all);
+  // Every whole page inside each block goes back.
+  EXPECT_GE(released, 4 * (block_bytes - 2 * 4096));
+  EXPECT_LE(released, static_cast<int64_t>(fwd.kv_cache_bytes()));
+  fwd.reset();
+  auto again = fwd.eval(prompt);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(std::vector<float>(again->begin(), again->end()), want);
+}
+
 TEST(CpuForward, RejectsPromptLongerThanContext) {
   auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf");
   ASSERT_TRUE(model.has_value());

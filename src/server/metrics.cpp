@@ -217,6 +217,9 @@ std::string Metrics::render() const {
   append_header(&out, "pensieve_kv_preemptions_total", "counter",
                 "Requests sent back to be recomputed because the KV pool ran out of blocks.");
   fmt::format_to(it, "pensieve_kv_preemptions_total {}\n", kv.preemptions);
+  append_header(&out, "pensieve_prefix_cache_trimmed_blocks_total", "counter",
+                "Prefix cache blocks dropped because the machine's memory ran low.");
+  fmt::format_to(it, "pensieve_prefix_cache_trimmed_blocks_total {}\n", kv.trimmed_blocks);
   return out;
 }
 

@@ -47,6 +47,7 @@ class Metrics {
     int64_t block_bytes = 0;
     int64_t prefix_hit_tokens = 0, prefix_lookup_tokens = 0;
     int64_t preemptions = 0;
+    int64_t trimmed_blocks = 0;
   };
   void set_kv(const KvGauges& gauges);
   // The whole text exposition. Labelled counter families appear once they have a series;

@@ -62,6 +62,7 @@ TEST(Metrics, RendersExactTextForASmallScenario) {
   kv.prefix_hit_tokens = 64;
   kv.prefix_lookup_tokens = 100;
   kv.preemptions = 1;
+  kv.trimmed_blocks = 7;
   metrics.set_kv(kv);
   const std::string expected =
       "# HELP pensieve_requests_total HTTP requests answered, by route template and status.\n"
@@ -173,7 +174,11 @@ TEST(Metrics, RendersExactTextForASmallScenario) {
       "# HELP pensieve_kv_preemptions_total Requests sent back to be recomputed because the KV "
       "pool ran out of blocks.\n"
       "# TYPE pensieve_kv_preemptions_total counter\n"
-      "pensieve_kv_preemptions_total 1\n";
+      "pensieve_kv_preemptions_total 1\n"
+      "# HELP pensieve_prefix_cache_trimmed_blocks_total Prefix cache blocks dropped because the "
+      "machine's memory ran low.\n"
+      "# TYPE pensieve_prefix_cache_trimmed_blocks_total counter\n"
+      "pensieve_prefix_cache_trimmed_blocks_total 7\n";
   EXPECT_EQ(metrics.render(), expected);
 }
 

@@ -319,6 +319,7 @@ HttpResponse Router::metrics_text() {
   kv.prefix_hit_tokens = cache.hit_tokens;
   kv.prefix_lookup_tokens = cache.lookup_tokens;
   kv.preemptions = cache.preemptions;
+  kv.trimmed_blocks = cache.trimmed_blocks;
   metrics_.set_kv(kv);
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -139,6 +139,36 @@ describe('Critical tier refuses new requests with 529', () => {
   }));
 });
 
+describe('Warning tier drops the prefix cache', () => {
+  let srv;
+  const log = (fn) => withLog(() => srv, fn);
+  // Warning from the first reading (free memory is below 100% of the total), never Critical.
+  before(async () => {
+    srv = await startServer(['--memory-caution', '100%', '--memory-warning', '100%',
+      '--memory-critical', '0', '--memory-emergency', '0', '--memory-reserve', '0',
+      '--memory-poll-ms', '100']);
+  });
+  after(async () => { await srv?.stop(); });
+
+  test('cached blocks are dropped each poll; requests still run; a repeat reuses nothing', log(async () => {
+    const long = { ...ask(), messages: [{ role: 'user', content: `${STORY} `.repeat(20) }] };
+    const first = await readJSON(await post(srv.baseURL, '/v1/messages', long));
+    assert.equal(first.type, 'message', JSON.stringify(first));
+    assert.ok(first.usage.cache_creation_input_tokens >= 32, JSON.stringify(first.usage));
+    const trimmed = await poll(async () => {
+      const { samples } = await getMetrics(srv.baseURL);
+      return metricValue(samples, 'pensieve_prefix_cache_trimmed_blocks_total') > 0 &&
+        metricValue(samples, 'pensieve_kv_blocks', { state: 'cached' }) === 0;
+    });
+    const { samples, text } = await getMetrics(srv.baseURL);
+    assert.ok(trimmed, text);
+    assert.equal(metricValue(samples, 'pensieve_prefix_cache_bytes'), 0, text);
+    const second = await readJSON(await post(srv.baseURL, '/v1/messages', long));
+    assert.equal(second.usage.cache_read_input_tokens, 0, JSON.stringify(second.usage));
+    assert.deepEqual(second.content, first.content);
+  }));
+});
+
 describe('startup budget', () => {
   test('a budget that does not fit: exit 1 and what to lower', () => {
     const r = serveOnce(['-m', SYNTH, '--memory-budget', '100MiB']);
