@@ -12,5 +12,7 @@ void quantize_block_k(const float* x, int64_t n_cols, int offset, uint8_t* dst);
 void add_float_kernels(IsaKernels& k);
 void add_legacy_kernels(IsaKernels& k);
 void add_k_kernels(IsaKernels& k);
+// Replaces add_legacy_kernels' Q4_0 entry (avx512_row_lanes.cpp).
+void add_row_lane_kernels(IsaKernels& k);
 
 }  // namespace pensieve::cpu::avx512

@@ -85,6 +85,7 @@ const IsaKernels* avx512_kernels() {
     k.quantize_block_k = &avx512::quantize_block_k;
     avx512::add_float_kernels(k);
     avx512::add_legacy_kernels(k);
+    avx512::add_row_lane_kernels(k);
     avx512::add_k_kernels(k);
     return k;
   }();
