@@ -18,5 +18,7 @@ void register_quantize(CLI::App& app, Handler* run);
 void register_bench(CLI::App& app, Handler* run);
 void register_serve(CLI::App& app, Handler* run);
 void register_memory(CLI::App& app, Handler* run);
+void register_pull(CLI::App& app, Handler* run);
+void register_list(CLI::App& app, Handler* run);
 
 }  // namespace pensieve::cli

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   pensieve::cli::register_bench(app, &run);
   pensieve::cli::register_serve(app, &run);
   pensieve::cli::register_memory(app, &run);
+  pensieve::cli::register_pull(app, &run);
+  pensieve::cli::register_list(app, &run);
   try {
     app.parse(argc, argv);
     pensieve::log::Level level;

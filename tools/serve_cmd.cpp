@@ -351,6 +351,9 @@ void register_serve(CLI::App& app, Handler* run) {
       auto config =
           server::resolve_server_config(from_flags, server::environment_lookup(), from_file);
       if (!config) return fail(config.error().message);
+      if (auto chosen = server::resolve_default_model(&*config); !chosen) {
+        return fail(chosen.error().message);
+      }
       return serve(*config);
     };
   });

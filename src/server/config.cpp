@@ -18,6 +18,7 @@
 #include "core/byte_size.h"
 #include "core/duration.h"
 #include "core/log.h"
+#include "hub/models_dir.h"
 
 namespace pensieve::server {
 namespace {
@@ -29,6 +30,10 @@ constexpr SettingInfo kSettings[] = {
     {"model", "PENSIEVE_MODEL", "path of the GGUF model file", false},
     {"model_name", "PENSIEVE_MODEL_NAME",
      "model id reported by /v1/models (default: file name without .gguf)", false},
+    {"models_dir", "PENSIEVE_MODELS_DIR",
+     "where `pensieve pull` stores models (default $XDG_DATA_HOME/pensieve/models)", false},
+    {"default_model", "PENSIEVE_DEFAULT_MODEL",
+     "model served without --model: owner/repo/file.gguf under models_dir, or a path", false},
     {"api_key", "PENSIEVE_API_KEY", "require this key (x-api-key or Authorization: Bearer)", false},
     {"insecure", "PENSIEVE_INSECURE", "allow a non-loopback host without an API key", true},
     {"ctx", "PENSIEVE_CTX", "context length in tokens (0 = model's, capped at 32768)", false},
@@ -270,6 +275,8 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
   if (key == "port") return apply_int(info, raw, 0, 65535, &config->port);
   if (key == "model") return apply_string(raw, &config->model_path);
   if (key == "model_name") return apply_string(raw, &config->model_name);
+  if (key == "models_dir") return apply_string(raw, &config->models_dir);
+  if (key == "default_model") return apply_string(raw, &config->default_model);
   if (key == "api_key") return apply_string(raw, &config->api_key);
   if (key == "insecure") return apply_bool(info, raw, &config->insecure);
   if (key == "ctx") return apply_int(info, raw, 0, kIntMax, &config->ctx);
@@ -423,6 +430,15 @@ Expected<ServerConfig> resolve_server_config(const SettingLookup& flags, const S
                       config.host);
   }
   return config;
+}
+
+Expected<void> resolve_default_model(ServerConfig* config) {
+  if (!config->model_path.empty()) return {};
+  PV_TRY(config->model_path,
+         hub::default_serve_model(config->default_model,
+                                  hub::models_dir_or_default(config->models_dir)));
+  if (config->model_name.empty()) config->model_name = model_name_from_path(config->model_path);
+  return {};
 }
 
 }  // namespace pensieve::server

@@ -25,6 +25,12 @@ struct ServerConfig {
   // model_name, PENSIEVE_MODEL_NAME: id reported by /v1/models. When not given, resolve fills
   // in the model file name without its ".gguf" extension (empty while model_path is empty).
   std::string model_name;
+  // models_dir, PENSIEVE_MODELS_DIR: where `pensieve pull` stores models and serve looks for a
+  // default one; "" = $XDG_DATA_HOME/pensieve/models or ~/.local/share/pensieve/models.
+  std::string models_dir;
+  // default_model, PENSIEVE_DEFAULT_MODEL: served when model is not set: a name under models_dir
+  // ("owner/repo/file.gguf", "owner/repo", "file.gguf") or a path. See resolve_default_model.
+  std::string default_model;
   std::string api_key;          // api_key, PENSIEVE_API_KEY: empty = no authentication
   bool insecure = false;        // insecure, PENSIEVE_INSECURE: allow a non-loopback host keyless
   int64_t ctx = 0;              // ctx, PENSIEVE_CTX: 0 = model's trained context capped at 32768
@@ -96,5 +102,10 @@ Expected<SettingLookup> toml_lookup(const std::string& path);
 // An empty model is not an error here; the CLI reports it.
 Expected<ServerConfig> resolve_server_config(const SettingLookup& flags, const SettingLookup& env,
                                              const SettingLookup& file);
+
+// When model is not set, fills model_path (and model_name, when not given) with default_model,
+// or else with the only model under models_dir (read from disk). Errors start with "serve: " and
+// say how to choose (--model, default_model, `pensieve pull`).
+Expected<void> resolve_default_model(ServerConfig* config);
 
 }  // namespace pensieve::server

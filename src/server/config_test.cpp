@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -278,7 +279,7 @@ TEST(ServerConfig, SettingsTableMatchesTheResolver) {
     EXPECT_FALSE(info.help.empty()) << info.key;
     EXPECT_EQ(info.is_bool, info.key == "insecure" || info.key == "mmap") << info.key;
   }
-  EXPECT_EQ(keys.size(), 31u);
+  EXPECT_EQ(keys.size(), 33u);
   EXPECT_EQ(setting_flag_name("max_body_bytes"), "--max-body-bytes");
   // The resolver asks every source for exactly the table's keys.
   std::set<std::string> asked;
@@ -288,6 +289,33 @@ TEST(ServerConfig, SettingsTableMatchesTheResolver) {
   };
   ASSERT_TRUE(resolve_server_config(spy, SettingLookup(), SettingLookup()).has_value());
   EXPECT_EQ(asked, keys);
+}
+
+TEST(ServerConfig, DefaultModelFillsAnUnsetModel) {
+  const std::string dir = testing::TempDir() + "pensieve_config_models";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/owner/repo");
+  auto config = resolve_flags({{"models_dir", dir}});
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  EXPECT_EQ(config->models_dir, dir);
+  EXPECT_EQ(config->default_model, "");
+  auto none = resolve_default_model(&*config);
+  ASSERT_FALSE(none.has_value());
+  EXPECT_NE(none.error().message.find("pensieve pull"), std::string::npos);
+  std::ofstream(dir + "/owner/repo/tiny-Q8_0.gguf") << "GGUF";
+  ASSERT_TRUE(resolve_default_model(&*config).has_value());
+  EXPECT_EQ(config->model_path, dir + "/owner/repo/tiny-Q8_0.gguf");
+  EXPECT_EQ(config->model_name, "tiny-Q8_0");
+  // A model given wins; default_model names one under models_dir.
+  auto given = resolve_flags({{"models_dir", dir}, {"model", "/x.gguf"}});
+  ASSERT_TRUE(resolve_default_model(&*given).has_value());
+  EXPECT_EQ(given->model_path, "/x.gguf");
+  std::ofstream(dir + "/owner/repo/other.gguf") << "GGUF";
+  auto named = resolve_flags(
+      {{"models_dir", dir}, {"default_model", "owner/repo/other.gguf"}, {"model_name", "m"}});
+  ASSERT_TRUE(resolve_default_model(&*named).has_value());
+  EXPECT_EQ(named->model_path, dir + "/owner/repo/other.gguf");
+  EXPECT_EQ(named->model_name, "m");
 }
 
 TEST(ServerConfig, TomlFileGivesStringsForEveryScalar) {

@@ -42,7 +42,9 @@ start() {
   return 1
 }
 
-check no-model 1 'serve: no model given.*-m FILE.gguf.*PENSIEVE_MODEL.*synth' -- "$pensieve" serve
+mkdir -p "$tmp/no-models"
+check no-model 1 'serve: no model given.*--model FILE.gguf.*PENSIEVE_MODEL.*pensieve pull' -- \
+  env PENSIEVE_MODELS_DIR="$tmp/no-models" "$pensieve" serve
 check bad-port 1 "config: port 'abc' \(from --port\) is not a number in 0..65535" -- \
   "$pensieve" serve -m "$model" --port abc
 check bad-env 1 "config: max_queue 'x' \(from PENSIEVE_MAX_QUEUE\)" -- \
