@@ -133,7 +133,7 @@ Expected<std::unique_ptr<ChatTemplate>> choose_template(const RunOptions& o, con
 // Whether the template leaves system messages out, as Phi-3's does.
 bool drops_system(const ChatTemplate& chat_template) {
   ChatRequest with, without;
-  with.messages = {{ChatRole::kSystem, "s", {}, {}}, {ChatRole::kUser, "u", {}, {}}};
+  with.messages = {{ChatRole::kSystem, "s", {}, {}, false}, {ChatRole::kUser, "u", {}, {}, false}};
   without.messages = {with.messages[1]};
   auto a = chat_template.render(with);
   auto b = chat_template.render(without);

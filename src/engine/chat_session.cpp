@@ -7,7 +7,7 @@ namespace pensieve {
 namespace {
 
 ChatMessage message(ChatRole role, std::string_view content) {
-  return {role, std::string(content), {}, {}};
+  return {role, std::string(content), {}, {}, false};
 }
 
 size_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {

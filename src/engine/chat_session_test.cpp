@@ -122,7 +122,7 @@ class ChatSessionTest : public ::testing::Test {
   }
 
   static ChatMessage msg(ChatRole role, std::string content) {
-    return {role, std::move(content), {}, {}};
+    return {role, std::move(content), {}, {}, false};
   }
 
   static bool print(std::string_view) { return true; }

@@ -12,12 +12,8 @@
 
 namespace pensieve {
 
-// A tool the client offers the model (rendered into the prompt; generating calls is later work).
-struct ToolSpec {
-  std::string name;
-  std::string description;
-  std::string input_schema_json;  // the JSON Schema, serialized compactly
-};
+// A tool the client offers the model.
+using ToolSpec = ChatTool;
 
 // One chat completion request, whichever API it came through.
 struct InferenceRequest {

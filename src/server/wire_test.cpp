@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/prompt.h"
 #include "server/anthropic/format.h"
 #include "server/anthropic/parse.h"
 #include "server/json_fields.h"
@@ -52,7 +53,7 @@ TEST(AnthropicParse, ReadsTextSystemTurnsAndSampling) {
   EXPECT_EQ(r->stop_sequences, std::vector<std::string>{"END"});
 }
 
-TEST(AnthropicParse, RendersToolUseAndResultsAsText) {
+TEST(AnthropicParse, ReadsToolUseAndResults) {
   auto r = parse_messages_request(R"({"max_tokens": 5, "messages": [
     {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read",
                                        "input": {"file_path": "/x"}}]},
@@ -63,10 +64,55 @@ TEST(AnthropicParse, RendersToolUseAndResultsAsText) {
               {"type": "web_search_20250305", "name": "web_search"}]})",
                                   Endpoint::kMessages);
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->messages[0].content, R"([tool_use id=toolu_1 name=Read] {"file_path":"/x"})");
-  EXPECT_EQ(r->messages[1].content, "[tool_result id=toolu_1 error] hello");
+  ASSERT_EQ(r->messages.size(), 2u);
+  EXPECT_EQ(r->messages[0].role, ChatRole::kAssistant);
+  ASSERT_EQ(r->messages[0].tool_calls.size(), 1u);
+  EXPECT_EQ(r->messages[0].tool_calls[0].id, "toolu_1");
+  EXPECT_EQ(r->messages[0].tool_calls[0].name, "Read");
+  EXPECT_EQ(r->messages[0].tool_calls[0].arguments_json, R"({"file_path":"/x"})");
+  EXPECT_EQ(r->messages[1].role, ChatRole::kTool);
+  EXPECT_EQ(r->messages[1].tool_call_id, "toolu_1");
+  EXPECT_TRUE(r->messages[1].tool_error);
+  EXPECT_EQ(r->messages[1].content, "hello");
+  // Templates without tools see them as text.
+  const std::vector<ChatMessage> text = tools_as_text(r->messages);
+  ASSERT_EQ(text.size(), 2u);
+  EXPECT_EQ(text[0].content, R"([tool_use id=toolu_1 name=Read] {"file_path":"/x"})");
+  EXPECT_EQ(text[1].role, ChatRole::kUser);
+  EXPECT_EQ(text[1].content, "[tool_result id=toolu_1 error] hello");
   ASSERT_EQ(r->tools.size(), 1u);  // the server tool has no schema to render
-  EXPECT_EQ(r->tools[0].input_schema_json, R"({"type":"object"})");
+  EXPECT_EQ(r->tools[0].parameters_json, R"({"type":"object"})");
+}
+
+TEST(AnthropicParse, ToolResultsComeBeforeTheTurnsTextAndJoinItAsText) {
+  auto r = parse_messages_request(R"({"max_tokens": 5, "messages": [
+    {"role": "user", "content": "list files"},
+    {"role": "assistant", "content": [{"type": "text", "text": "Sure."},
+      {"type": "tool_use", "id": "a", "name": "Bash", "input": {"command": "ls"}},
+      {"type": "tool_use", "id": "b", "name": "Bash", "input": {"command": "pwd"}}]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": "x.txt"},
+      {"type": "tool_result", "tool_use_id": "b", "content": "/tmp"},
+      {"type": "text", "text": "thanks"}]}]})",
+                                  Endpoint::kMessages);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->messages.size(), 5u);
+  EXPECT_EQ(r->messages[1].content, "Sure.");
+  EXPECT_EQ(r->messages[1].tool_calls.size(), 2u);
+  EXPECT_EQ(r->messages[2].role, ChatRole::kTool);
+  EXPECT_EQ(r->messages[3].role, ChatRole::kTool);
+  EXPECT_EQ(r->messages[4].role, ChatRole::kUser);
+  const std::vector<ChatMessage> text = tools_as_text(r->messages);
+  ASSERT_EQ(text.size(), 3u);
+  EXPECT_EQ(text[1].content,
+            "Sure.\n[tool_use id=a name=Bash] {\"command\":\"ls\"}\n"
+            "[tool_use id=b name=Bash] {\"command\":\"pwd\"}");
+  EXPECT_EQ(text[2].content, "[tool_result id=a] x.txt\n[tool_result id=b] /tmp\nthanks");
+  EXPECT_EQ(error_of(R"({"max_tokens": 1, "messages": [{"role": "user", "content": [
+              {"type": "tool_use", "id": "a", "name": "f", "input": {}}]}]})"),
+            "messages.0.content.0: tool_use blocks belong in assistant messages");
+  EXPECT_EQ(error_of(R"({"max_tokens": 1, "messages": [{"role": "assistant", "content": [
+              {"type": "tool_result", "tool_use_id": "a", "content": "x"}]}]})"),
+            "messages.0.content.0: tool_result blocks belong in user messages");
 }
 
 TEST(AnthropicParse, ErrorsNameTheField) {
@@ -133,8 +179,13 @@ TEST(OpenAIParse, ReadsMessagesStopAndOptions) {
   EXPECT_EQ(r->sampling.seed, 3u);
   ASSERT_EQ(r->messages.size(), 4u);
   EXPECT_EQ(r->messages[0].role, ChatRole::kSystem);
-  EXPECT_EQ(r->messages[2].content, R"([tool_use id=c1 name=f] {"a":1})");
-  EXPECT_EQ(r->messages[3].content, "[tool_result id=c1] 42");
+  ASSERT_EQ(r->messages[2].tool_calls.size(), 1u);
+  EXPECT_EQ(r->messages[2].tool_calls[0].arguments_json, R"({"a":1})");
+  EXPECT_EQ(r->messages[3].role, ChatRole::kTool);
+  EXPECT_EQ(r->messages[3].tool_call_id, "c1");
+  const std::vector<ChatMessage> text = tools_as_text(r->messages);
+  EXPECT_EQ(text[2].content, R"([tool_use id=c1 name=f] {"a":1})");
+  EXPECT_EQ(text[3].content, "[tool_result id=c1] 42");
   EXPECT_EQ(r->stop_sequences, std::vector<std::string>{"END"});
 
   auto bad = openai::parse_chat_request(

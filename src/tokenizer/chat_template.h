@@ -18,12 +18,13 @@ enum class ChatRole { kSystem, kUser, kAssistant, kTool };
 // "system", "user", "assistant", "tool": the names templates see as message['role'].
 std::string_view chat_role_name(ChatRole role);
 
-// A tool invocation made by the assistant. Carried for the wire formats; no built-in template
-// renders one yet, so they reject messages that have any.
+// A tool invocation made by the assistant. Templates that render tools (renders_tools()) see
+// them as message['tool_calls']; the built-in ones reject messages that have any (the prompt
+// renderer writes calls as text for them).
 struct ChatToolCall {
   std::string id;
   std::string name;
-  std::string arguments_json;
+  std::string arguments_json;  // a JSON object
 };
 
 struct ChatMessage {
@@ -31,6 +32,14 @@ struct ChatMessage {
   std::string content;                   // text; what templates see as message['content']
   std::vector<ChatToolCall> tool_calls;  // assistant messages that call tools
   std::string tool_call_id;              // tool messages: the call this result answers
+  bool tool_error = false;               // tool messages: the call failed
+};
+
+// A tool the client offers the model.
+struct ChatTool {
+  std::string name;
+  std::string description;
+  std::string parameters_json;  // its input's JSON Schema, serialized compactly
 };
 
 struct ChatRequest {
@@ -40,6 +49,8 @@ struct ChatRequest {
   // Leave the final (assistant) message open so generation continues it: a response prefill.
   // Excludes add_generation_prompt.
   bool continue_final_message = false;
+  // Offered tools, for templates that render them (renders_tools()).
+  std::vector<ChatTool> tools;
   // The model's special-token texts, as templates see bos_token and eos_token.
   std::string bos_token;
   std::string eos_token;
@@ -72,6 +83,9 @@ class ChatTemplate {
   // end-of-generation tokens; as stop strings they also end a turn the model spells out as text.
   virtual std::span<const std::string_view> stop_strings() const = 0;
   ChatTemplateSource source() const { return source_; }
+  // Whether the template renders ChatRequest::tools, assistant tool calls and tool messages
+  // itself; the built-ins do not.
+  virtual bool renders_tools() const { return false; }
 
  protected:
   // Renders a request that render() has validated.

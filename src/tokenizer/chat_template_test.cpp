@@ -12,7 +12,9 @@ namespace {
 const std::string kVocab = std::string(PENSIEVE_SHARED_DIR) + "/vocab/";
 const std::string kModels = std::string(PENSIEVE_SHARED_DIR) + "/models/";
 
-ChatMessage msg(ChatRole role, std::string content) { return {role, std::move(content), {}, {}}; }
+ChatMessage msg(ChatRole role, std::string content) {
+  return {role, std::move(content), {}, {}, false};
+}
 
 ChatRequest request(std::vector<ChatMessage> messages, bool add_generation_prompt,
                     std::string bos = "<s>", std::string eos = "</s>") {

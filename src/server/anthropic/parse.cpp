@@ -38,31 +38,48 @@ Expected<std::string> tool_result_text(const Json& block, const std::string& pat
   return text;
 }
 
-// Appends one content block's text to *text. Thinking blocks from earlier turns are dropped;
-// tool calls and results become text (generating tool calls is not supported yet).
-Expected<void> append_block(const Json& block, const std::string& path, std::string* text) {
+// One message's content blocks sorted into what the conversation holds: its text, an
+// assistant's tool calls, and a user's tool results (each its own tool message, before the text).
+struct Content {
+  std::string text;
+  std::vector<ChatToolCall> tool_calls;
+  std::vector<ChatMessage> tool_results;
+};
+
+// Adds one content block to *content. Thinking blocks from earlier turns are dropped.
+Expected<void> add_block(const Json& block, const std::string& path, ChatRole role,
+                         Content* content) {
   if (!block.is_object()) return invalid(path + ": expected an object");
   PV_TRY(auto type, optional_string(block, "type", path));
   if (!type) return invalid(path + ".type: required");
   if (*type == "text") {
     PV_TRY(auto block_text, optional_string(block, "text", path));
     if (!block_text) return invalid(path + ".text: required");
-    append_paragraph(text, *block_text);
+    append_paragraph(&content->text, *block_text);
   } else if (*type == "thinking" || *type == "redacted_thinking") {
     // Earlier reasoning is not part of the prompt.
   } else if (*type == "tool_use") {
+    if (role != ChatRole::kAssistant) {
+      return invalid(path + ": tool_use blocks belong in assistant messages");
+    }
     PV_TRY(auto id, optional_string(block, "id", path));
     PV_TRY(auto name, optional_string(block, "name", path));
+    if (!name) return invalid(path + ".name: required");
     auto input = block.find("input");
-    const std::string input_json = input == block.end() ? "{}" : dump_json(*input);
-    append_paragraph(text, fmt::format("[tool_use id={} name={}] {}", id.value_or(""),
-                                       name.value_or(""), input_json));
+    if (input != block.end() && !input->is_object()) {
+      return invalid(path + ".input: expected an object");
+    }
+    content->tool_calls.push_back(
+        {id.value_or(""), *name, input == block.end() ? "{}" : dump_json(*input)});
   } else if (*type == "tool_result") {
+    if (role != ChatRole::kUser) {
+      return invalid(path + ": tool_result blocks belong in user messages");
+    }
     PV_TRY(auto id, optional_string(block, "tool_use_id", path));
     PV_TRY(auto is_error, optional_bool(block, "is_error", path));
     PV_TRY(std::string result, tool_result_text(block, path));
-    append_paragraph(text, fmt::format("[tool_result id={}{}] {}", id.value_or(""),
-                                       is_error.value_or(false) ? " error" : "", result));
+    content->tool_results.push_back(
+        {ChatRole::kTool, std::move(result), {}, id.value_or(""), is_error.value_or(false)});
   } else if (*type == "document") {
     auto source = block.find("source");
     if (source == block.end() || !source->is_object() || source->value("type", "") != "text") {
@@ -71,7 +88,7 @@ Expected<void> append_block(const Json& block, const std::string& path, std::str
                      "loaded model reads text only)");
     }
     PV_TRY(auto data, optional_string(*source, "data", path + ".source"));
-    append_paragraph(text, data.value_or(""));
+    append_paragraph(&content->text, data.value_or(""));
   } else {
     return invalid(fmt::format("{}: {} blocks are not supported: the loaded model reads text only",
                                path, *type));
@@ -80,14 +97,17 @@ Expected<void> append_block(const Json& block, const std::string& path, std::str
 }
 
 // A message's or the system prompt's content: a string or an array of blocks.
-Expected<std::string> content_text(const Json& content, const std::string& path) {
-  if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) return invalid(path + ": expected a string or an array of blocks");
-  std::string text;
-  for (size_t i = 0; i < content.size(); ++i) {
-    PV_TRY_VOID(append_block(content[i], field_path(path, i), &text));
+Expected<Content> parse_content(const Json& json, const std::string& path, ChatRole role) {
+  Content content;
+  if (json.is_string()) {
+    content.text = json.get<std::string>();
+    return content;
   }
-  return text;
+  if (!json.is_array()) return invalid(path + ": expected a string or an array of blocks");
+  for (size_t i = 0; i < json.size(); ++i) {
+    PV_TRY_VOID(add_block(json[i], field_path(path, i), role, &content));
+  }
+  return content;
 }
 
 Expected<ChatRole> parse_role(const Json& message, const std::string& path) {
@@ -102,8 +122,10 @@ Expected<ChatRole> parse_role(const Json& message, const std::string& path) {
 Expected<void> parse_messages(const Json& body, InferenceRequest* request) {
   auto it = body.find("system");
   if (it != body.end() && !it->is_null()) {
-    PV_TRY(std::string system, content_text(*it, "system"));
-    if (!system.empty()) request->messages.push_back({ChatRole::kSystem, system, {}, {}});
+    PV_TRY(Content system, parse_content(*it, "system", ChatRole::kSystem));
+    if (!system.text.empty()) {
+      request->messages.push_back({ChatRole::kSystem, std::move(system.text), {}, {}, false});
+    }
   }
   it = body.find("messages");
   if (it == body.end() || it->is_null()) return invalid("messages: required");
@@ -113,10 +135,14 @@ Expected<void> parse_messages(const Json& body, InferenceRequest* request) {
     const std::string path = field_path("messages", i);
     if (!message.is_object()) return invalid(path + ": expected an object");
     PV_TRY(ChatRole role, parse_role(message, path));
-    auto content = message.find("content");
-    if (content == message.end() || content->is_null()) return invalid(path + ".content: required");
-    PV_TRY(std::string text, content_text(*content, path + ".content"));
-    request->messages.push_back({role, std::move(text), {}, {}});
+    auto json = message.find("content");
+    if (json == message.end() || json->is_null()) return invalid(path + ".content: required");
+    PV_TRY(Content content, parse_content(*json, path + ".content", role));
+    for (ChatMessage& result : content.tool_results) request->messages.push_back(std::move(result));
+    if (!content.text.empty() || content.tool_results.empty() || !content.tool_calls.empty()) {
+      request->messages.push_back(
+          {role, std::move(content.text), std::move(content.tool_calls), {}, false});
+    }
   }
   return {};
 }

@@ -32,9 +32,9 @@ Expected<std::string> content_text(const Json& message, const std::string& path)
   return text;
 }
 
-// An assistant message's tool_calls, written as text the way the Anthropic parser writes
-// tool_use blocks.
-Expected<void> append_tool_calls(const Json& message, const std::string& path, std::string* text) {
+// An assistant message's tool_calls.
+Expected<void> parse_tool_calls(const Json& message, const std::string& path,
+                                std::vector<ChatToolCall>* calls) {
   auto it = message.find("tool_calls");
   if (it == message.end() || it->is_null()) return {};
   if (!it->is_array()) return invalid(path + ".tool_calls: expected an array");
@@ -49,9 +49,8 @@ Expected<void> append_tool_calls(const Json& message, const std::string& path, s
     }
     PV_TRY(auto name, optional_string(*function, "name", call_path + ".function"));
     PV_TRY(auto arguments, optional_string(*function, "arguments", call_path + ".function"));
-    if (!text->empty()) text->push_back('\n');
-    *text += fmt::format("[tool_use id={} name={}] {}", id.value_or(""), name.value_or(""),
-                         arguments.value_or("{}"));
+    if (!name) return invalid(call_path + ".function.name: required");
+    calls->push_back({id.value_or(""), *name, arguments.value_or("{}")});
   }
   return {};
 }
@@ -67,16 +66,17 @@ Expected<void> parse_messages(const Json& body, InferenceRequest* request) {
     PV_TRY(auto role, optional_string(message, "role", path));
     PV_TRY(std::string text, content_text(message, path));
     if (role.value_or("") == "system" || role.value_or("") == "developer") {
-      request->messages.push_back({ChatRole::kSystem, std::move(text), {}, {}});
+      request->messages.push_back({ChatRole::kSystem, std::move(text), {}, {}, false});
     } else if (role.value_or("") == "user") {
-      request->messages.push_back({ChatRole::kUser, std::move(text), {}, {}});
+      request->messages.push_back({ChatRole::kUser, std::move(text), {}, {}, false});
     } else if (role.value_or("") == "assistant") {
-      PV_TRY_VOID(append_tool_calls(message, path, &text));
-      request->messages.push_back({ChatRole::kAssistant, std::move(text), {}, {}});
+      std::vector<ChatToolCall> calls;
+      PV_TRY_VOID(parse_tool_calls(message, path, &calls));
+      request->messages.push_back(
+          {ChatRole::kAssistant, std::move(text), std::move(calls), {}, false});
     } else if (role.value_or("") == "tool") {
       PV_TRY(auto id, optional_string(message, "tool_call_id", path));
-      request->messages.push_back(
-          {ChatRole::kUser, fmt::format("[tool_result id={}] {}", id.value_or(""), text), {}, {}});
+      request->messages.push_back({ChatRole::kTool, std::move(text), {}, id.value_or(""), false});
     } else if (!role) {
       return invalid(path + ".role: required");
     } else {
