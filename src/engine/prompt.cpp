@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/reply_parts.h"
+
 namespace pensieve {
 
 std::string describe_tools(const std::vector<ToolSpec>& tools) {
@@ -68,8 +70,10 @@ Expected<std::string> PromptRenderer::render(const InferenceRequest& request) co
   return template_.render(chat);
 }
 
-Expected<std::vector<int32_t>> PromptRenderer::tokens(const InferenceRequest& request) const {
+Expected<std::vector<int32_t>> PromptRenderer::tokens(const InferenceRequest& request,
+                                                      bool* opens_thinking) const {
   PV_TRY(std::string text, render(request));
+  if (opens_thinking != nullptr) *opens_thinking = ReplySplitter::prompt_opens_thinking(text);
   const bool add_bos = tokenizer_.add_bos_default() && !template_.renders_bos();
   std::vector<int32_t> ids =
       tokenizer_.encode(text, EncodeOptions{.add_bos = add_bos, .parse_special = true});

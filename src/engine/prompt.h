@@ -24,7 +24,9 @@ class PromptRenderer {
   // prompt. Errors: no messages, template failures.
   Expected<std::string> render(const InferenceRequest& request) const;
   // render(), then tokenized as the template expects (BOS unless it renders one itself).
-  Expected<std::vector<int32_t>> tokens(const InferenceRequest& request) const;
+  // *opens_thinking (when given): the prompt leaves the reply inside a reasoning block.
+  Expected<std::vector<int32_t>> tokens(const InferenceRequest& request,
+                                        bool* opens_thinking = nullptr) const;
 
   // The template's end-of-turn texts, to add to a request's stop strings.
   std::span<const std::string_view> stop_strings() const { return template_.stop_strings(); }

@@ -21,12 +21,13 @@ struct Prepared {
   InferenceRequest request;
   std::vector<int32_t> prompt;
   GenerateOptions options;
+  bool opens_thinking = false;  // the prompt leaves the reply inside a reasoning block
 };
 
 Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& renderer,
                            int64_t n_ctx) {
   Prepared p;
-  PV_TRY(p.prompt, renderer.tokens(request));
+  PV_TRY(p.prompt, renderer.tokens(request, &p.opens_thinking));
   const auto n_prompt = static_cast<int64_t>(p.prompt.size());
   if (n_prompt >= n_ctx) {
     // Worded as Anthropic's API words it: Claude Code compacts the conversation on this text.
@@ -141,6 +142,7 @@ bool write_text(StreamSink& sink, const std::string& frame, RequestRecord& recor
 struct Submitted {
   std::shared_ptr<Sequence> sequence;
   std::shared_ptr<const InferenceRequest> request;
+  bool opens_thinking = false;
 };
 
 Expected<Submitted> submit(Expected<InferenceRequest> parsed, const PromptRenderer& renderer,
@@ -158,7 +160,8 @@ Expected<Submitted> submit(Expected<InferenceRequest> parsed, const PromptRender
     return Unexpected<Error>(sequence.error());
   }
   return Submitted{std::move(*sequence),
-                   std::make_shared<const InferenceRequest>(std::move(prepared.request))};
+                   std::make_shared<const InferenceRequest>(std::move(prepared.request)),
+                   prepared.opens_thinking};
 }
 
 int64_t unix_now() {
@@ -188,23 +191,33 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
         [] { return true; });
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) return error_response(request, *record, api_error_from(relayed.error));
-    response.body = anthropic::message_body(id, req->model, relayed.text, *relayed.outcome);
+    response.body = anthropic::message_body(
+        id, req->model, split_reply(relayed.text, submitted->opens_thinking), *relayed.outcome);
     return response;
   }
   response.content_type = "text/event-stream";
   response.headers.emplace_back("cache-control", "no-cache");
-  response.stream = [this, sequence, req, id, ping_every, timeout, record](StreamSink& sink) {
+  const bool opens_thinking = submitted->opens_thinking;
+  response.stream = [this, sequence, req, id, ping_every, timeout, record,
+                     opens_thinking](StreamSink& sink) {
     anthropic::MessageStream stream(id, req->model);
+    ReplySplitter splitter(opens_thinking);
+    const auto write_parts = [&](const std::vector<ReplyPart>& parts) {
+      std::string frames;
+      for (const ReplyPart& part : parts) frames += stream.part(part);
+      return frames.empty() || write_text(sink, frames, *record);
+    };
     bool connected = sink.write(stream.start(sequence->n_prompt_tokens()));
     if (!connected) sequence->cancel();
     Relayed relayed = relay(
         *sequence, *req, ping_every, timeout,
-        [&](std::string_view text) { return write_text(sink, stream.text(text), *record); },
+        [&](std::string_view text) { return write_parts(splitter.feed(text)); },
         [&] { return sink.write(anthropic::MessageStream::ping()); });
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) {
       sink.write(anthropic::MessageStream::error(api_error_from(relayed.error)));
     } else if (relayed.outcome->finish != Finish::kCancelled) {
+      write_parts(splitter.finish());
       sink.write(stream.finish(*relayed.outcome));
     }
   };

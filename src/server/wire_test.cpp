@@ -246,6 +246,42 @@ TEST(AnthropicStream, FramesInProtocolOrder) {
   EXPECT_EQ(f[6].second["usage"]["output_tokens"], 3);
 }
 
+TEST(AnthropicStream, ThinkingBlockEndsWithSignatureBeforeTheText) {
+  anthropic::MessageStream stream("msg_1", "m");
+  std::string sse = stream.start(5);
+  for (const ReplyPart& part : split_reply("<think>Plan it.</think>\nDone.", false)) {
+    sse += stream.part(part);
+  }
+  sse += stream.finish(Outcome{Finish::kEndTurn, "", 5, 4});
+  auto f = frames(sse);
+  std::vector<std::string> events;
+  for (auto& [event, data] : f) events.push_back(event);
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"message_start", "content_block_start", "content_block_delta",
+                                      "content_block_delta", "content_block_stop",
+                                      "content_block_start", "content_block_delta",
+                                      "content_block_stop", "message_delta", "message_stop"}));
+  EXPECT_EQ(f[1].second["content_block"],
+            Json::parse(R"({"type":"thinking","thinking":"","signature":""})"));
+  EXPECT_EQ(f[2].second["delta"],
+            Json::parse(R"({"type":"thinking_delta","thinking":"Plan it."})"));
+  EXPECT_EQ(f[3].second["delta"]["type"], "signature_delta");
+  EXPECT_EQ(f[3].second["delta"]["signature"], anthropic::thinking_signature("Plan it."));
+  EXPECT_EQ(f[4].second["index"], 0);
+  EXPECT_EQ(f[5].second["index"], 1);
+  EXPECT_EQ(f[5].second["content_block"]["type"], "text");
+  EXPECT_EQ(f[6].second["delta"]["text"], "Done.");
+
+  const Json body = Json::parse(
+      anthropic::message_body("msg_2", "m", split_reply("<think>Plan it.</think>Done.", false),
+                              Outcome{Finish::kEndTurn, "", 5, 4}));
+  ASSERT_EQ(body["content"].size(), 2u);
+  EXPECT_EQ(body["content"][0]["type"], "thinking");
+  EXPECT_EQ(body["content"][0]["thinking"], "Plan it.");
+  EXPECT_EQ(body["content"][0]["signature"], anthropic::thinking_signature("Plan it."));
+  EXPECT_EQ(body["content"][1], Json::parse(R"({"type":"text","text":"Done."})"));
+}
+
 TEST(AnthropicStream, NoTextMeansNoBlock) {
   anthropic::MessageStream stream("msg_1", "m");
   std::string sse = stream.start(1) + stream.finish(Outcome{Finish::kEndTurn, "", 1, 0});

@@ -37,10 +37,26 @@ std::string frame(std::string_view event, const Json& data) {
 
 }  // namespace
 
-std::string message_body(std::string_view id, std::string_view model, std::string_view text,
-                         const Outcome& outcome) {
+std::string thinking_signature(std::string_view thinking) {
+  uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a
+  for (const char c : thinking) {
+    hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  }
+  return fmt::format("pensieve-{:016x}", hash);
+}
+
+std::string message_body(std::string_view id, std::string_view model,
+                         const std::vector<ReplyPart>& parts, const Outcome& outcome) {
   Json content = Json::array();
-  if (!text.empty()) content.push_back({{"type", "text"}, {"text", text}});
+  for (const ReplyPart& part : parts) {
+    if (part.kind == ReplyPart::Kind::kThinking) {
+      content.push_back({{"type", "thinking"},
+                         {"thinking", part.text},
+                         {"signature", thinking_signature(part.text)}});
+    } else if (!part.text.empty()) {
+      content.push_back({{"type", "text"}, {"text", part.text}});
+    }
+  }
   const Json body = {{"id", id},
                      {"type", "message"},
                      {"role", "assistant"},
@@ -84,27 +100,57 @@ std::string MessageStream::start(int64_t input_tokens) {
   return frame("message_start", {{"type", "message_start"}, {"message", message}});
 }
 
-std::string MessageStream::text(std::string_view delta) {
+std::string MessageStream::close() {
   std::string out;
-  if (!block_open_) {
-    ++block_index_;
-    block_open_ = true;
-    out += frame("content_block_start", {{"type", "content_block_start"},
-                                         {"index", block_index_},
-                                         {"content_block", {{"type", "text"}, {"text", ""}}}});
+  if (open_ == Block::kThinking) {
+    out += frame(
+        "content_block_delta",
+        {{"type", "content_block_delta"},
+         {"index", block_index_},
+         {"delta", {{"type", "signature_delta"}, {"signature", thinking_signature(thinking_)}}}});
+    thinking_.clear();
   }
+  if (open_ != Block::kNone) {
+    out += frame("content_block_stop", {{"type", "content_block_stop"}, {"index", block_index_}});
+  }
+  open_ = Block::kNone;
+  return out;
+}
+
+std::string MessageStream::open(Block kind) {
+  if (open_ == kind) return {};
+  std::string out = close();
+  ++block_index_;
+  open_ = kind;
+  const Json block = kind == Block::kThinking
+                         ? Json{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}}
+                         : Json{{"type", "text"}, {"text", ""}};
+  out +=
+      frame("content_block_start",
+            {{"type", "content_block_start"}, {"index", block_index_}, {"content_block", block}});
+  return out;
+}
+
+std::string MessageStream::text(std::string_view delta) {
+  std::string out = open(Block::kText);
   out += frame("content_block_delta", {{"type", "content_block_delta"},
                                        {"index", block_index_},
                                        {"delta", {{"type", "text_delta"}, {"text", delta}}}});
   return out;
 }
 
+std::string MessageStream::thinking(std::string_view delta) {
+  std::string out = open(Block::kThinking);
+  thinking_ += delta;
+  out +=
+      frame("content_block_delta", {{"type", "content_block_delta"},
+                                    {"index", block_index_},
+                                    {"delta", {{"type", "thinking_delta"}, {"thinking", delta}}}});
+  return out;
+}
+
 std::string MessageStream::finish(const Outcome& outcome) {
-  std::string out;
-  if (block_open_) {
-    out += frame("content_block_stop", {{"type", "content_block_stop"}, {"index", block_index_}});
-    block_open_ = false;
-  }
+  std::string out = close();
   out += frame("message_delta", {{"type", "message_delta"},
                                  {"delta",
                                   {{"stop_reason", anthropic_stop_reason(outcome.finish)},

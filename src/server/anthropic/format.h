@@ -6,14 +6,20 @@
 #include <string>
 #include <string_view>
 
+#include "engine/reply_parts.h"
 #include "server/errors.h"
 #include "server/outcome.h"
 
 namespace pensieve::server::anthropic {
 
-// The non-streaming reply to POST /v1/messages.
-std::string message_body(std::string_view id, std::string_view model, std::string_view text,
-                         const Outcome& outcome);
+// The non-streaming reply to POST /v1/messages: a thinking block (with its signature) for
+// reasoning, a text block for the answer.
+std::string message_body(std::string_view id, std::string_view model,
+                         const std::vector<ReplyPart>& parts, const Outcome& outcome);
+
+// The opaque signature of a thinking block: it lets a client send the block back unchanged;
+// pensieve drops earlier reasoning from prompts, so it only has to be stable.
+std::string thinking_signature(std::string_view thinking);
 // {"input_tokens":N}
 std::string count_tokens_body(int64_t input_tokens);
 
@@ -36,6 +42,11 @@ class MessageStream {
   std::string start(int64_t input_tokens);
   // A text delta; opens a text block first when none is open.
   std::string text(std::string_view delta);
+  // A reasoning delta; opens a thinking block first. The block ends with a signature_delta.
+  std::string thinking(std::string_view delta);
+  std::string part(const ReplyPart& part) {
+    return part.kind == ReplyPart::Kind::kThinking ? thinking(part.text) : text(part.text);
+  }
   std::string finish(const Outcome& outcome);
 
   static std::string ping();
@@ -45,8 +56,14 @@ class MessageStream {
  private:
   std::string id_;
   std::string model_;
+  enum class Block { kNone, kText, kThinking };
+  // Opens a block of `kind` unless one is open; closes a block of another kind first.
+  std::string open(Block kind);
+  std::string close();
+
   int block_index_ = -1;  // the open block; -1 before the first
-  bool block_open_ = false;
+  Block open_ = Block::kNone;
+  std::string thinking_;  // the open thinking block's text, for its signature
 };
 
 }  // namespace pensieve::server::anthropic
