@@ -282,3 +282,35 @@ describe('messages.countTokens', () => {
     assert.match(res.headers.get('request-id') ?? '', /^req_\w+$/);
   }));
 });
+
+describe('thinking blocks', () => {
+  // A prefill that opens the reasoning ("<think>") leaves the reply inside it: the model's text
+  // comes back as a thinking block with a signature, streamed or not.
+  const thinking = base({
+    max_tokens: 12,
+    messages: [{ role: 'user', content: STORY }, { role: 'assistant', content: '<think>' }],
+  });
+
+  test('messages.create: a thinking block with its signature', log(async () => {
+    const msg = await client.messages.create(thinking);
+    assert.equal(msg.content.length, 1, JSON.stringify(msg));
+    const [block] = msg.content;
+    assert.equal(block.type, 'thinking', JSON.stringify(msg));
+    assert.ok(block.thinking.length > 0, JSON.stringify(msg));
+    assert.match(block.signature, /^pensieve-[0-9a-f]{16}$/);
+    assert.equal(msg.stop_reason, 'max_tokens');
+  }));
+
+  test('messages.stream: thinking_delta events, then signature_delta; same text', log(async () => {
+    const whole = await client.messages.create(thinking);
+    const events = [];
+    const stream = client.messages.stream(thinking);
+    stream.on('streamEvent', (e) => events.push(e));
+    const final = await stream.finalMessage();
+    assert.deepEqual(final.content, whole.content);
+    const deltas = events.filter((e) => e.type === 'content_block_delta').map((e) => e.delta.type);
+    assert.ok(deltas.length >= 2, JSON.stringify(events));
+    assert.ok(deltas.slice(0, -1).every((t) => t === 'thinking_delta'), JSON.stringify(deltas));
+    assert.equal(deltas.at(-1), 'signature_delta');
+  }));
+});
