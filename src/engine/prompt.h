@@ -36,12 +36,4 @@ class PromptRenderer {
   const ChatTemplate& template_;
 };
 
-// For templates that do not render tools: assistant tool calls become "[tool_use id=.. name=..]
-// {input}" lines after the text, tool results "[tool_result id=..( error)] text" user messages,
-// joined with the user text of the same turn.
-std::vector<ChatMessage> tools_as_text(const std::vector<ChatMessage>& messages);
-
-// The text of a leading system message describing `tools`; empty when there are none.
-std::string describe_tools(const std::vector<ToolSpec>& tools);
-
 }  // namespace pensieve

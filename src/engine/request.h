@@ -20,6 +20,8 @@ struct InferenceRequest {
   std::string model;                  // the name the client asked for, echoed back
   std::vector<ChatMessage> messages;  // system messages included, in order
   std::vector<ToolSpec> tools;
+  // Anthropic `thinking`: enabled or disabled by the client; unset: the template's default.
+  std::optional<bool> thinking;
   std::optional<int64_t> max_tokens;  // absent: as many as the context allows
   SamplingParams sampling;
   std::vector<std::string> stop_sequences;

@@ -1,5 +1,8 @@
 #include "tokenizer/chat_template.h"
 
+#include "core/log.h"
+#include "tokenizer/jinja_chat_template.h"
+
 #include <array>
 
 #include <fmt/ranges.h>
@@ -313,6 +316,71 @@ Expected<std::string> ChatTemplate::render(const ChatRequest& request) const {
   return render_validated(request);
 }
 
+std::string describe_tools(const std::vector<ChatTool>& tools) {
+  if (tools.empty()) return {};
+  std::string text = "You can use these tools:\n";
+  for (const ChatTool& tool : tools) {
+    fmt::format_to(std::back_inserter(text), "\n- {}: {}\n  input schema: {}\n", tool.name,
+                   tool.description, tool.parameters_json);
+  }
+  return text;
+}
+
+std::vector<ChatMessage> tools_as_text(const std::vector<ChatMessage>& messages) {
+  std::vector<ChatMessage> out;
+  out.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& message = messages[i];
+    ChatMessage m{message.role, message.content, {}, {}, false};
+    for (const ChatToolCall& call : message.tool_calls) {
+      if (!m.content.empty()) m.content.push_back('\n');
+      fmt::format_to(std::back_inserter(m.content), "[tool_use id={} name={}] {}", call.id,
+                     call.name, call.arguments_json);
+    }
+    if (message.role == ChatRole::kTool) {
+      m.role = ChatRole::kUser;
+      m.content = fmt::format("[tool_result id={}{}] {}", message.tool_call_id,
+                              message.tool_error ? " error" : "", message.content);
+    }
+    // A turn's tool results and its text: one user message, as the client sent them.
+    if (m.role == ChatRole::kUser && i > 0 && messages[i - 1].role == ChatRole::kTool) {
+      out.back().content += "\n" + m.content;
+    } else {
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
+bool has_tool_messages(const ChatRequest& request) {
+  for (const ChatMessage& message : request.messages) {
+    if (!message.tool_calls.empty() || message.role == ChatRole::kTool) return true;
+  }
+  return false;
+}
+
+ChatRequest with_tools_as_text(const ChatRequest& request) {
+  ChatRequest out = request;
+  out.tools.clear();
+  const std::vector<ChatMessage> messages = tools_as_text(request.messages);
+  const std::string tools = describe_tools(request.tools);
+  out.messages.clear();
+  out.messages.reserve(messages.size() + 1);
+  if (tools.empty()) {
+    out.messages = messages;
+    return out;
+  }
+  auto first = messages.begin();
+  if (first != messages.end() && first->role == ChatRole::kSystem) {
+    out.messages.push_back({ChatRole::kSystem, first->content + "\n\n" + tools, {}, {}, false});
+    ++first;
+  } else {
+    out.messages.push_back({ChatRole::kSystem, tools, {}, {}, false});
+  }
+  out.messages.insert(out.messages.end(), first, messages.end());
+  return out;
+}
+
 std::span<const std::string_view> chat_template_names() { return kNames; }
 
 std::string_view detect_chat_template(std::string_view template_text) {
@@ -343,6 +411,12 @@ Expected<std::unique_ptr<ChatTemplate>> make_chat_template(std::string_view temp
   }
   if (template_text.empty()) return make_builtin("plain", ChatTemplateSource::kNoTemplate);
   const std::string_view detected = detect_chat_template(template_text);
+  const std::string_view family = detected.empty() ? "chatml" : detected;
+  auto own =
+      JinjaChatTemplate::make(template_text, make_builtin(family, ChatTemplateSource::kDetected));
+  if (own) return std::unique_ptr<ChatTemplate>(std::move(*own));
+  log::warn("chat template: the model's template cannot be used ({}); using the built-in '{}'",
+            own.error().message, family);
   if (detected.empty()) return make_builtin("chatml", ChatTemplateSource::kUnrecognized);
   return make_builtin(detected, ChatTemplateSource::kDetected);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,6 +52,9 @@ struct ChatRequest {
   bool continue_final_message = false;
   // Offered tools, for templates that render them (renders_tools()).
   std::vector<ChatTool> tools;
+  // The client's choice to reason first (Anthropic `thinking`), for templates that take
+  // enable_thinking; unset: the template's default.
+  std::optional<bool> enable_thinking;
   // The model's special-token texts, as templates see bos_token and eos_token.
   std::string bos_token;
   std::string eos_token;
@@ -59,6 +63,7 @@ struct ChatRequest {
 // How a template was chosen, so the caller can tell a guess from a match.
 enum class ChatTemplateSource {
   kOverride,      // named by the operator (--chat-template)
+  kModel,         // the GGUF's tokenizer.chat_template, run by the Jinja engine
   kDetected,      // recognized from the GGUF's tokenizer.chat_template
   kNoTemplate,    // the GGUF has no template: plain text
   kUnrecognized,  // the GGUF's template was not recognized: ChatML as a best guess
@@ -95,6 +100,18 @@ class ChatTemplate {
   ChatTemplateSource source_;
 };
 
+// For templates that do not render tools: assistant tool calls become "[tool_use id=.. name=..]
+// {input}" lines after the text, tool results "[tool_result id=..( error)] text" user messages,
+// joined with the user text of the same turn.
+std::vector<ChatMessage> tools_as_text(const std::vector<ChatMessage>& messages);
+// The text of a leading system message describing `tools`; empty when there are none.
+std::string describe_tools(const std::vector<ChatTool>& tools);
+// Whether any message carries tool calls or is a tool result.
+bool has_tool_messages(const ChatRequest& request);
+// The request with tools_as_text() messages and the tools described in the system message
+// (joined to the first one, since several templates keep only one), and no `tools`.
+ChatRequest with_tools_as_text(const ChatRequest& request);
+
 // The built-in names, in the order error messages list them (details in chat_template.cpp):
 //   chatml   "<|im_start|>{role}\n{content}<|im_end|>\n"; no BOS
 //   llama3   "<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>" after BOS
@@ -108,9 +125,10 @@ std::span<const std::string_view> chat_template_names();
 std::string_view detect_chat_template(std::string_view template_text);
 
 // Chooses a template. A non-empty `name_override` must be a built-in name (else an error that
-// lists them). Otherwise: no template text -> plain; recognized text -> that built-in; other
-// text -> chatml with source kUnrecognized (the most widespread format; the caller should warn
-// and point at --chat-template).
+// lists them). Otherwise: no template text -> plain; text the Jinja engine parses -> the model's
+// own template (kModel), with the built-in it looks like (or chatml) as its fallback; text it
+// cannot parse -> the recognized built-in (kDetected), else chatml with source kUnrecognized
+// (the most widespread format; the caller should warn and point at --chat-template).
 Expected<std::unique_ptr<ChatTemplate>> make_chat_template(std::string_view template_text,
                                                            std::string_view name_override);
 

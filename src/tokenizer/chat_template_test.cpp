@@ -1,4 +1,5 @@
 #include "tokenizer/chat_template.h"
+#include "tokenizer/jinja_chat_template.h"
 
 #include <string>
 
@@ -275,12 +276,20 @@ TEST(ChatTemplate, ChoosesBySource) {
   EXPECT_EQ((*none)->name(), "plain");
   EXPECT_EQ((*none)->source(), ChatTemplateSource::kNoTemplate);
 
-  auto detected = make_chat_template("{{ '<start_of_turn>user\\n' }}", "");
+  // A template the Jinja engine reads is the model's own, with its family's built-in behind it.
+  auto own = make_chat_template("{{ '<start_of_turn>user\\n' }}", "");
+  ASSERT_TRUE(own.has_value());
+  EXPECT_EQ((*own)->name(), "model");
+  EXPECT_EQ((*own)->source(), ChatTemplateSource::kModel);
+  EXPECT_EQ(dynamic_cast<const JinjaChatTemplate&>(**own).fallback().name(), "gemma");
+
+  // One it cannot read: the recognized built-in, else chatml.
+  auto detected = make_chat_template("{% for %}<start_of_turn>user", "");
   ASSERT_TRUE(detected.has_value());
   EXPECT_EQ((*detected)->name(), "gemma");
   EXPECT_EQ((*detected)->source(), ChatTemplateSource::kDetected);
 
-  auto unknown = make_chat_template("{{ '### Human: ' + message['content'] }}", "");
+  auto unknown = make_chat_template("{% if %}### Human: ", "");
   ASSERT_TRUE(unknown.has_value());
   EXPECT_EQ((*unknown)->name(), "chatml");
   EXPECT_EQ((*unknown)->source(), ChatTemplateSource::kUnrecognized);
@@ -307,10 +316,28 @@ TEST(ChatTemplate, DetectsRealPhi3Template) {
   // The expectations in ChatTemplate.Phi3 were worked out from this exact text.
   EXPECT_EQ(*text, kPhi3Template);
   EXPECT_EQ(detect_chat_template(*text), "phi3");
-  auto chat_template = make_chat_template(*text, "");
-  ASSERT_TRUE(chat_template.has_value());
-  EXPECT_EQ((*chat_template)->name(), "phi3");
-  EXPECT_EQ((*chat_template)->source(), ChatTemplateSource::kDetected);
+  auto own = make_chat_template(*text, "");
+  ASSERT_TRUE(own.has_value());
+  EXPECT_EQ((*own)->source(), ChatTemplateSource::kModel);
+  EXPECT_TRUE((*own)->renders_bos());
+  // The Jinja engine renders the real template exactly as the built-in phi3 does.
+  auto builtin = make_chat_template(*text, "phi3");
+  ASSERT_TRUE(builtin.has_value());
+  for (const auto& messages : {single_user(), system_user(), multi_turn()}) {
+    const ChatRequest r = request(messages, true, "<s>", "<|endoftext|>");
+    auto a = (*own)->render(r);
+    auto b = (*builtin)->render(r);
+    ASSERT_TRUE(a.has_value()) << a.error().message;
+    ASSERT_TRUE(b.has_value()) << b.error().message;
+    EXPECT_EQ(*a, *b);
+  }
+  // A prefill is continued: the text ends right after it.
+  ChatRequest prefill = request({msg(ChatRole::kUser, "Hi"), msg(ChatRole::kAssistant, "Sure,")},
+                                false, "<s>", "<|endoftext|>");
+  prefill.continue_final_message = true;
+  auto cut = (*own)->render(prefill);
+  ASSERT_TRUE(cut.has_value()) << cut.error().message;
+  EXPECT_EQ(*cut, "<s><|user|>\nHi<|end|>\n<|assistant|>\nSure,");
 }
 
 TEST(ChatTemplate, StoryModelWithoutTemplateIsPlain) {

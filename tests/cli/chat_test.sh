@@ -87,7 +87,7 @@ expect "lists names" grep -q "unknown name 'vicuna' (valid names: chatml, llama3
 
 chat system-dropped 'Hi\n' -m "$model" --system "Be brief." -n 2
 expect "exit 0" test "$rc" -eq 0
-expect "warns" grep -q 'phi3 chat template leaves system messages out' <<<"$err"
+expect "warns" grep -q 'model chat template leaves system messages out' <<<"$err"
 
 chat with-prompt 'Hi\n' -m "$model" -p "text"
 expect "usage error" test "$rc" -ne 0 -a "$rc" -lt 128

@@ -147,6 +147,22 @@ Expected<void> parse_messages(const Json& body, InferenceRequest* request) {
   return {};
 }
 
+// {"type": "enabled", "budget_tokens": N}, {"type": "adaptive"} or {"type": "disabled"}; other
+// types leave the template's default. The budget is not enforced separately: max_tokens bounds
+// reasoning and answer together.
+Expected<void> parse_thinking(const Json& body, InferenceRequest* request) {
+  auto it = body.find("thinking");
+  if (it == body.end() || it->is_null()) return {};
+  if (!it->is_object()) return invalid("thinking: expected an object");
+  PV_TRY(auto type, optional_string(*it, "type", "thinking"));
+  if (type.value_or("") == "enabled" || type.value_or("") == "adaptive") {
+    request->thinking = true;
+  } else if (type.value_or("") == "disabled") {
+    request->thinking = false;
+  }
+  return {};
+}
+
 Expected<void> parse_tools(const Json& body, InferenceRequest* request) {
   auto it = body.find("tools");
   if (it == body.end() || it->is_null()) return {};
@@ -203,6 +219,7 @@ Expected<InferenceRequest> parse_messages_request(std::string_view body, Endpoin
   }
   PV_TRY_VOID(parse_messages(json, &request));
   PV_TRY_VOID(parse_tools(json, &request));
+  PV_TRY_VOID(parse_thinking(json, &request));
   PV_TRY_VOID(parse_sampling(json, &request));
   return request;
 }
