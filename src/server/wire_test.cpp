@@ -163,6 +163,24 @@ TEST(AnthropicParse, ClaudeCodeFixtures) {
   }
 }
 
+TEST(OpenAIParse, ReadsFunctionTools) {
+  auto r = openai::parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}],
+    "tools": [{"type": "function", "function": {"name": "f", "description": "d",
+               "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}},
+              {"type": "function", "function": {"name": "g"}}]})");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->tools.size(), 2u);
+  EXPECT_EQ(r->tools[0].name, "f");
+  EXPECT_EQ(r->tools[0].description, "d");
+  EXPECT_EQ(r->tools[0].parameters_json,
+            R"({"type":"object","properties":{"a":{"type":"integer"}}})");
+  EXPECT_EQ(r->tools[1].parameters_json, "{}");
+  auto bad = openai::parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}],
+    "tools": [{"type": "function", "function": {"description": "no name"}}]})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "tools.0.function.name: required");
+}
+
 TEST(OpenAIParse, ReadsMessagesStopAndOptions) {
   auto r = openai::parse_chat_request(R"({"model": "m", "max_completion_tokens": 9,
     "messages": [{"role": "developer", "content": "sys"},

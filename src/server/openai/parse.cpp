@@ -87,6 +87,38 @@ Expected<void> parse_messages(const Json& body, InferenceRequest* request) {
   return {};
 }
 
+// [{"type": "function", "function": {"name", "description", "parameters"}}]
+Expected<void> parse_tools(const Json& body, InferenceRequest* request) {
+  auto it = body.find("tools");
+  if (it == body.end() || it->is_null()) return {};
+  if (!it->is_array()) return invalid("tools: expected an array");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const Json& tool = (*it)[i];
+    const std::string path = field_path("tools", i);
+    if (!tool.is_object()) return invalid(path + ": expected an object");
+    PV_TRY(auto type, optional_string(tool, "type", path));
+    if (type.value_or("function") != "function") {
+      return invalid(
+          fmt::format("{}.type: '{}' is not supported (only function tools)", path, *type));
+    }
+    auto function = tool.find("function");
+    if (function == tool.end() || !function->is_object()) {
+      return invalid(path + ".function: required");
+    }
+    const std::string fpath = path + ".function";
+    PV_TRY(auto name, optional_string(*function, "name", fpath));
+    if (!name || name->empty()) return invalid(fpath + ".name: required");
+    PV_TRY(auto description, optional_string(*function, "description", fpath));
+    auto parameters = function->find("parameters");
+    if (parameters != function->end() && !parameters->is_object()) {
+      return invalid(fpath + ".parameters: expected an object");
+    }
+    request->tools.push_back({*name, description.value_or(""),
+                              parameters == function->end() ? "{}" : dump_json(*parameters)});
+  }
+  return {};
+}
+
 Expected<void> parse_stop(const Json& body, InferenceRequest* request) {
   auto it = body.find("stop");
   if (it == body.end() || it->is_null()) return {};
@@ -141,6 +173,7 @@ Expected<InferenceRequest> parse_chat_request(std::string_view body) {
     request.include_usage = include_usage.value_or(false);
   }
   PV_TRY_VOID(parse_messages(json, &request));
+  PV_TRY_VOID(parse_tools(json, &request));
   PV_TRY_VOID(parse_stop(json, &request));
   PV_TRY_VOID(parse_sampling(json, &request));
   return request;
