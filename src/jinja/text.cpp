@@ -91,16 +91,25 @@ std::string python_float_repr(double v) {
   std::string out = neg ? "-" : "";
   if (exp >= -4 && exp < 16) {
     if (exp < 0) {
-      out += "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
+      out += "0.";
+      out.append(static_cast<size_t>(-exp - 1), '0');
+      out += digits;
     } else if (static_cast<size_t>(exp) + 1 >= digits.size()) {
-      out += digits + std::string(static_cast<size_t>(exp) + 1 - digits.size(), '0') + ".0";
+      out += digits;
+      out.append(static_cast<size_t>(exp) + 1 - digits.size(), '0');
+      out += ".0";
     } else {
-      out += digits.substr(0, exp + 1) + "." + digits.substr(exp + 1);
+      out.append(digits, 0, static_cast<size_t>(exp) + 1);
+      out += '.';
+      out.append(digits, static_cast<size_t>(exp) + 1);
     }
     return out;
   }
   out += digits.substr(0, 1);
-  if (digits.size() > 1) out += "." + digits.substr(1);
+  if (digits.size() > 1) {
+    out += '.';
+    out.append(digits, 1);
+  }
   const int a = exp < 0 ? -exp : exp;
   out += exp < 0 ? "e-" : "e+";
   if (a < 10) out += '0';
