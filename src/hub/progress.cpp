@@ -31,7 +31,10 @@ std::string format_progress(int64_t done_bytes, std::optional<int64_t> total_byt
   if (!total_bytes || *total_bytes <= 0) return format_bytes(done_bytes) + "  " + rate;
   const double fraction = std::clamp(static_cast<double>(done_bytes) / *total_bytes, 0.0, 1.0);
   const int filled = static_cast<int>(fraction * bar_width);
-  std::string bar = "[" + std::string(filled, '#') + std::string(bar_width - filled, '.') + "]";
+  std::string bar = "[";
+  bar.append(static_cast<size_t>(filled), '#');
+  bar.append(static_cast<size_t>(bar_width - filled), '.');
+  bar += ']';
   const double eta = bytes_per_s > 0 ? (*total_bytes - done_bytes) / bytes_per_s : -1;
   return fmt::format("{} {:3}%  {} / {}  {}  eta {}", bar, static_cast<int>(fraction * 100),
                      format_bytes(done_bytes), format_bytes(*total_bytes), rate, format_eta(eta));

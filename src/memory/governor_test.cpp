@@ -70,9 +70,10 @@ TEST(Governor, HoveringAtAThresholdDoesNotFlipAdmission) {
 TEST(Governor, EmergencyShedsEachPollThenAsksForShutdownOnce) {
   FixedMemorySource source(usable(8000000000));
   int shed_calls = 0, shutdowns = 0;
-  Governor governor(
-      source, options(),
-      {.shed = [&] { return ++shed_calls <= 2 ? 1 : 0; }, .shutdown = [&] { ++shutdowns; }});
+  Governor governor(source, options(),
+                    {.shed = [&] { return ++shed_calls <= 2 ? 1 : 0; },
+                     .shutdown = [&] { ++shutdowns; },
+                     .trim = {}});
   Clock::time_point t{};
   governor.poll(t);
   EXPECT_EQ(shed_calls, 0);
@@ -89,7 +90,7 @@ TEST(Governor, EmergencyShedsEachPollThenAsksForShutdownOnce) {
 TEST(Governor, ShortEmergenciesDoNotShutDown) {
   FixedMemorySource source(usable(100000000));
   int shutdowns = 0;
-  Governor governor(source, options(), {.shed = {}, .shutdown = [&] { ++shutdowns; }});
+  Governor governor(source, options(), {.shed = {}, .shutdown = [&] { ++shutdowns; }, .trim = {}});
   Clock::time_point t{};
   for (int round = 0; round < 3; ++round) {
     source.set(usable(100000000));
@@ -106,7 +107,7 @@ TEST(Governor, ShutdownCanBeSwitchedOff) {
   Governor::Options o = options();
   o.emergency_shutdown = milliseconds(0);
   int shutdowns = 0;
-  Governor governor(source, o, {.shed = {}, .shutdown = [&] { ++shutdowns; }});
+  Governor governor(source, o, {.shed = {}, .shutdown = [&] { ++shutdowns; }, .trim = {}});
   Clock::time_point t{};
   for (int i = 0; i < 100; ++i) governor.poll(t += milliseconds(1000));
   EXPECT_EQ(governor.tier(), Tier::kEmergency);

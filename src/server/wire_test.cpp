@@ -115,6 +115,18 @@ TEST(AnthropicParse, ToolResultsComeBeforeTheTurnsTextAndJoinItAsText) {
             "messages.0.content.0: tool_result blocks belong in user messages");
 }
 
+TEST(AnthropicParse, DropsClaudeCodesBillingHeaderFromTheSystemPrompt) {
+  auto r = parse_messages_request(R"({"max_tokens": 5,
+    "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.197.3bb; cc_entrypoint=sdk-cli;"},
+               {"type": "text", "text": "You are Claude Code."}],
+    "messages": [{"role": "user", "content": "x-anthropic-billing-header: stays in user text"}]})",
+                                  Endpoint::kMessages);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->messages.size(), 2u);
+  EXPECT_EQ(r->messages[0].content, "You are Claude Code.");
+  EXPECT_EQ(r->messages[1].content, "x-anthropic-billing-header: stays in user text");
+}
+
 TEST(AnthropicParse, ErrorsNameTheField) {
   EXPECT_EQ(error_of(R"({"messages": [{"role": "user", "content": "x"}]})"),
             "max_tokens: required");

@@ -55,6 +55,12 @@ Expected<void> add_block(const Json& block, const std::string& path, ChatRole ro
   if (*type == "text") {
     PV_TRY(auto block_text, optional_string(block, "text", path));
     if (!block_text) return invalid(path + ".text: required");
+    // Claude Code's first system block is billing metadata for Anthropic's API that changes
+    // with every conversation; kept, it would make each one's prompt start differently and
+    // miss the prefix cache.
+    if (role == ChatRole::kSystem && block_text->starts_with("x-anthropic-billing-header:")) {
+      return {};
+    }
     append_paragraph(&content->text, *block_text);
   } else if (*type == "thinking" || *type == "redacted_thinking") {
     // Earlier reasoning is not part of the prompt.
