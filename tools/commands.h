@@ -3,6 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -20,5 +23,10 @@ void register_serve(CLI::App& app, Handler* run);
 void register_memory(CLI::App& app, Handler* run);
 void register_pull(CLI::App& app, Handler* run);
 void register_list(CLI::App& app, Handler* run);
+void register_claude(CLI::App& app, Handler* run);
+
+// `pensieve claude ARGS...` (tools/claude_cmd.cpp) reads its own arguments: what follows its
+// options goes to Claude Code untouched, which CLI11 cannot promise. `program` is argv[0].
+int claude_main(std::string_view program, const std::vector<std::string>& args);
 
 }  // namespace pensieve::cli

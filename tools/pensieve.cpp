@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -9,6 +10,9 @@
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "claude") {
+    return pensieve::cli::claude_main(argv[0], std::vector<std::string>(argv + 2, argv + argc));
+  }
   CLI::App app{"pensieve: a local LLM server that speaks the Anthropic Messages API"};
   app.set_version_flag("--version", std::string("pensieve ") + PENSIEVE_VERSION);
   app.require_subcommand(1);
@@ -26,6 +30,7 @@ int main(int argc, char** argv) {
   pensieve::cli::register_memory(app, &run);
   pensieve::cli::register_pull(app, &run);
   pensieve::cli::register_list(app, &run);
+  pensieve::cli::register_claude(app, &run);
   try {
     app.parse(argc, argv);
     pensieve::log::Level level;

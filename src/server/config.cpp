@@ -78,6 +78,9 @@ constexpr SettingInfo kSettings[] = {
      "stop a generation that runs longer than this from arrival (10m; 0 = no limit)", false},
     {"runtime_dir", "PENSIEVE_RUNTIME_DIR",
      "directory where running servers register (default $XDG_RUNTIME_DIR/pensieve)", false},
+    {"log_requests", "PENSIEVE_LOG_REQUESTS",
+     "debugging: save every API request as DIR/<time>-<request id>-<route>.json (no credentials)",
+     false},
     {"debug_token_delay_ms", "PENSIEVE_DEBUG_TOKEN_DELAY_MS",
      "tests only: sleep this long per generated token", false},
 };
@@ -310,6 +313,7 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
     return apply_duration(info, raw, false, &config->request_timeout);
   }
   if (key == "runtime_dir") return apply_string(raw, &config->runtime_dir);
+  if (key == "log_requests") return apply_string(raw, &config->log_requests);
   if (key == "debug_token_delay_ms") {
     return apply_int(info, raw, 0, 60000, &config->debug_token_delay_ms);
   }

@@ -61,6 +61,9 @@ struct ServerConfig {
   // stopped and answered with an error; 0 = no limit.
   std::chrono::milliseconds request_timeout{10 * 60 * 1000};
   std::string runtime_dir;  // runtime_dir, PENSIEVE_RUNTIME_DIR: instance registry; "" = default
+  // log_requests, PENSIEVE_LOG_REQUESTS: debugging: save every API request (body, method, path,
+  // headers without credentials) as a file in this directory; "" = off. See request_log.h.
+  std::string log_requests;
   int debug_token_delay_ms = 0;  // debug_token_delay_ms, PENSIEVE_DEBUG_TOKEN_DELAY_MS: tests only
 };
 

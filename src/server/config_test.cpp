@@ -63,6 +63,7 @@ TEST(ServerConfig, DefaultsWhenNoSourceGivesAnything) {
   EXPECT_EQ(config->ping_interval_s, 10);
   EXPECT_EQ(config->log_level, "info");
   EXPECT_EQ(config->debug_token_delay_ms, 0);
+  EXPECT_EQ(config->log_requests, "");
 }
 
 TEST(ServerConfig, FlagBeatsEnvBeatsFileBeatsDefaultPerSetting) {
@@ -178,7 +179,8 @@ TEST(ServerConfig, ConvertsGoodValues) {
                                {"emergency_shutdown_s", "0"},
                                {"keep_alive", "-1"},
                                {"drain_timeout", "1m30s"},
-                               {"runtime_dir", "/tmp/pv"}});
+                               {"runtime_dir", "/tmp/pv"},
+                               {"log_requests", "/tmp/pv-requests"}});
   ASSERT_TRUE(config.has_value()) << config.error().message;
   EXPECT_EQ(config->memory_budget, 4ll << 30);
   EXPECT_EQ(config->memory_reserve, -1);
@@ -192,6 +194,7 @@ TEST(ServerConfig, ConvertsGoodValues) {
   EXPECT_EQ(config->keep_alive.count(), -1000);
   EXPECT_EQ(config->drain_timeout.count(), 90000);
   EXPECT_EQ(config->runtime_dir, "/tmp/pv");
+  EXPECT_EQ(config->log_requests, "/tmp/pv-requests");
   EXPECT_EQ(config->port, 0);
   EXPECT_EQ(config->ctx, 8192);
   EXPECT_EQ(config->threads, 4);
@@ -279,7 +282,7 @@ TEST(ServerConfig, SettingsTableMatchesTheResolver) {
     EXPECT_FALSE(info.help.empty()) << info.key;
     EXPECT_EQ(info.is_bool, info.key == "insecure" || info.key == "mmap") << info.key;
   }
-  EXPECT_EQ(keys.size(), 33u);
+  EXPECT_EQ(keys.size(), 34u);
   EXPECT_EQ(setting_flag_name("max_body_bytes"), "--max-body-bytes");
   // The resolver asks every source for exactly the table's keys.
   std::set<std::string> asked;

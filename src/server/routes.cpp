@@ -8,6 +8,7 @@
 #include "server/anthropic/parse.h"
 #include "server/json_fields.h"
 #include "server/openai/format.h"
+#include "server/request_log.h"
 
 namespace pensieve::server {
 namespace {
@@ -100,6 +101,12 @@ HttpResponse Router::handle(const HttpRequest& request) {
     throw;
   }
   record->status = response.status;
+  if (!config_.log_requests.empty() && logged_route(request.path)) {
+    if (auto saved = write_request_log(config_.log_requests, request, record->request_id, response);
+        !saved) {
+      log::warn("{}", saved.error().message);
+    }
+  }
   response.headers.emplace_back("request-id", record->request_id);
   response.record = record;
   return response;
