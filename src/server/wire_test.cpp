@@ -1,6 +1,7 @@
 // The wire formats without a server: Anthropic and OpenAI request parsing (every field, every
 // error path naming its field, Claude Code's captured requests) and the reply formats (SSE frame
 // order and index discipline, stop reasons).
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -113,6 +114,31 @@ TEST(AnthropicParse, ToolResultsComeBeforeTheTurnsTextAndJoinItAsText) {
   EXPECT_EQ(error_of(R"({"max_tokens": 1, "messages": [{"role": "assistant", "content": [
               {"type": "tool_result", "tool_use_id": "a", "content": "x"}]}]})"),
             "messages.0.content.0: tool_result blocks belong in user messages");
+}
+
+// Requests Claude Code 2.1.197 sent to pensieve (captured with --log-requests): every one parses,
+// with all its tools, and none keeps the billing header.
+TEST(AnthropicParse, CapturedClaudeCodeRequests) {
+  const std::string dir = std::string(PENSIEVE_TEST_DATA_DIR) + "/fixtures/claude-code-captured/";
+  int n_files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json") continue;
+    ++n_files;
+    const std::string name = entry.path().filename().string();
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    const Json capture = Json::parse(text.str());
+    const Json& body = capture["body"];
+    auto r = parse_messages_request(dump_json(body), Endpoint::kMessages);
+    ASSERT_TRUE(r) << name << ": " << r.error().message;
+    EXPECT_EQ(r->tools.size(), body["tools"].size()) << name;
+    EXPECT_GE(r->tools.size(), 20u) << name;
+    for (const ChatMessage& m : r->messages) {
+      EXPECT_EQ(m.content.find("x-anthropic-billing-header"), std::string::npos) << name;
+    }
+  }
+  EXPECT_GE(n_files, 5);
 }
 
 TEST(AnthropicParse, DropsClaudeCodesBillingHeaderFromTheSystemPrompt) {
