@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 namespace pensieve {
 namespace {
@@ -64,6 +65,10 @@ Generation::Generation(const Tokenizer& tokenizer, std::span<const int32_t> prom
   history_.assign(prompt.begin(), prompt.end());
   piece_.reserve(kTextReserve);
   text_.reserve(kTextReserve);
+  if (options.constraint) {
+    mask_.resize(static_cast<size_t>(tokenizer.n_vocab()));
+    masked_.resize(static_cast<size_t>(tokenizer.n_vocab()));
+  }
 }
 
 Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
@@ -85,7 +90,30 @@ Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
   }
   const int64_t position = static_cast<int64_t>(history_.size());
   PV_TRY_VOID(check_finite(logits, position));
+  if (options_.constraint) {
+    // Only tokens the constraint allows; end tokens too once its output is whole.
+    TokenConstraint& constraint = *options_.constraint;
+    constraint.allowed(&mask_);
+    const bool whole = constraint.complete();
+    bool any = false;
+    for (size_t id = 0; id < masked_.size() && id < logits.size(); ++id) {
+      const bool ok = mask_[id] != 0 || (whole && tokenizer_.is_eog(static_cast<int32_t>(id)));
+      masked_[id] = ok ? logits[id] : -std::numeric_limits<float>::infinity();
+      any = any || mask_[id] != 0;
+    }
+    if (!any && whole) {  // nothing may follow: the output is done
+      end(StopReason::kEndOfGeneration, on_text);
+      return std::optional<int32_t>();
+    }
+    if (!any) {
+      return make_error(ErrorCode::kUnsupported,
+                        "generate: no token of this model's vocabulary can continue the "
+                        "constrained output (it cannot spell the required JSON)");
+    }
+    logits = masked_;
+  }
   const int32_t token = sampler_.sample(logits, history_);
+  if (options_.constraint && !tokenizer_.is_eog(token)) options_.constraint->accept(token);
   if (tokenizer_.is_eog(token)) {
     end(StopReason::kEndOfGeneration, on_text);
     return std::optional<int32_t>();

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,6 +17,7 @@
 #include "model/forward.h"
 #include "sampling/sampler.h"
 #include "sampling/stop_strings.h"
+#include "sampling/token_constraint.h"
 #include "tokenizer/stream_decoder.h"
 #include "tokenizer/tokenizer.h"
 
@@ -37,6 +39,9 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;
   // Set from another thread to stop before the next token (StopReason::kCancelled).
   const std::atomic<bool>* cancel = nullptr;
+  // Limits what may be generated; the sequence ends (kEndOfGeneration) once the constraint is
+  // complete and nothing may follow, or the model picks an end token while it is complete.
+  std::shared_ptr<TokenConstraint> constraint;
 };
 
 struct GenerateResult {
@@ -84,6 +89,9 @@ class Generation {
   Sampler sampler_;
   StopMatcher stops_;
   StreamDecoder decoder_;
+  // With a constraint: which tokens may come next, and the logits masked with it.
+  std::vector<uint8_t> mask_;
+  std::vector<float> masked_;
   std::string piece_;  // the token's complete text, before the stop strings see it
   std::string text_;   // what the stop strings let out
   std::chrono::steady_clock::time_point started_, first_logits_;

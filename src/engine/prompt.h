@@ -3,12 +3,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/result.h"
 #include "engine/request.h"
+#include "grammar/token_mask.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -28,12 +31,26 @@ class PromptRenderer {
   Expected<std::vector<int32_t>> tokens(const InferenceRequest& request,
                                         bool* opens_thinking = nullptr) const;
 
+  // The prompt of a forced call of `tool`: the conversation, then an assistant turn in the
+  // model's own format (or the text form) up to where the call's arguments begin.
+  Expected<std::vector<int32_t>> tool_call_tokens(const InferenceRequest& request,
+                                                  std::string_view tool) const;
+  // The vocabulary's mask for constrained sampling, built on first use (thread-safe).
+  std::shared_ptr<const TokenMask> token_mask() const;
+
+  const Tokenizer& tokenizer() const { return tokenizer_; }
   // The template's end-of-turn texts, to add to a request's stop strings.
   std::span<const std::string_view> stop_strings() const { return template_.stop_strings(); }
 
  private:
+  Expected<std::string> render_chat(ChatRequest chat) const;
+  std::vector<int32_t> encode(std::string_view text) const;
+  ChatRequest chat_of(const InferenceRequest& request) const;
+
   const Tokenizer& tokenizer_;
   const ChatTemplate& template_;
+  mutable std::once_flag mask_once_;
+  mutable std::shared_ptr<const TokenMask> mask_;
 };
 
 }  // namespace pensieve

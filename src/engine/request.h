@@ -15,11 +15,19 @@ namespace pensieve {
 // A tool the client offers the model.
 using ToolSpec = ChatTool;
 
+// Whether and which tool the reply must call (Anthropic tool_choice, OpenAI tool_choice).
+struct ToolChoice {
+  enum class Kind { kAuto, kAny, kTool, kNone };
+  Kind kind = Kind::kAuto;
+  std::string name;  // kTool
+};
+
 // One chat completion request, whichever API it came through.
 struct InferenceRequest {
   std::string model;                  // the name the client asked for, echoed back
   std::vector<ChatMessage> messages;  // system messages included, in order
   std::vector<ToolSpec> tools;
+  ToolChoice tool_choice;
   // Anthropic `thinking`: enabled or disabled by the client; unset: the template's default.
   std::optional<bool> thinking;
   std::optional<int64_t> max_tokens;  // absent: as many as the context allows

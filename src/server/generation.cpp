@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "engine/tool_call.h"
 #include "server/anthropic/format.h"
 #include "server/anthropic/parse.h"
 #include "server/openai/format.h"
@@ -27,7 +28,18 @@ struct Prepared {
 Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& renderer,
                            int64_t n_ctx) {
   Prepared p;
-  PV_TRY(p.prompt, renderer.tokens(request, &p.opens_thinking));
+  if (request.tool_choice.kind == ToolChoice::Kind::kTool) {
+    // The reply is the named tool's call: its arguments, constrained to the tool's schema.
+    const std::string& name = request.tool_choice.name;
+    const auto tool = std::find_if(request.tools.begin(), request.tools.end(),
+                                   [&](const ToolSpec& t) { return t.name == name; });
+    PV_CHECK(tool != request.tools.end(), "tool_choice names an unknown tool");
+    PV_TRY(p.prompt, renderer.tool_call_tokens(request, name));
+    PV_TRY(p.options.constraint, JsonConstraint::make(tool->parameters_json, renderer.token_mask(),
+                                                      renderer.tokenizer()));
+  } else {
+    PV_TRY(p.prompt, renderer.tokens(request, &p.opens_thinking));
+  }
   const auto n_prompt = static_cast<int64_t>(p.prompt.size());
   if (n_prompt >= n_ctx) {
     // Worded as Anthropic's API words it: Claude Code compacts the conversation on this text.
@@ -38,8 +50,10 @@ Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& rende
   p.options.max_tokens = std::min(request.max_tokens.value_or(room), room);
   p.options.sampling = request.sampling;
   if (p.options.sampling.seed == 0) p.options.sampling.seed = std::random_device{}();
-  p.options.stop_strings = request.stop_sequences;
-  for (std::string_view stop : renderer.stop_strings()) p.options.stop_strings.emplace_back(stop);
+  if (!p.options.constraint) {  // a stop string must not cut a tool call's JSON
+    p.options.stop_strings = request.stop_sequences;
+    for (std::string_view stop : renderer.stop_strings()) p.options.stop_strings.emplace_back(stop);
+  }
   p.request = std::move(request);
   return p;
 }
@@ -96,6 +110,10 @@ Relayed relay(Sequence& sequence, const InferenceRequest& request, milliseconds 
     return out;
   }
   out.outcome = outcome_of(*result, request.stop_sequences, request.max_tokens);
+  if (request.tool_choice.kind == ToolChoice::Kind::kTool &&
+      result->reason == StopReason::kEndOfGeneration) {
+    out.outcome->finish = Finish::kToolUse;
+  }
   if (!connected) out.outcome->finish = Finish::kCancelled;
   return out;
 }
@@ -191,8 +209,13 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
         [] { return true; });
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) return error_response(request, *record, api_error_from(relayed.error));
-    response.body = anthropic::message_body(
-        id, req->model, split_reply(relayed.text, submitted->opens_thinking), *relayed.outcome);
+    if (req->tool_choice.kind == ToolChoice::Kind::kTool) {
+      const anthropic::ToolUse call{random_id("toolu_"), req->tool_choice.name, relayed.text};
+      response.body = anthropic::message_body(id, req->model, {}, *relayed.outcome, &call);
+    } else {
+      response.body = anthropic::message_body(
+          id, req->model, split_reply(relayed.text, submitted->opens_thinking), *relayed.outcome);
+    }
     return response;
   }
   response.content_type = "text/event-stream";
@@ -202,9 +225,20 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
                      opens_thinking](StreamSink& sink) {
     anthropic::MessageStream stream(id, req->model);
     ReplySplitter splitter(opens_thinking);
+    const bool forced = req->tool_choice.kind == ToolChoice::Kind::kTool;
+    bool call_open = false;
     const auto write_parts = [&](const std::vector<ReplyPart>& parts) {
       std::string frames;
-      for (const ReplyPart& part : parts) frames += stream.part(part);
+      for (const ReplyPart& part : parts) {
+        if (!forced) {
+          frames += stream.part(part);
+          continue;
+        }
+        // A forced call: the generated text is the call's input JSON.
+        if (!call_open) frames += stream.tool_use(random_id("toolu_"), req->tool_choice.name);
+        call_open = true;
+        frames += stream.input_json(part.text);
+      }
       return frames.empty() || write_text(sink, frames, *record);
     };
     bool connected = sink.write(stream.start(sequence->n_prompt_tokens()));

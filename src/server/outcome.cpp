@@ -55,6 +55,8 @@ std::string_view anthropic_stop_reason(Finish finish) {
       return "model_context_window_exceeded";
     case Finish::kCancelled:
       return "cancelled";
+    case Finish::kToolUse:
+      return "tool_use";
   }
   return "end_turn";
 }
@@ -64,6 +66,8 @@ std::string_view openai_finish_reason(Finish finish) {
     case Finish::kMaxTokens:
     case Finish::kContextWindow:
       return "length";
+    case Finish::kToolUse:
+      return "tool_calls";
     default:
       return "stop";
   }

@@ -17,6 +17,7 @@ enum class Finish {
   kStopSequence,   // one of the client's stop sequences
   kContextWindow,  // the context window ran out before max_tokens
   kCancelled,      // the client went away
+  kToolUse,        // a forced tool call was written whole
 };
 
 struct Outcome {

@@ -46,7 +46,8 @@ std::string thinking_signature(std::string_view thinking) {
 }
 
 std::string message_body(std::string_view id, std::string_view model,
-                         const std::vector<ReplyPart>& parts, const Outcome& outcome) {
+                         const std::vector<ReplyPart>& parts, const Outcome& outcome,
+                         const ToolUse* tool_use) {
   Json content = Json::array();
   for (const ReplyPart& part : parts) {
     if (part.kind == ReplyPart::Kind::kThinking) {
@@ -55,6 +56,15 @@ std::string message_body(std::string_view id, std::string_view model,
                          {"signature", thinking_signature(part.text)}});
     } else if (!part.text.empty()) {
       content.push_back({{"type", "text"}, {"text", part.text}});
+    }
+  }
+  if (tool_use != nullptr) {
+    // The arguments were generated under their schema's grammar; a call cut short (max_tokens)
+    // is not valid JSON and is left out: no invalid input leaves the server.
+    Json input = Json::parse(tool_use->input_json, nullptr, false);
+    if (!input.is_discarded() && input.is_object()) {
+      content.push_back(
+          {{"type", "tool_use"}, {"id", tool_use->id}, {"name", tool_use->name}, {"input", input}});
     }
   }
   const Json body = {{"id", id},
@@ -129,6 +139,25 @@ std::string MessageStream::open(Block kind) {
       frame("content_block_start",
             {{"type", "content_block_start"}, {"index", block_index_}, {"content_block", block}});
   return out;
+}
+
+std::string MessageStream::tool_use(std::string_view id, std::string_view name) {
+  std::string out = close();
+  ++block_index_;
+  open_ = Block::kToolUse;
+  out += frame("content_block_start",
+               {{"type", "content_block_start"},
+                {"index", block_index_},
+                {"content_block",
+                 {{"type", "tool_use"}, {"id", id}, {"name", name}, {"input", Json::object()}}}});
+  return out;
+}
+
+std::string MessageStream::input_json(std::string_view partial) {
+  return frame("content_block_delta",
+               {{"type", "content_block_delta"},
+                {"index", block_index_},
+                {"delta", {{"type", "input_json_delta"}, {"partial_json", partial}}}});
 }
 
 std::string MessageStream::text(std::string_view delta) {

@@ -12,10 +12,18 @@
 
 namespace pensieve::server::anthropic {
 
+// A tool call the reply makes.
+struct ToolUse {
+  std::string id;  // toolu_...
+  std::string name;
+  std::string input_json;  // the arguments as generated: one JSON object
+};
+
 // The non-streaming reply to POST /v1/messages: a thinking block (with its signature) for
-// reasoning, a text block for the answer.
+// reasoning, a text block for the answer, then the tool call if there is one.
 std::string message_body(std::string_view id, std::string_view model,
-                         const std::vector<ReplyPart>& parts, const Outcome& outcome);
+                         const std::vector<ReplyPart>& parts, const Outcome& outcome,
+                         const ToolUse* tool_use = nullptr);
 
 // The opaque signature of a thinking block: it lets a client send the block back unchanged;
 // pensieve drops earlier reasoning from prompts, so it only has to be stable.
@@ -44,6 +52,10 @@ class MessageStream {
   std::string text(std::string_view delta);
   // A reasoning delta; opens a thinking block first. The block ends with a signature_delta.
   std::string thinking(std::string_view delta);
+  // Opens a tool_use block (input {} at the start, as the protocol has it).
+  std::string tool_use(std::string_view id, std::string_view name);
+  // A piece of the open tool_use block's input JSON.
+  std::string input_json(std::string_view partial);
   std::string part(const ReplyPart& part) {
     return part.kind == ReplyPart::Kind::kThinking ? thinking(part.text) : text(part.text);
   }
@@ -56,7 +68,7 @@ class MessageStream {
  private:
   std::string id_;
   std::string model_;
-  enum class Block { kNone, kText, kThinking };
+  enum class Block { kNone, kText, kThinking, kToolUse };
   // Opens a block of `kind` unless one is open; closes a block of another kind first.
   std::string open(Block kind);
   std::string close();

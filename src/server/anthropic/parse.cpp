@@ -169,6 +169,44 @@ Expected<void> parse_thinking(const Json& body, InferenceRequest* request) {
   return {};
 }
 
+// {"type": "auto" | "any" | "none"} or {"type": "tool", "name": N}, after the tools.
+Expected<void> parse_tool_choice(const Json& body, InferenceRequest* request) {
+  auto it = body.find("tool_choice");
+  if (it == body.end() || it->is_null()) return {};
+  if (!it->is_object()) return invalid("tool_choice: expected an object");
+  PV_TRY(auto type, optional_string(*it, "type", "tool_choice"));
+  const std::string kind = type.value_or("");
+  if (kind == "auto") return {};
+  if (kind == "none") {
+    request->tool_choice.kind = ToolChoice::Kind::kNone;
+    return {};
+  }
+  if (kind != "any" && kind != "tool") {
+    return invalid(fmt::format("tool_choice.type: '{}' is not one of auto, any, tool, none", kind));
+  }
+  if (request->tools.empty()) return invalid("tool_choice: '" + kind + "' needs tools");
+  if (kind == "any") {
+    // The reply must call one of the tools; with several, choosing among them is not
+    // implemented yet.
+    if (request->tools.size() > 1) {
+      return Unexpected<Error>(Error{ErrorCode::kUnsupported,
+                                     "tool_choice: 'any' with several tools is not supported "
+                                     "yet; name one with {\"type\": \"tool\", \"name\": ...}"});
+    }
+    request->tool_choice = {ToolChoice::Kind::kTool, request->tools[0].name};
+    return {};
+  }
+  PV_TRY(auto name, optional_string(*it, "name", "tool_choice"));
+  if (!name) return invalid("tool_choice.name: required");
+  for (const ToolSpec& tool : request->tools) {
+    if (tool.name == *name) {
+      request->tool_choice = {ToolChoice::Kind::kTool, *name};
+      return {};
+    }
+  }
+  return invalid(fmt::format("tool_choice.name: '{}' is not one of the tools", *name));
+}
+
 Expected<void> parse_tools(const Json& body, InferenceRequest* request) {
   auto it = body.find("tools");
   if (it == body.end() || it->is_null()) return {};
@@ -225,6 +263,7 @@ Expected<InferenceRequest> parse_messages_request(std::string_view body, Endpoin
   }
   PV_TRY_VOID(parse_messages(json, &request));
   PV_TRY_VOID(parse_tools(json, &request));
+  PV_TRY_VOID(parse_tool_choice(json, &request));
   PV_TRY_VOID(parse_thinking(json, &request));
   PV_TRY_VOID(parse_sampling(json, &request));
   return request;
