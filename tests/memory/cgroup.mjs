@@ -111,7 +111,7 @@ const problems = [];        // answers that are neither 200-and-complete, 529 no
 let phase = 'before';
 let loadOn = true;
 let server = null;
-let balloon = null;
+let balloons = [];
 
 async function client(c) {
   for (let i = 0; loadOn; i++) {
@@ -145,20 +145,29 @@ try {
   await sleep(3000);
 
   // The balloon leaves ~40 MiB of headroom: well under the critical threshold (20% = 77 MiB).
+  // From the Warning tier on the server gives memory back (it drops its prefix cache and
+  // returns the free KV blocks' pages), so the balloon is topped up while that frees room.
   phase = 'balloon';
-  const balloonBytes = LIMIT_BYTES - usage() - 40 * MiB;
-  balloon = await startBalloon(balloonBytes, { wrap });
-  console.log(`balloon of ${mib(balloonBytes)} MiB in the cgroup: usage ${mib(usage())} MiB`);
-  const critical = await poll(async () => {
+  const isCritical = async () => {
     const h = await health(server.baseURL);
     return ['critical', 'emergency'].includes(h.body?.tier) ? h : null;
-  }, 15_000);
+  };
+  for (let round = 0; round < 4 && !(await isCritical()); round++) {
+    const balloonBytes = LIMIT_BYTES - usage() - 40 * MiB;
+    if (balloonBytes < 8 * MiB) break;
+    balloons.push(await startBalloon(balloonBytes, { wrap }));
+    console.log(`balloon of ${mib(balloonBytes)} MiB in the cgroup: usage ${mib(usage())} MiB`);
+    await sleep(1500);
+  }
+  const critical = await poll(isCritical, 15_000);
   check(critical, `the tier did not reach critical within 15 s (usage ${mib(usage())} MiB of ${mib(LIMIT_BYTES)})`);
   await sleep(3000);
   console.log(`under the balloon: usage ${mib(usage())} MiB, statuses ${JSON.stringify(phaseStatuses.balloon)}`);
-  const balloonExit = await balloon.stop();
-  balloon = null;
-  check(balloonExit.code === 0, `the balloon was killed (code ${balloonExit.code}, signal ${balloonExit.signal})`);
+  for (const b of balloons) {
+    const balloonExit = await b.stop();
+    check(balloonExit.code === 0, `a balloon was killed (code ${balloonExit.code}, signal ${balloonExit.signal})`);
+  }
+  balloons = [];
 
   phase = 'after';
   const recovered = await poll(async () => (await health(server.baseURL)).status === 200, 15_000);
@@ -186,7 +195,7 @@ try {
   check(false, `${err.message}${server ? `\n${server.tail(30)}` : ''}`);
 } finally {
   loadOn = false;
-  if (balloon) await balloon.stop();
+  for (const b of balloons) await b.stop();
   if (server && !server.exitInfo) await server.stop();
   removeCgroup();
 }
