@@ -52,6 +52,17 @@ void expect_pool_idle(const Scheduler& scheduler) {
   EXPECT_EQ(stats.n_free + stats.n_cached, stats.n_blocks);
 }
 
+// One greedy request through the scheduler: its text and how many prompt tokens were cached.
+std::pair<std::string, int64_t> run_greedy(Scheduler& scheduler,
+                                           const std::vector<int32_t>& prompt) {
+  auto sequence = scheduler.submit(prompt, greedy(30));
+  EXPECT_TRUE(sequence) << sequence.error().message;
+  if (!sequence) return {};
+  std::string text = drain(**sequence);
+  EXPECT_TRUE((*sequence)->result());
+  return {text, (*sequence)->result() ? (*sequence)->result()->n_cached : -1};
+}
+
 TEST(Batching, ConcurrentSequencesEqualEachAlone) {
   Loaded l = load();
   ASSERT_NE(l.model, nullptr);
@@ -87,13 +98,7 @@ TEST(Batching, PrefixCacheHitGivesTheSameText) {
   Scheduler scheduler(forward, *l.tokenizer, options);
   const std::vector<int32_t> first = prompt_of(*l.tokenizer, 3, 8);
   ASSERT_GT(first.size(), 70u);
-  auto run = [&](const std::vector<int32_t>& prompt) {
-    auto sequence = scheduler.submit(prompt, greedy(30));
-    EXPECT_TRUE(sequence);
-    std::string text = drain(**sequence);
-    EXPECT_TRUE((*sequence)->result());
-    return std::pair{text, (*sequence)->result()->n_cached};
-  };
+  auto run = [&](const std::vector<int32_t>& prompt) { return run_greedy(scheduler, prompt); };
   const auto [cold_text, cold_cached] = run(first);
   EXPECT_EQ(cold_cached, 0);
   const auto [warm_text, warm_cached] = run(first);
@@ -119,13 +124,7 @@ TEST(Batching, TrimDropsThePrefixCacheAndGivesItsMemoryBack) {
   options.max_parallel = 2;
   Scheduler scheduler(forward, *l.tokenizer, options);
   const std::vector<int32_t> prompt = prompt_of(*l.tokenizer, 5, 8);
-  auto run = [&] {
-    auto sequence = scheduler.submit(prompt, greedy(30));
-    EXPECT_TRUE(sequence);
-    std::string text = drain(**sequence);
-    EXPECT_TRUE((*sequence)->result());
-    return std::pair{text, (*sequence)->result()->n_cached};
-  };
+  auto run = [&] { return run_greedy(scheduler, prompt); };
   const auto [cold_text, cold_cached] = run();
   expect_pool_idle(scheduler);
   const int64_t cached = scheduler.cache_stats().n_cached;

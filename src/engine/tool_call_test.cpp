@@ -29,12 +29,34 @@ InferenceRequest weather_request() {
   return r;
 }
 
+// A model with the plain template (its GGUF has none), and the renderer over them.
+struct CallModel {
+  explicit CallModel(const std::string& model)
+      : loaded(load(model)), plain(std::move(make_chat_template("", "").value())) {}
+  engine_test::Loaded loaded;
+  std::unique_ptr<ChatTemplate> plain;
+  PromptRenderer renderer() const { return PromptRenderer(*loaded.tokenizer, *plain); }
+};
+
+// Generates the call's arguments for `prompt` under the weather schema.
+Expected<GenerateResult> generate_call(const CallModel& s, const PromptRenderer& renderer,
+                                       const std::vector<int32_t>& prompt, GenerateOptions options,
+                                       std::string* text,
+                                       std::shared_ptr<JsonConstraint>* constraint) {
+  PV_TRY(*constraint, JsonConstraint::make(kSchema, renderer.token_mask(), *s.loaded.tokenizer));
+  options.constraint = *constraint;
+  CpuForward forward(s.loaded.model->hparams(), s.loaded.model->weights(), 512, 1, 64);
+  return generate(forward, *s.loaded.tokenizer, prompt, options, [&](std::string_view t) {
+    *text += t;
+    return true;
+  });
+}
+
 TEST(ToolCall, PromptEndsWhereTheArgumentsBegin) {
-  auto l = load("stories260K.gguf");
-  ASSERT_NE(l.model, nullptr);
-  auto plain = make_chat_template("", "");
-  ASSERT_TRUE(plain.has_value());
-  PromptRenderer renderer(*l.tokenizer, **plain);
+  const CallModel s("stories260K.gguf");
+  ASSERT_NE(s.loaded.model, nullptr);
+  const PromptRenderer renderer = s.renderer();
+  const auto& l = s.loaded;
   auto ids = renderer.tool_call_tokens(weather_request(), "get_weather");
   ASSERT_TRUE(ids.has_value()) << ids.error().message;
   const std::string text = l.tokenizer->decode(*ids, true);
@@ -44,29 +66,21 @@ TEST(ToolCall, PromptEndsWhereTheArgumentsBegin) {
 }
 
 TEST(ToolCall, ConstrainedArgumentsAreAValidInstance) {
-  auto l = load("stories260K.gguf");
-  ASSERT_NE(l.model, nullptr);
-  auto plain = make_chat_template("", "");
-  ASSERT_TRUE(plain.has_value());
-  PromptRenderer renderer(*l.tokenizer, **plain);
+  const CallModel s("stories260K.gguf");
+  ASSERT_NE(s.loaded.model, nullptr);
+  const PromptRenderer renderer = s.renderer();
   auto prompt = renderer.tool_call_tokens(weather_request(), "get_weather");
   ASSERT_TRUE(prompt.has_value());
   for (const float temperature : {0.0f, 1.0f}) {
     GenerateOptions options = greedy(300);
     options.sampling.temperature = temperature;
     options.sampling.seed = 7;
-    auto constraint = JsonConstraint::make(kSchema, renderer.token_mask(), *l.tokenizer);
-    ASSERT_TRUE(constraint.has_value()) << constraint.error().message;
-    options.constraint = *constraint;
-    CpuForward forward(l.model->hparams(), l.model->weights(), 512, 1, 64);
     std::string text;
-    auto result = generate(forward, *l.tokenizer, *prompt, options, [&](std::string_view t) {
-      text += t;
-      return true;
-    });
+    std::shared_ptr<JsonConstraint> constraint;
+    auto result = generate_call(s, renderer, *prompt, options, &text, &constraint);
     ASSERT_TRUE(result.has_value()) << result.error().message;
     EXPECT_EQ(result->reason, StopReason::kEndOfGeneration) << text;
-    EXPECT_TRUE((*constraint)->complete());
+    EXPECT_TRUE(constraint->complete());
     const auto json = nlohmann::json::parse(text, nullptr, false);
     ASSERT_FALSE(json.is_discarded()) << text;
     ASSERT_TRUE(json.is_object()) << text;
@@ -84,20 +98,15 @@ TEST(ToolCall, ConstrainedArgumentsAreAValidInstance) {
 }
 
 TEST(ToolCall, AVocabularyThatCannotSpellTheJsonIsAClearError) {
-  auto l = load();  // TinyStories-656K: no '{' in its vocabulary, no byte fallback
-  ASSERT_NE(l.model, nullptr);
-  auto plain = make_chat_template("", "");
-  ASSERT_TRUE(plain.has_value());
-  PromptRenderer renderer(*l.tokenizer, **plain);
+  // TinyStories-656K: no '{' in its vocabulary, no byte fallback.
+  const CallModel s("TinyStories-656K-Q8_0.gguf");
+  ASSERT_NE(s.loaded.model, nullptr);
+  const PromptRenderer renderer = s.renderer();
   auto prompt = renderer.tool_call_tokens(weather_request(), "get_weather");
   ASSERT_TRUE(prompt.has_value());
-  GenerateOptions options = greedy(50);
-  auto constraint = JsonConstraint::make(kSchema, renderer.token_mask(), *l.tokenizer);
-  ASSERT_TRUE(constraint.has_value());
-  options.constraint = *constraint;
-  CpuForward forward(l.model->hparams(), l.model->weights(), 512, 1, 64);
-  auto result =
-      generate(forward, *l.tokenizer, *prompt, options, [](std::string_view) { return true; });
+  std::string text;
+  std::shared_ptr<JsonConstraint> constraint;
+  auto result = generate_call(s, renderer, *prompt, greedy(50), &text, &constraint);
   ASSERT_FALSE(result.has_value());
   EXPECT_EQ(result.error().code, ErrorCode::kUnsupported);
   EXPECT_NE(result.error().message.find("cannot spell"), std::string::npos);
