@@ -90,9 +90,10 @@ Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
   }
   const int64_t position = static_cast<int64_t>(history_.size());
   PV_TRY_VOID(check_finite(logits, position));
-  if (options_.constraint) {
+  if (options_.constraint && options_.constraint->constrains()) {
     // Only tokens the constraint allows; end tokens too once its output is whole.
     TokenConstraint& constraint = *options_.constraint;
+    constraint.set_tokens_left(std::min(options_.max_tokens - i, room_ - position + 1));
     constraint.allowed(&mask_);
     const bool whole = constraint.complete();
     bool any = false;

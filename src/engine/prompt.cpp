@@ -47,21 +47,32 @@ Expected<std::vector<int32_t>> PromptRenderer::tokens(const InferenceRequest& re
   return encode(text);
 }
 
-Expected<std::vector<int32_t>> PromptRenderer::tool_call_tokens(const InferenceRequest& request,
-                                                                std::string_view tool) const {
-  // The conversation with one more assistant turn that calls `tool` with a marker for its
-  // arguments; the prompt is the rendered text up to the marker's opening brace.
-  constexpr std::string_view kMarker = "pensieve_tool_arguments";
+namespace {
+
+constexpr std::string_view kArgumentsMarker = "pensieve_tool_arguments";
+constexpr std::string_view kNameMarker = "pensieve_tool_name";
+
+}  // namespace
+
+Expected<std::string> PromptRenderer::render_marker_call(const InferenceRequest& request,
+                                                         std::string_view tool) const {
   ChatRequest chat = chat_of(request);
   chat.add_generation_prompt = false;
+  // Nine alphanumerics: the id form Mistral's templates insist on.
   chat.messages.push_back(
       {ChatRole::kAssistant,
        "",
-       {{"toolu_pensieve", std::string(tool), fmt::format(R"({{"{}": 1}})", kMarker)}},
+       {{"pensieve0", std::string(tool), fmt::format(R"({{"{}": 1}})", kArgumentsMarker)}},
        {},
        false});
-  PV_TRY(std::string text, render_chat(std::move(chat)));
-  const size_t marker = text.rfind(kMarker);
+  return render_chat(std::move(chat));
+}
+
+Expected<std::vector<int32_t>> PromptRenderer::tool_call_tokens(const InferenceRequest& request,
+                                                                std::string_view tool) const {
+  // The prompt is the rendered text up to the marker's opening brace.
+  PV_TRY(std::string text, render_marker_call(request, tool));
+  const size_t marker = text.rfind(kArgumentsMarker);
   const size_t brace = marker == std::string::npos ? marker : text.rfind('{', marker);
   if (brace == std::string::npos) {
     return make_error(ErrorCode::kUnsupported,
@@ -71,6 +82,39 @@ Expected<std::vector<int32_t>> PromptRenderer::tool_call_tokens(const InferenceR
   }
   text.resize(brace);
   return encode(text);
+}
+
+Expected<std::vector<int32_t>> PromptRenderer::call_start_tokens(
+    const InferenceRequest& request) const {
+  if (!tool_call_syntax()) {
+    return make_error(ErrorCode::kUnsupported,
+                      "tool_choice any: the model's chat template does not write tool calls as "
+                      "JSON objects with a name");
+  }
+  // The prompt is the rendered text up to the call object's opening brace.
+  PV_TRY(std::string text, render_marker_call(request, kNameMarker));
+  const size_t name = text.rfind(json_quote(kNameMarker));
+  const size_t brace = name == std::string::npos ? name : text.rfind('{', name);
+  if (brace == std::string::npos) {
+    return make_error(ErrorCode::kInternal, "tool_choice any: the call object was not found");
+  }
+  text.resize(brace);
+  return encode(text);
+}
+
+const std::optional<ToolCallSyntax>& PromptRenderer::tool_call_syntax() const {
+  std::call_once(syntax_once_, [this] {
+    InferenceRequest request;
+    request.messages.push_back({ChatRole::kUser, "Call the tool.", {}, {}, false});
+    request.tools.push_back(
+        {std::string(kNameMarker), "A tool.", R"({"type":"object","properties":{}})"});
+    auto prompt = render(request);
+    auto with_call = render_marker_call(request, kNameMarker);
+    if (!prompt || !with_call) return;
+    syntax_ = read_tool_call_syntax(*prompt, *with_call, kNameMarker, kArgumentsMarker,
+                                    template_.stop_strings());
+  });
+  return syntax_;
 }
 
 std::shared_ptr<const TokenMask> PromptRenderer::token_mask() const {

@@ -10,7 +10,9 @@
 namespace pensieve {
 
 struct ReplyPart {
-  enum class Kind { kText, kThinking };
+  // kToolCall opens a call (text: the tool's name), kToolInput carries a piece of its input
+  // JSON, kToolEnd closes it.
+  enum class Kind { kText, kThinking, kToolCall, kToolInput, kToolEnd };
   Kind kind = Kind::kText;
   std::string text;
 };

@@ -19,7 +19,9 @@ using ToolSpec = ChatTool;
 struct ToolChoice {
   enum class Kind { kAuto, kAny, kTool, kNone };
   Kind kind = Kind::kAuto;
-  std::string name;  // kTool
+  std::string name;      // kTool
+  bool parallel = true;  // several calls in one reply (Anthropic disable_parallel_tool_use,
+                         // OpenAI parallel_tool_calls)
 };
 
 // One chat completion request, whichever API it came through.

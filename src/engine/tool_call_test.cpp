@@ -60,8 +60,8 @@ TEST(ToolCall, PromptEndsWhereTheArgumentsBegin) {
   auto ids = renderer.tool_call_tokens(weather_request(), "get_weather");
   ASSERT_TRUE(ids.has_value()) << ids.error().message;
   const std::string text = l.tokenizer->decode(*ids, true);
-  EXPECT_TRUE(text.ends_with("[tool_use id=toolu_pensieve name=get_weather] ") ||
-              text.ends_with("[tool_use id=toolu_pensieve name=get_weather]"))
+  EXPECT_TRUE(text.ends_with(R"(<tool_call>{"name": "get_weather", "arguments": )") ||
+              text.ends_with(R"(<tool_call>{"name": "get_weather", "arguments":)"))
       << text;
 }
 

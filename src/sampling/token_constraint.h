@@ -17,6 +17,13 @@ class TokenConstraint {
   virtual bool complete() const = 0;
   // The token the sampler picked (one allowed() permitted).
   virtual void accept(int32_t token) = 0;
+  // How many more tokens the output may have (the client's max_tokens or the context, whichever
+  // ends first), told before each allowed(); a constraint may steer towards ending when few are
+  // left.
+  virtual void set_tokens_left(int64_t left) { (void)left; }
+  // False while the constraint allows every token (free text between constrained parts), so the
+  // generation loop can skip masking.
+  virtual bool constrains() const { return true; }
 };
 
 }  // namespace pensieve

@@ -6,6 +6,8 @@
 
 #include "core/log.h"
 #include "engine/tool_call.h"
+#include "engine/tool_call_constraint.h"
+#include "engine/tool_call_parser.h"
 #include "server/anthropic/format.h"
 #include "server/anthropic/parse.h"
 #include "server/openai/format.h"
@@ -17,28 +19,53 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// How to read the reply: the tool call syntax and where the reply starts relative to a call.
+struct ReplyShape {
+  bool opens_thinking = false;           // the prompt leaves the reply inside a reasoning block
+  std::optional<ToolCallSyntax> syntax;  // set: the reply may hold tool calls
+  ToolCallParser::Start start = ToolCallParser::Start::kFree;
+};
+
 // A request ready for the scheduler.
 struct Prepared {
   InferenceRequest request;
   std::vector<int32_t> prompt;
   GenerateOptions options;
-  bool opens_thinking = false;  // the prompt leaves the reply inside a reasoning block
+  ReplyShape shape;
 };
 
 Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& renderer,
                            int64_t n_ctx) {
   Prepared p;
-  if (request.tool_choice.kind == ToolChoice::Kind::kTool) {
+  const ToolChoice& choice = request.tool_choice;
+  const bool tools = !request.tools.empty() && choice.kind != ToolChoice::Kind::kNone;
+  if (tools && choice.kind == ToolChoice::Kind::kTool) {
     // The reply is the named tool's call: its arguments, constrained to the tool's schema.
-    const std::string& name = request.tool_choice.name;
     const auto tool = std::find_if(request.tools.begin(), request.tools.end(),
-                                   [&](const ToolSpec& t) { return t.name == name; });
+                                   [&](const ToolSpec& t) { return t.name == choice.name; });
     PV_CHECK(tool != request.tools.end(), "tool_choice names an unknown tool");
-    PV_TRY(p.prompt, renderer.tool_call_tokens(request, name));
+    PV_TRY(p.prompt, renderer.tool_call_tokens(request, choice.name));
     PV_TRY(p.options.constraint, JsonConstraint::make(tool->parameters_json, renderer.token_mask(),
                                                       renderer.tokenizer()));
+    p.shape.syntax = renderer.tool_call_syntax().value_or(ToolCallSyntax{});
+    p.shape.start = ToolCallParser::Start::kArguments;
+  } else if (tools && (choice.kind == ToolChoice::Kind::kAny || renderer.tool_call_syntax())) {
+    // Calls of any tool: from the start (any), or wherever the model opens one (auto).
+    const bool any = choice.kind == ToolChoice::Kind::kAny;
+    if (any) {
+      PV_TRY(p.prompt, renderer.call_start_tokens(request));
+    } else {
+      PV_TRY(p.prompt, renderer.tokens(request, &p.shape.opens_thinking));
+    }
+    PV_TRY(auto grammar, ToolCallGrammar::make(request.tools, *renderer.tool_call_syntax()));
+    p.options.constraint = std::make_shared<ToolCallConstraint>(
+        std::move(grammar), renderer.token_mask(), renderer.tokenizer(),
+        any ? ToolCallConstraint::Start::kInCall : ToolCallConstraint::Start::kFree,
+        choice.parallel);
+    p.shape.syntax = renderer.tool_call_syntax();
+    p.shape.start = any ? ToolCallParser::Start::kInCall : ToolCallParser::Start::kFree;
   } else {
-    PV_TRY(p.prompt, renderer.tokens(request, &p.opens_thinking));
+    PV_TRY(p.prompt, renderer.tokens(request, &p.shape.opens_thinking));
   }
   const auto n_prompt = static_cast<int64_t>(p.prompt.size());
   if (n_prompt >= n_ctx) {
@@ -50,12 +77,61 @@ Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& rende
   p.options.max_tokens = std::min(request.max_tokens.value_or(room), room);
   p.options.sampling = request.sampling;
   if (p.options.sampling.seed == 0) p.options.sampling.seed = std::random_device{}();
-  if (!p.options.constraint) {  // a stop string must not cut a tool call's JSON
+  const bool forced = tools && choice.kind != ToolChoice::Kind::kAuto;
+  if (!forced) {  // a stop string must not cut a forced call's JSON
     p.options.stop_strings = request.stop_sequences;
     for (std::string_view stop : renderer.stop_strings()) p.options.stop_strings.emplace_back(stop);
   }
   p.request = std::move(request);
   return p;
+}
+
+// The reply's text as parts: reasoning split off first, then tool calls read out of the rest.
+class ReplyReader {
+ public:
+  ReplyReader(const ReplyShape& shape, const InferenceRequest& request)
+      : splitter_(shape.opens_thinking) {
+    if (!shape.syntax) return;
+    std::vector<std::string> names;
+    for (const ToolSpec& tool : request.tools) names.push_back(tool.name);
+    parser_.emplace(*shape.syntax, std::move(names), shape.start, request.tool_choice.parallel,
+                    request.tool_choice.name);
+  }
+
+  std::vector<ReplyPart> feed(std::string_view piece) { return read(splitter_.feed(piece)); }
+  std::vector<ReplyPart> finish() {
+    std::vector<ReplyPart> parts = read(splitter_.finish());
+    if (parser_) {
+      for (ReplyPart& part : parser_->finish()) parts.push_back(std::move(part));
+    }
+    return parts;
+  }
+  // Whether the reply called a tool.
+  bool called() const { return parser_ && parser_->calls() > 0; }
+
+ private:
+  std::vector<ReplyPart> read(std::vector<ReplyPart> parts) {
+    if (!parser_) return parts;
+    std::vector<ReplyPart> out;
+    for (ReplyPart& part : parts) {
+      if (part.kind != ReplyPart::Kind::kText) {
+        out.push_back(std::move(part));
+        continue;
+      }
+      for (ReplyPart& p : parser_->feed(part.text)) out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  ReplySplitter splitter_;
+  std::optional<ToolCallParser> parser_;
+};
+
+// A reply that called a tool and then ended its turn stops for the tool.
+void note_tool_use(const ReplyReader& reader, std::optional<Outcome>& outcome) {
+  if (outcome && reader.called() && outcome->finish == Finish::kEndTurn) {
+    outcome->finish = Finish::kToolUse;
+  }
 }
 
 // What the relay loop reports back for the access log and metrics.
@@ -110,10 +186,6 @@ Relayed relay(Sequence& sequence, const InferenceRequest& request, milliseconds 
     return out;
   }
   out.outcome = outcome_of(*result, request.stop_sequences, request.max_tokens);
-  if (request.tool_choice.kind == ToolChoice::Kind::kTool &&
-      result->reason == StopReason::kEndOfGeneration) {
-    out.outcome->finish = Finish::kToolUse;
-  }
   if (!connected) out.outcome->finish = Finish::kCancelled;
   return out;
 }
@@ -160,7 +232,7 @@ bool write_text(StreamSink& sink, const std::string& frame, RequestRecord& recor
 struct Submitted {
   std::shared_ptr<Sequence> sequence;
   std::shared_ptr<const InferenceRequest> request;
-  bool opens_thinking = false;
+  ReplyShape shape;
 };
 
 Expected<Submitted> submit(Expected<InferenceRequest> parsed, const PromptRenderer& renderer,
@@ -179,7 +251,7 @@ Expected<Submitted> submit(Expected<InferenceRequest> parsed, const PromptRender
   }
   return Submitted{std::move(*sequence),
                    std::make_shared<const InferenceRequest>(std::move(prepared.request)),
-                   prepared.opens_thinking};
+                   std::move(prepared.shape)};
 }
 
 int64_t unix_now() {
@@ -203,55 +275,44 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
   const milliseconds timeout = config_.request_timeout;
 
   HttpResponse response;
+  const ReplyShape shape = submitted->shape;
+  const auto tool_id = [] { return random_id("toolu_"); };
   if (!req->stream) {
     Relayed relayed = relay(
         *sequence, *req, ping_every, timeout, [](std::string_view) { return true; },
         [] { return true; });
+    ReplyReader reader(shape, *req);
+    std::vector<ReplyPart> parts = reader.feed(relayed.text);
+    for (ReplyPart& part : reader.finish()) parts.push_back(std::move(part));
+    note_tool_use(reader, relayed.outcome);
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) return error_response(request, *record, api_error_from(relayed.error));
-    if (req->tool_choice.kind == ToolChoice::Kind::kTool) {
-      const anthropic::ToolUse call{random_id("toolu_"), req->tool_choice.name, relayed.text};
-      response.body = anthropic::message_body(id, req->model, {}, *relayed.outcome, &call);
-    } else {
-      response.body = anthropic::message_body(
-          id, req->model, split_reply(relayed.text, submitted->opens_thinking), *relayed.outcome);
-    }
+    response.body = anthropic::message_body(id, req->model, parts, *relayed.outcome, tool_id);
     return response;
   }
   response.content_type = "text/event-stream";
   response.headers.emplace_back("cache-control", "no-cache");
-  const bool opens_thinking = submitted->opens_thinking;
-  response.stream = [this, sequence, req, id, ping_every, timeout, record,
-                     opens_thinking](StreamSink& sink) {
+  response.stream = [this, sequence, req, id, ping_every, timeout, record, shape,
+                     tool_id](StreamSink& sink) {
     anthropic::MessageStream stream(id, req->model);
-    ReplySplitter splitter(opens_thinking);
-    const bool forced = req->tool_choice.kind == ToolChoice::Kind::kTool;
-    bool call_open = false;
+    ReplyReader reader(shape, *req);
     const auto write_parts = [&](const std::vector<ReplyPart>& parts) {
       std::string frames;
-      for (const ReplyPart& part : parts) {
-        if (!forced) {
-          frames += stream.part(part);
-          continue;
-        }
-        // A forced call: the generated text is the call's input JSON.
-        if (!call_open) frames += stream.tool_use(random_id("toolu_"), req->tool_choice.name);
-        call_open = true;
-        frames += stream.input_json(part.text);
-      }
+      for (const ReplyPart& part : parts) frames += stream.part(part, tool_id);
       return frames.empty() || write_text(sink, frames, *record);
     };
     bool connected = sink.write(stream.start(sequence->n_prompt_tokens()));
     if (!connected) sequence->cancel();
     Relayed relayed = relay(
         *sequence, *req, ping_every, timeout,
-        [&](std::string_view text) { return write_parts(splitter.feed(text)); },
+        [&](std::string_view text) { return write_parts(reader.feed(text)); },
         [&] { return sink.write(anthropic::MessageStream::ping()); });
+    note_tool_use(reader, relayed.outcome);
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) {
       sink.write(anthropic::MessageStream::error(api_error_from(relayed.error)));
     } else if (relayed.outcome->finish != Finish::kCancelled) {
-      write_parts(splitter.finish());
+      write_parts(reader.finish());
       sink.write(stream.finish(*relayed.outcome));
     }
   };
@@ -273,30 +334,44 @@ HttpResponse Router::chat_completions(const HttpRequest& request,
   const milliseconds timeout = config_.request_timeout;
 
   HttpResponse response;
+  const ReplyShape shape = submitted->shape;
+  const auto tool_id = [] { return random_id("call_"); };
   if (!req->stream) {
     Relayed relayed = relay(
         *sequence, *req, ping_every, timeout, [](std::string_view) { return true; },
         [] { return true; });
+    ReplyReader reader(shape, *req);
+    std::vector<ReplyPart> parts = reader.feed(relayed.text);
+    for (ReplyPart& part : reader.finish()) parts.push_back(std::move(part));
+    note_tool_use(reader, relayed.outcome);
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) return error_response(request, *record, api_error_from(relayed.error));
     response.body =
-        openai::completion_body(id, req->model, created, relayed.text, *relayed.outcome);
+        openai::completion_body(id, req->model, created, parts, *relayed.outcome, tool_id);
     return response;
   }
   response.content_type = "text/event-stream";
   response.headers.emplace_back("cache-control", "no-cache");
-  response.stream = [this, sequence, req, id, created, ping_every, timeout,
-                     record](StreamSink& sink) {
+  response.stream = [this, sequence, req, id, created, ping_every, timeout, record, shape,
+                     tool_id](StreamSink& sink) {
     openai::CompletionStream stream(id, req->model, created);
+    ReplyReader reader(shape, *req);
+    const auto write_parts = [&](const std::vector<ReplyPart>& parts) {
+      std::string chunks;
+      for (const ReplyPart& part : parts) chunks += stream.part(part, tool_id);
+      return chunks.empty() || write_text(sink, chunks, *record);
+    };
     if (!sink.write(stream.start())) sequence->cancel();
     Relayed relayed = relay(
         *sequence, *req, ping_every, timeout,
-        [&](std::string_view text) { return write_text(sink, stream.text(text), *record); },
+        [&](std::string_view text) { return write_parts(reader.feed(text)); },
         [&] { return sink.write(": ping\n\n"); });  // an SSE comment keeps the connection alive
+    note_tool_use(reader, relayed.outcome);
     record_generation(metrics_, *record, *sequence, relayed);
     if (!relayed.outcome) {
       sink.write(openai::CompletionStream::error(openai_error_body(api_error_from(relayed.error))));
     } else if (relayed.outcome->finish != Finish::kCancelled) {
+      write_parts(reader.finish());
       sink.write(stream.finish(*relayed.outcome, req->include_usage));
     }
   };

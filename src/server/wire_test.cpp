@@ -78,7 +78,8 @@ TEST(AnthropicParse, ReadsToolUseAndResults) {
   // Templates without tools see them as text.
   const std::vector<ChatMessage> text = tools_as_text(r->messages);
   ASSERT_EQ(text.size(), 2u);
-  EXPECT_EQ(text[0].content, R"([tool_use id=toolu_1 name=Read] {"file_path":"/x"})");
+  EXPECT_EQ(text[0].content,
+            R"(<tool_call>{"name": "Read", "arguments": {"file_path":"/x"}}</tool_call>)");
   EXPECT_EQ(text[1].role, ChatRole::kUser);
   EXPECT_EQ(text[1].content, "[tool_result id=toolu_1 error] hello");
   ASSERT_EQ(r->tools.size(), 1u);  // the server tool has no schema to render
@@ -104,9 +105,10 @@ TEST(AnthropicParse, ToolResultsComeBeforeTheTurnsTextAndJoinItAsText) {
   EXPECT_EQ(r->messages[4].role, ChatRole::kUser);
   const std::vector<ChatMessage> text = tools_as_text(r->messages);
   ASSERT_EQ(text.size(), 3u);
-  EXPECT_EQ(text[1].content,
-            "Sure.\n[tool_use id=a name=Bash] {\"command\":\"ls\"}\n"
-            "[tool_use id=b name=Bash] {\"command\":\"pwd\"}");
+  EXPECT_EQ(
+      text[1].content,
+      "Sure.\n<tool_call>{\"name\": \"Bash\", \"arguments\": {\"command\":\"ls\"}}</tool_call>\n"
+      "<tool_call>{\"name\": \"Bash\", \"arguments\": {\"command\":\"pwd\"}}</tool_call>");
   EXPECT_EQ(text[2].content, "[tool_result id=a] x.txt\n[tool_result id=b] /tmp\nthanks");
   EXPECT_EQ(error_of(R"({"max_tokens": 1, "messages": [{"role": "user", "content": [
               {"type": "tool_use", "id": "a", "name": "f", "input": {}}]}]})"),
@@ -240,7 +242,7 @@ TEST(OpenAIParse, ReadsMessagesStopAndOptions) {
   EXPECT_EQ(r->messages[3].role, ChatRole::kTool);
   EXPECT_EQ(r->messages[3].tool_call_id, "c1");
   const std::vector<ChatMessage> text = tools_as_text(r->messages);
-  EXPECT_EQ(text[2].content, R"([tool_use id=c1 name=f] {"a":1})");
+  EXPECT_EQ(text[2].content, R"(<tool_call>{"name": "f", "arguments": {"a":1}}</tool_call>)");
   EXPECT_EQ(text[3].content, "[tool_result id=c1] 42");
   EXPECT_EQ(r->stop_sequences, std::vector<std::string>{"END"});
 
@@ -306,7 +308,7 @@ TEST(AnthropicStream, ThinkingBlockEndsWithSignatureBeforeTheText) {
   anthropic::MessageStream stream("msg_1", "m");
   std::string sse = stream.start(5);
   for (const ReplyPart& part : split_reply("<think>Plan it.</think>\nDone.", false)) {
-    sse += stream.part(part);
+    sse += stream.part(part, [] { return std::string("toolu_x"); });
   }
   sse += stream.finish(Outcome{Finish::kEndTurn, "", 5, 4});
   auto f = frames(sse);
@@ -328,9 +330,9 @@ TEST(AnthropicStream, ThinkingBlockEndsWithSignatureBeforeTheText) {
   EXPECT_EQ(f[5].second["content_block"]["type"], "text");
   EXPECT_EQ(f[6].second["delta"]["text"], "Done.");
 
-  const Json body = Json::parse(
-      anthropic::message_body("msg_2", "m", split_reply("<think>Plan it.</think>Done.", false),
-                              Outcome{Finish::kEndTurn, "", 5, 4}));
+  const Json body = Json::parse(anthropic::message_body(
+      "msg_2", "m", split_reply("<think>Plan it.</think>Done.", false),
+      Outcome{Finish::kEndTurn, "", 5, 4}, [] { return std::string("toolu_x"); }));
   ASSERT_EQ(body["content"].size(), 2u);
   EXPECT_EQ(body["content"][0]["type"], "thinking");
   EXPECT_EQ(body["content"][0]["thinking"], "Plan it.");
@@ -380,6 +382,85 @@ TEST(OpenAIStream, ChunksThenDone) {
       out.find(
           R"("usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"prompt_tokens_details":{"cached_tokens":0}})"),
       std::string::npos);
+}
+
+}  // namespace
+}  // namespace pensieve::server
+
+namespace pensieve::server {
+namespace {
+
+// A reply with text, then one call whose input arrives in pieces, then a call cut short.
+std::vector<ReplyPart> reply_with_calls() {
+  using K = ReplyPart::Kind;
+  return {{K::kText, "Looking."},         {K::kToolCall, "Read"}, {K::kToolInput, "{\"path\":"},
+          {K::kToolInput, " \"a.txt\"}"}, {K::kToolEnd, ""},      {K::kToolCall, "Bash"},
+          {K::kToolInput, "{\"comm"},     {K::kToolEnd, ""}};
+}
+
+TEST(AnthropicToolUse, BlocksInOrderAndCutCallsLeftOut) {
+  int n = 0;
+  const auto ids = [&n] { return "toolu_" + std::to_string(++n); };
+  const Json body = Json::parse(anthropic::message_body("msg_1", "m", reply_with_calls(),
+                                                        Outcome{Finish::kToolUse, "", 5, 9}, ids));
+  ASSERT_EQ(body["content"].size(), 2u) << body.dump();
+  EXPECT_EQ(body["content"][0], Json::parse(R"({"type":"text","text":"Looking."})"));
+  EXPECT_EQ(
+      body["content"][1],
+      Json::parse(R"({"type":"tool_use","id":"toolu_1","name":"Read","input":{"path":"a.txt"}})"));
+  EXPECT_EQ(body["stop_reason"], "tool_use");
+
+  anthropic::MessageStream stream("msg_1", "m");
+  std::string sse = stream.start(5);
+  for (const ReplyPart& part : reply_with_calls()) sse += stream.part(part, ids);
+  sse += stream.finish(Outcome{Finish::kToolUse, "", 5, 9});
+  auto f = frames(sse);
+  std::vector<std::string> events;
+  for (auto& [event, data] : f) events.push_back(event);
+  EXPECT_EQ(events,
+            (std::vector<std::string>{
+                "message_start", "content_block_start", "content_block_delta", "content_block_stop",
+                "content_block_start", "content_block_delta", "content_block_delta",
+                "content_block_stop", "content_block_start", "content_block_delta",
+                "content_block_stop", "message_delta", "message_stop"}));
+  EXPECT_EQ(f[4].second["content_block"],
+            Json::parse(R"({"type":"tool_use","id":"toolu_2","name":"Read","input":{}})"));
+  EXPECT_EQ(f[5].second["delta"],
+            Json::parse(R"({"type":"input_json_delta","partial_json":"{\"path\":"})"));
+  EXPECT_EQ(f[6].second["index"], 1);
+  EXPECT_EQ(f[11].second["delta"]["stop_reason"], "tool_use");
+}
+
+TEST(OpenAiToolCalls, MessageAndChunks) {
+  int n = 0;
+  const auto ids = [&n] { return "call_" + std::to_string(++n); };
+  const Json body = Json::parse(openai::completion_body("c1", "m", 0, reply_with_calls(),
+                                                        Outcome{Finish::kToolUse, "", 5, 9}, ids));
+  const Json& message = body["choices"][0]["message"];
+  EXPECT_EQ(message["content"], "Looking.");
+  ASSERT_EQ(message["tool_calls"].size(), 1u);
+  EXPECT_EQ(message["tool_calls"][0],
+            Json::parse(R"({"id":"call_1","type":"function","function":{"name":"Read",)"
+                        R"("arguments":"{\"path\": \"a.txt\"}"}})"));
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "tool_calls");
+
+  openai::CompletionStream stream("c1", "m", 0);
+  std::string arguments;
+  for (const ReplyPart& part : reply_with_calls()) {
+    const std::string chunk = stream.part(part, ids);
+    if (chunk.empty()) continue;
+    const Json data = Json::parse(chunk.substr(6));  // "data: {...}\n\n"
+    const Json& delta = data["choices"][0]["delta"];
+    if (!delta.contains("tool_calls")) continue;
+    const Json& call = delta["tool_calls"][0];
+    if (call.contains("id")) {
+      EXPECT_EQ(call["function"]["arguments"], "");
+      EXPECT_EQ(call["index"], part.text == "Read" ? 0 : 1);
+    } else if (call["index"] == 0) {
+      arguments += call["function"]["arguments"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(arguments, "{\"path\": \"a.txt\"}");
 }
 
 }  // namespace

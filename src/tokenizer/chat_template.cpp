@@ -323,6 +323,9 @@ std::string describe_tools(const std::vector<ChatTool>& tools) {
     fmt::format_to(std::back_inserter(text), "\n- {}: {}\n  input schema: {}\n", tool.name,
                    tool.description, tool.parameters_json);
   }
+  text +=
+      "\nTo call a tool, write <tool_call>{\"name\": \"<tool name>\", \"arguments\": <input as "
+      "JSON>}</tool_call> and end your turn; its result comes back as [tool_result ...].\n";
   return text;
 }
 
@@ -334,8 +337,9 @@ std::vector<ChatMessage> tools_as_text(const std::vector<ChatMessage>& messages)
     ChatMessage m{message.role, message.content, {}, {}, false};
     for (const ChatToolCall& call : message.tool_calls) {
       if (!m.content.empty()) m.content.push_back('\n');
-      fmt::format_to(std::back_inserter(m.content), "[tool_use id={} name={}] {}", call.id,
-                     call.name, call.arguments_json);
+      fmt::format_to(std::back_inserter(m.content),
+                     "<tool_call>{{\"name\": \"{}\", \"arguments\": {}}}</tool_call>", call.name,
+                     call.arguments_json);
     }
     if (message.role == ChatRole::kTool) {
       m.role = ChatRole::kUser;

@@ -100,8 +100,9 @@ class ChatTemplate {
   ChatTemplateSource source_;
 };
 
-// For templates that do not render tools: assistant tool calls become "[tool_use id=.. name=..]
-// {input}" lines after the text, tool results "[tool_result id=..( error)] text" user messages,
+// For templates that do not render tools: assistant tool calls become
+// "<tool_call>{"name": .., "arguments": {input}}</tool_call>" lines after the text (the form
+// describe_tools() asks for), tool results "[tool_result id=..( error)] text" user messages,
 // joined with the user text of the same turn.
 std::vector<ChatMessage> tools_as_text(const std::vector<ChatMessage>& messages);
 // The text of a leading system message describing `tools`; empty when there are none.

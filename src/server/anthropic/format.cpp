@@ -47,24 +47,36 @@ std::string thinking_signature(std::string_view thinking) {
 
 std::string message_body(std::string_view id, std::string_view model,
                          const std::vector<ReplyPart>& parts, const Outcome& outcome,
-                         const ToolUse* tool_use) {
+                         const std::function<std::string()>& tool_id) {
   Json content = Json::array();
+  std::string call_name, call_input;
   for (const ReplyPart& part : parts) {
-    if (part.kind == ReplyPart::Kind::kThinking) {
-      content.push_back({{"type", "thinking"},
-                         {"thinking", part.text},
-                         {"signature", thinking_signature(part.text)}});
-    } else if (!part.text.empty()) {
-      content.push_back({{"type", "text"}, {"text", part.text}});
-    }
-  }
-  if (tool_use != nullptr) {
-    // The arguments were generated under their schema's grammar; a call cut short (max_tokens)
-    // is not valid JSON and is left out: no invalid input leaves the server.
-    Json input = Json::parse(tool_use->input_json, nullptr, false);
-    if (!input.is_discarded() && input.is_object()) {
-      content.push_back(
-          {{"type", "tool_use"}, {"id", tool_use->id}, {"name", tool_use->name}, {"input", input}});
+    switch (part.kind) {
+      case ReplyPart::Kind::kThinking:
+        content.push_back({{"type", "thinking"},
+                           {"thinking", part.text},
+                           {"signature", thinking_signature(part.text)}});
+        break;
+      case ReplyPart::Kind::kText:
+        if (!part.text.empty()) content.push_back({{"type", "text"}, {"text", part.text}});
+        break;
+      case ReplyPart::Kind::kToolCall:
+        call_name = part.text;
+        call_input.clear();
+        break;
+      case ReplyPart::Kind::kToolInput:
+        call_input += part.text;
+        break;
+      case ReplyPart::Kind::kToolEnd: {
+        // The input was generated under its schema's grammar; a call cut short (max_tokens) is
+        // not valid JSON and is left out: no invalid input leaves the server.
+        Json input = Json::parse(call_input, nullptr, false);
+        if (!input.is_discarded() && input.is_object()) {
+          content.push_back(
+              {{"type", "tool_use"}, {"id", tool_id()}, {"name", call_name}, {"input", input}});
+        }
+        break;
+      }
     }
   }
   const Json body = {{"id", id},
@@ -158,6 +170,23 @@ std::string MessageStream::input_json(std::string_view partial) {
                {{"type", "content_block_delta"},
                 {"index", block_index_},
                 {"delta", {{"type", "input_json_delta"}, {"partial_json", partial}}}});
+}
+
+std::string MessageStream::part(const ReplyPart& part,
+                                const std::function<std::string()>& tool_id) {
+  switch (part.kind) {
+    case ReplyPart::Kind::kThinking:
+      return thinking(part.text);
+    case ReplyPart::Kind::kText:
+      return part.text.empty() ? std::string() : text(part.text);
+    case ReplyPart::Kind::kToolCall:
+      return tool_use(tool_id(), part.text);
+    case ReplyPart::Kind::kToolInput:
+      return input_json(part.text);
+    case ReplyPart::Kind::kToolEnd:
+      return close();
+  }
+  return {};
 }
 
 std::string MessageStream::text(std::string_view delta) {

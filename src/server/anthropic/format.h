@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -12,18 +13,11 @@
 
 namespace pensieve::server::anthropic {
 
-// A tool call the reply makes.
-struct ToolUse {
-  std::string id;  // toolu_...
-  std::string name;
-  std::string input_json;  // the arguments as generated: one JSON object
-};
-
-// The non-streaming reply to POST /v1/messages: a thinking block (with its signature) for
-// reasoning, a text block for the answer, then the tool call if there is one.
+// The non-streaming reply to POST /v1/messages: the reply's parts as content blocks in order
+// (thinking with its signature, text, tool_use with ids from `tool_id`).
 std::string message_body(std::string_view id, std::string_view model,
                          const std::vector<ReplyPart>& parts, const Outcome& outcome,
-                         const ToolUse* tool_use = nullptr);
+                         const std::function<std::string()>& tool_id);
 
 // The opaque signature of a thinking block: it lets a client send the block back unchanged;
 // pensieve drops earlier reasoning from prompts, so it only has to be stable.
@@ -56,9 +50,8 @@ class MessageStream {
   std::string tool_use(std::string_view id, std::string_view name);
   // A piece of the open tool_use block's input JSON.
   std::string input_json(std::string_view partial);
-  std::string part(const ReplyPart& part) {
-    return part.kind == ReplyPart::Kind::kThinking ? thinking(part.text) : text(part.text);
-  }
+  // Any part of a reply: kToolCall opens a tool_use block with an id from `tool_id`.
+  std::string part(const ReplyPart& part, const std::function<std::string()>& tool_id);
   std::string finish(const Outcome& outcome);
 
   static std::string ping();

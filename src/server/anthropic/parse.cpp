@@ -175,6 +175,8 @@ Expected<void> parse_tool_choice(const Json& body, InferenceRequest* request) {
   if (it == body.end() || it->is_null()) return {};
   if (!it->is_object()) return invalid("tool_choice: expected an object");
   PV_TRY(auto type, optional_string(*it, "type", "tool_choice"));
+  PV_TRY(auto no_parallel, optional_bool(*it, "disable_parallel_tool_use", "tool_choice"));
+  request->tool_choice.parallel = !no_parallel.value_or(false);
   const std::string kind = type.value_or("");
   if (kind == "auto") return {};
   if (kind == "none") {
@@ -186,21 +188,15 @@ Expected<void> parse_tool_choice(const Json& body, InferenceRequest* request) {
   }
   if (request->tools.empty()) return invalid("tool_choice: '" + kind + "' needs tools");
   if (kind == "any") {
-    // The reply must call one of the tools; with several, choosing among them is not
-    // implemented yet.
-    if (request->tools.size() > 1) {
-      return Unexpected<Error>(Error{ErrorCode::kUnsupported,
-                                     "tool_choice: 'any' with several tools is not supported "
-                                     "yet; name one with {\"type\": \"tool\", \"name\": ...}"});
-    }
-    request->tool_choice = {ToolChoice::Kind::kTool, request->tools[0].name};
+    request->tool_choice.kind = ToolChoice::Kind::kAny;
     return {};
   }
   PV_TRY(auto name, optional_string(*it, "name", "tool_choice"));
   if (!name) return invalid("tool_choice.name: required");
   for (const ToolSpec& tool : request->tools) {
     if (tool.name == *name) {
-      request->tool_choice = {ToolChoice::Kind::kTool, *name};
+      request->tool_choice.kind = ToolChoice::Kind::kTool;
+      request->tool_choice.name = *name;
       return {};
     }
   }

@@ -153,6 +153,44 @@ Expected<void> parse_sampling(const Json& body, InferenceRequest* request) {
   return {};
 }
 
+// "auto" | "none" | "required" or {"type": "function", "function": {"name": N}}, after the
+// tools; parallel_tool_calls false allows one call per reply.
+Expected<void> parse_tool_choice(const Json& body, InferenceRequest* request) {
+  PV_TRY(auto parallel, optional_bool(body, "parallel_tool_calls", ""));
+  request->tool_choice.parallel = parallel.value_or(true);
+  auto it = body.find("tool_choice");
+  if (it == body.end() || it->is_null()) return {};
+  if (it->is_string()) {
+    const std::string kind = it->get<std::string>();
+    if (kind == "auto") return {};
+    if (kind == "none") {
+      request->tool_choice.kind = ToolChoice::Kind::kNone;
+      return {};
+    }
+    if (kind != "required") {
+      return invalid(fmt::format("tool_choice: '{}' is not one of auto, none, required", kind));
+    }
+    if (request->tools.empty()) return invalid("tool_choice: 'required' needs tools");
+    request->tool_choice.kind = ToolChoice::Kind::kAny;
+    return {};
+  }
+  if (!it->is_object()) return invalid("tool_choice: expected a string or an object");
+  auto function = it->find("function");
+  if (function == it->end() || !function->is_object()) {
+    return invalid("tool_choice.function: required");
+  }
+  PV_TRY(auto name, optional_string(*function, "name", "tool_choice.function"));
+  if (!name) return invalid("tool_choice.function.name: required");
+  for (const ToolSpec& tool : request->tools) {
+    if (tool.name == *name) {
+      request->tool_choice.kind = ToolChoice::Kind::kTool;
+      request->tool_choice.name = *name;
+      return {};
+    }
+  }
+  return invalid(fmt::format("tool_choice.function.name: '{}' is not one of the tools", *name));
+}
+
 }  // namespace
 
 Expected<InferenceRequest> parse_chat_request(std::string_view body) {
@@ -174,6 +212,7 @@ Expected<InferenceRequest> parse_chat_request(std::string_view body) {
   }
   PV_TRY_VOID(parse_messages(json, &request));
   PV_TRY_VOID(parse_tools(json, &request));
+  PV_TRY_VOID(parse_tool_choice(json, &request));
   PV_TRY_VOID(parse_stop(json, &request));
   PV_TRY_VOID(parse_sampling(json, &request));
   return request;
