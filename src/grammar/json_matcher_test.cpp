@@ -94,11 +94,18 @@ TEST(JsonMatcher, ObjectsClosed) {
 }
 
 TEST(JsonMatcher, ObjectsOpen) {
-  auto m = matcher_for(R"({"type": "object", "properties": {"a": {"type": "integer"}}})");
+  auto m = matcher_for(
+      R"({"type": "object", "additionalProperties": true, "properties": {"a": {"type": "integer"}}})");
   EXPECT_TRUE(accepts(m, R"({})"));
   EXPECT_TRUE(accepts(m, R"({"a":1,"ab":"x","b":[{"c":null}]})"));
   EXPECT_EQ(first_reject(m, R"({"a":"x"})"), 5u);  // declared keys keep their schema
   EXPECT_EQ(first_reject(m, R"({"a":1,"a":2})"), 9u);
+  // Declared properties and no word on others: only the declared ones.
+  auto closed = matcher_for(R"({"type": "object", "properties": {"a": {"type": "integer"}}})");
+  EXPECT_TRUE(accepts(closed, R"({"a":1})"));
+  EXPECT_EQ(first_reject(closed, R"({"a":1,"b":2})"), 6u);  // no key may follow
+  auto any_keys = matcher_for(R"({"type": "object"})");
+  EXPECT_TRUE(accepts(any_keys, R"({"b":[1]})"));
   auto typed = matcher_for(R"({"type": "object", "additionalProperties": {"type": "number"}})");
   EXPECT_TRUE(accepts(typed, R"({"x":1,"y":2.5})"));
   EXPECT_EQ(first_reject(typed, R"({"x":"1"})"), 5u);

@@ -141,7 +141,9 @@ Expected<void> Compiler::compile_object(const Json& schema, const std::string& p
   }
   node->properties = std::move(props);
   node->required_mask = required;
-  node->additional = grammar::kAnyNode;
+  // Without additionalProperties, an object that declares properties gets only those: a
+  // subset of its valid instances, and what a model calling a tool means to write.
+  node->additional = node->properties.empty() ? grammar::kAnyNode : grammar::kNoNode;
   if (auto it = schema.find("additionalProperties"); it != schema.end()) {
     if (it->is_boolean()) {
       node->additional = it->get<bool>() ? grammar::kAnyNode : grammar::kNoNode;

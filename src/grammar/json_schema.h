@@ -61,6 +61,8 @@ inline constexpr uint32_t kNullNode = 2;  // literal null
 // tuple `items` arrays, allOf with several elements, an enum of more than 64 values, ...) is
 // ignored, which only makes the grammar more permissive. Objects may declare at most 64
 // properties (a compile error otherwise); enum/const values must be written in compact form.
+// An object that declares properties and says nothing of additionalProperties gets no other
+// keys (valid instances all the same; models then do not invent keys).
 class JsonSchema {
  public:
   // Parses and compiles a JSON Schema document. Errors start with "grammar: ".

@@ -90,7 +90,7 @@ const char* const kWalkSchemas[] = {
           "properties": {"content": {"type": "string"},
                          "status": {"enum": ["pending", "in_progress", "completed"]},
                          "priority": {"type": ["integer", "null"]}}}}}})",
-    R"({"type": "object", "required": ["command"], "properties": {
+    R"({"type": "object", "required": ["command"], "additionalProperties": true, "properties": {
         "command": {"type": "string"}, "timeout": {"type": "number"},
         "run_in_background": {"type": "boolean"}}})",
     R"({"type": "object", "properties": {"status": {"anyOf": [

@@ -34,6 +34,18 @@ struct Prepared {
   ReplyShape shape;
 };
 
+// Whether the request's prefill (a final assistant message) ends with the opener of a call, so
+// that the reply starts inside the call object.
+bool prefill_opens_call(const InferenceRequest& request, const PromptRenderer& renderer) {
+  const auto& syntax = renderer.tool_call_syntax();
+  if (!syntax || syntax->open.empty() || syntax->list || request.messages.empty()) return false;
+  const ChatMessage& last = request.messages.back();
+  if (last.role != ChatRole::kAssistant) return false;
+  const size_t end = last.content.find_last_not_of(" \t\r\n");
+  return end != std::string::npos &&
+         std::string_view(last.content).substr(0, end + 1).ends_with(syntax->open);
+}
+
 Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& renderer,
                            int64_t n_ctx) {
   Prepared p;
@@ -50,9 +62,10 @@ Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& rende
     p.shape.syntax = renderer.tool_call_syntax().value_or(ToolCallSyntax{});
     p.shape.start = ToolCallParser::Start::kArguments;
   } else if (tools && (choice.kind == ToolChoice::Kind::kAny || renderer.tool_call_syntax())) {
-    // Calls of any tool: from the start (any), or wherever the model opens one (auto).
-    const bool any = choice.kind == ToolChoice::Kind::kAny;
-    if (any) {
+    // Calls of any tool: from the start (any, or a prefill that ends with the call opener), or
+    // wherever the model opens one (auto).
+    const bool any = choice.kind == ToolChoice::Kind::kAny || prefill_opens_call(request, renderer);
+    if (choice.kind == ToolChoice::Kind::kAny) {
       PV_TRY(p.prompt, renderer.call_start_tokens(request));
     } else {
       PV_TRY(p.prompt, renderer.tokens(request, &p.shape.opens_thinking));
