@@ -2,6 +2,7 @@
 // `pensieve run -m MODEL --chat`: a conversation in the terminal, one user turn per stdin line.
 #include <unistd.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "model/forward_cpu.h"
 #include "model/forward_ref.h"
 #include "model/model.h"
+#include "server/config.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
@@ -26,7 +28,8 @@ namespace {
 struct RunOptions {
   std::string model_path;
   std::string prompt;
-  int64_t n_ctx = 0;  // 0: the model's trained context, capped
+  int64_t n_ctx = 0;                      // 0: the model's trained context, capped
+  std::string attention_window = "auto";  // a number of tokens, 0 (all) or auto
   bool no_bos = false;
   bool reference = false;  // the scalar reference forward pass instead of the SIMD one
   int n_threads = 0;       // 0: all cores
@@ -62,18 +65,36 @@ Expected<Loaded> load(const RunOptions& o) {
     return make_error(ErrorCode::kInvalidArgument,
                       "run: KV cache type '{}' is not one of F16, Q8_0, F32", o.kv_type);
   }
+  int64_t setting = -1;  // auto
+  if (o.attention_window != "auto") {
+    const std::string& text = o.attention_window;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), setting);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty() || setting < 0) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "run: --attention-window '{}' is not auto or a number of tokens", text);
+    }
+  }
   PV_TRY(l.model,
          Model::load(o.model_path, o.mmap ? MmapFile::Mode::kMapped : MmapFile::Mode::kResident));
   PV_TRY(l.tokenizer, Tokenizer::from_gguf(l.model->file()));
   const Hparams& hp = l.model->hparams();
   const int64_t n_ctx = o.n_ctx > 0 ? o.n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
+  const int64_t window = server::resolve_attention_window(setting, n_ctx, hp.n_ctx_train);
+  if (setting < 0 && window > 0) {
+    std::fprintf(stderr,
+                 "run: --ctx %lld is beyond the model's trained context (%lld): attention is "
+                 "limited to a sliding window of the last %lld tokens (--attention-window 0 turns "
+                 "this off)\n",
+                 static_cast<long long>(n_ctx), static_cast<long long>(hp.n_ctx_train),
+                 static_cast<long long>(window));
+  }
   if (o.reference) {
-    l.forward = std::make_unique<ReferenceForward>(hp, l.model->weights(), n_ctx);
+    l.forward = std::make_unique<ReferenceForward>(hp, l.model->weights(), n_ctx, window);
   } else {
     const int n_threads =
         o.n_threads > 0 ? o.n_threads : static_cast<int>(std::thread::hardware_concurrency());
     l.forward = std::make_unique<CpuForward>(hp, l.model->weights(), n_ctx, std::max(1, n_threads),
-                                             256, *kv_type);
+                                             256, *kv_type, 0, 1, window);
   }
   return l;
 }
@@ -222,6 +243,10 @@ void register_run(CLI::App& app, Handler* run) {
   cmd->add_option("-n,--max-tokens", o->generate.max_tokens, "Tokens to generate (per reply)")
       ->default_val(128);
   cmd->add_option("-c,--ctx", o->n_ctx, "Context length (default: the model's, up to 4096)");
+  cmd->add_option("--attention-window", o->attention_window,
+                  "Tokens each token attends, a sliding window (0: all; auto: the model's "
+                  "trained context when --ctx is longer)")
+      ->default_val("auto");
   cmd->add_option("--temp", s.temperature, "Temperature (0: greedy)")->default_val(0.8);
   cmd->add_option("--seed", s.seed, "Random seed")->default_val(0);
   cmd->add_option("--top-k", s.top_k, "Top-k (0: off)")->default_val(40);

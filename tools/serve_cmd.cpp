@@ -219,11 +219,23 @@ int serve(const server::ServerConfig& config) {
     budget = *planned;
   }
   std::fprintf(stderr, "%s\n", memory::describe(budget, config.kv_type).c_str());
-  if (n_ctx_train > 0 && budget.n_ctx > n_ctx_train) {
+  const int64_t attention_window =
+      server::resolve_attention_window(config.attention_window, budget.n_ctx, n_ctx_train);
+  const bool beyond_training = n_ctx_train > 0 && budget.n_ctx > n_ctx_train;
+  if (beyond_training && config.attention_window < 0) {
     log::warn(
-        "serve: --ctx {} is beyond the {} positions the model was trained on; past them its "
-        "output may degrade",
-        budget.n_ctx, n_ctx_train);
+        "serve: --ctx {} is beyond the model's trained context ({}): attention is limited to a "
+        "sliding window of the last {} tokens (--attention-window 0 turns this off)",
+        budget.n_ctx, n_ctx_train, attention_window);
+  } else if (beyond_training && (attention_window == 0 || attention_window > n_ctx_train)) {
+    log::warn(
+        "serve: --ctx {} is beyond the model's trained context ({}) and attention reaches {} "
+        "positions back; past {} its output may degrade",
+        budget.n_ctx, n_ctx_train, attention_window == 0 ? budget.n_ctx : attention_window,
+        n_ctx_train);
+  } else if (attention_window > 0 && attention_window < budget.n_ctx) {
+    log::info("serve: attention is limited to a sliding window of the last {} tokens",
+              attention_window);
   }
 
   auto model = Model::load(config.model_path,
@@ -240,7 +252,7 @@ int serve(const server::ServerConfig& config) {
   const int64_t n_blocks =
       (n_positions + BatchForward::kKvBlockPositions - 1) / BatchForward::kKvBlockPositions;
   CpuForward forward(hp, (*model)->weights(), budget.n_ctx, n_threads, kMaxBatch, *kv_type,
-                     n_blocks, budget.n_parallel);
+                     n_blocks, budget.n_parallel, attention_window);
 
   ModelResidency residency(**model);
   SchedulerOptions scheduler_options;

@@ -3,6 +3,9 @@
 // each naming one of the tools with input valid against that tool's schema.
 #include "engine/tool_call_constraint.h"
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -199,6 +202,37 @@ TEST_F(ToolCallConstraintTest, AnyToolThroughTheModel) {
     ASSERT_EQ(calls.size(), 1u) << reply;
     EXPECT_TRUE(valid_input(calls[0].name, calls[0].input)) << reply;
   }
+}
+
+// Every tool Claude Code sends compiles into the call grammar of its request (generic syntax and
+// Llama 3.1's), and quickly: it is built for each request.
+TEST(ToolCallGrammarTest, ClaudeCodeToolSetsCompile) {
+  const std::filesystem::path dir =
+      std::filesystem::path(PENSIEVE_TEST_DATA_DIR) / "fixtures" / "claude-code-captured";
+  int sets = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json") continue;
+    std::ifstream in(entry.path());
+    const auto captured = nlohmann::json::parse(in, nullptr, false);
+    ASSERT_FALSE(captured.is_discarded()) << entry.path();
+    std::vector<ToolSpec> tools;
+    for (const auto& tool : captured["body"]["tools"]) {
+      tools.push_back({tool["name"], tool.value("description", ""), tool["input_schema"].dump()});
+    }
+    ASSERT_GE(tools.size(), 20u) << entry.path();
+    for (const ToolCallSyntax& syntax : {kHermes, ToolCallSyntax{"", "", "parameters", false}}) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto grammar = ToolCallGrammar::make(tools, syntax);
+      const auto t1 = std::chrono::steady_clock::now();
+      ASSERT_TRUE(grammar) << entry.path() << ": " << grammar.error().message;
+      EXPECT_EQ((*grammar)->heads().size(), 2 * tools.size());
+      std::printf("[ timing ] %zu tools of %s: call grammar in %.2f ms\n", tools.size(),
+                  entry.path().filename().c_str(),
+                  std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    ++sets;
+  }
+  EXPECT_GE(sets, 5);
 }
 
 }  // namespace

@@ -37,19 +37,22 @@ int64_t blocks_for(int64_t positions) { return (positions + kBlock - 1) / kBlock
 }  // namespace
 
 CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
-                       int64_t max_batch, GgmlType kv_type, int64_t n_blocks, int64_t max_segments)
+                       int64_t max_batch, GgmlType kv_type, int64_t n_blocks, int64_t max_segments,
+                       int64_t attention_window)
     : hp_(hp),
       w_(weights),
       n_ctx_(n_ctx),
       max_batch_(max_batch),
       n_blocks_(n_blocks > 0 ? n_blocks : blocks_for(n_ctx)),
       max_segments_(std::clamp<int64_t>(max_segments, 1, max_batch)),
+      window_(attention_window),
       kv_type_(effective_kv_type(hp, kv_type)),
       kv_row_bytes_(cpu::kv_bytes(kv_type_, hp.n_embd_kv())),
       block_bytes_(sz(hp.n_layer) * 2 * sz(kBlock) * kv_row_bytes_),
       rope_(rope_params(hp, weights, n_ctx)),
       pool_(n_threads),
       workspace_(max_batch, workspace_cols(hp)) {
+  PV_CHECK(attention_window >= 0, "forward: attention window {}", attention_window);
   const int64_t n_q = hp.n_head * hp.head_dim;
   kv_pool_.assign(sz(n_blocks_) * block_bytes_, 0);
   own_table_.resize(sz(std::min(n_blocks_, blocks_for(n_ctx))));
@@ -293,8 +296,9 @@ void CpuForward::store_kv(int64_t il, int64_t n) {
   }
 }
 
-// Causal attention of each segment over its own positions. Jobs are (segment, KV head, run of
-// tokens): the query heads of a GQA group read each converted K/V block together.
+// Causal attention of each segment over its own positions (the last window_ of them, when set).
+// Jobs are (segment, KV head, run of tokens): the query heads of a GQA group read each converted
+// K/V block together.
 void CpuForward::attend(int64_t il) {
   const int64_t hd = hp_.head_dim;
   const int64_t group = hp_.n_head / hp_.n_head_kv;
@@ -330,6 +334,7 @@ void CpuForward::attend(int64_t il) {
       a.kv_type = kv_type_;
       a.head_dim = hd;
       a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      a.window = window_;
       cpu::attention(a, scratch);
     }
   });

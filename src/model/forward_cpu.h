@@ -25,10 +25,12 @@ class CpuForward : public Forward, public BatchForward {
   // max_batch: tokens one step processes (longer prompts go in chunks). kv_type: the cache's
   // element type, F16 (default), Q8_0 (half the memory; needs head sizes that are multiples of 32,
   // else F16 is used) or F32. n_blocks: KV pool blocks; 0 = enough for one sequence of n_ctx.
-  // max_segments: sequences one eval_batch() may carry.
+  // max_segments: sequences one eval_batch() may carry. attention_window: positions each token
+  // attends, its own included (a sliding window, for contexts beyond the trained one; the cache
+  // still keeps every position); 0 = every earlier position.
   CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
              int64_t max_batch = 256, GgmlType kv_type = GgmlType::kF16, int64_t n_blocks = 0,
-             int64_t max_segments = 1);
+             int64_t max_segments = 1, int64_t attention_window = 0);
 
   // What a CpuForward of these settings allocates besides its KV pool, known before building
   // one (the memory budget is planned from it). kv_bytes_per_position: K and V of all layers for
@@ -59,6 +61,7 @@ class CpuForward : public Forward, public BatchForward {
   // Bytes of weights one decode step reads (for bandwidth figures).
   uint64_t weight_bytes_per_token() const;
   GgmlType kv_type() const { return kv_type_; }
+  int64_t attention_window() const { return window_; }
   int64_t n_blocks() const override { return n_blocks_; }
   int64_t max_batch() const override { return max_batch_; }
   int64_t max_segments() const override { return max_segments_; }
@@ -81,6 +84,7 @@ class CpuForward : public Forward, public BatchForward {
   int64_t max_batch_;
   int64_t n_blocks_;
   int64_t max_segments_;
+  int64_t window_;
   int64_t n_past_ = 0;
   GgmlType kv_type_;
   size_t kv_row_bytes_;  // one position of one layer's K (or V): n_embd_kv values

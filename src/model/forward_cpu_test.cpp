@@ -1,6 +1,6 @@
 // The fast CPU forward pass against the scalar reference: same greedy tokens and close logits on
-// synthetic models of each architecture, prompt-in-chunks equals token-by-token, and the
-// goldens of ../shared/models.
+// synthetic models of each architecture, prompt-in-chunks equals token-by-token, a sliding
+// attention window, and the goldens of ../shared/models.
 #include "model/forward_cpu.h"
 
 #include <algorithm>
@@ -111,6 +111,80 @@ INSTANTIATE_TEST_SUITE_P(
       std::replace(n.begin(), n.end(), '-', '_');
       return n;
     });
+
+// A sliding window over a sequence several windows long: the fast pass (prompt chunks of 16 that
+// straddle window starts, then decode steps) against the reference with the same window, on a
+// GQA model. The windowed reference must also depart from the full one, or the comparison would
+// prove nothing.
+TEST(CpuForward, SlidingWindowMatchesReference) {
+  SynthOptions o;
+  o.preset = "tiny-llama";
+  o.output_path = temp_path("tiny-llama-window.gguf");
+  o.shared_dir = PENSIEVE_SHARED_DIR;
+  ASSERT_TRUE(synth_model(o).has_value());
+  auto model = Model::load(o.output_path);
+  ASSERT_TRUE(model.has_value()) << model.error().message;
+  const Hparams& hp = (*model)->hparams();
+  ASSERT_GT(hp.n_head, hp.n_head_kv);
+  std::vector<int32_t> prompt(40);
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    prompt[i] = static_cast<int32_t>(1 + i * 7919 % static_cast<size_t>(hp.n_vocab - 1));
+  }
+  ReferenceForward full(hp, (*model)->weights(), 128);
+  auto u = full.eval(prompt);
+  ASSERT_TRUE(u.has_value());
+  const std::vector<float> full_logits(u->begin(), u->end());
+  for (int64_t window : {5, 33}) {
+    SCOPED_TRACE(testing::Message() << "window " << window);
+    ReferenceForward ref(hp, (*model)->weights(), 128, window);
+    CpuForward fast(hp, (*model)->weights(), 128, 2, 16, GgmlType::kF32, 0, 1, window);
+    EXPECT_EQ(fast.attention_window(), window);
+    auto r = ref.eval(prompt);
+    auto f = fast.eval(prompt);
+    ASSERT_TRUE(r.has_value() && f.has_value());
+    EXPECT_GT(relative_rms(*r, full_logits), 1e-3);
+    int same = 0;
+    for (int step = 0; step < 30; ++step) {  // up to position 69
+      ASSERT_LT(relative_rms(*r, *f), 1e-4) << "step " << step;
+      const int32_t token = argmax(*r);
+      same += argmax(*f) == token;
+      r = ref.eval(std::span<const int32_t>(&token, 1));
+      f = fast.eval(std::span<const int32_t>(&token, 1));
+      ASSERT_TRUE(r.has_value() && f.has_value());
+    }
+    EXPECT_EQ(same, 30);
+  }
+  std::filesystem::remove(o.output_path);
+}
+
+// A window at least as long as the sequence is no window: the same logits, bit for bit, from
+// both passes.
+TEST(CpuForward, WindowAsLongAsTheSequenceIsFullAttention) {
+  auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf");
+  ASSERT_TRUE(model.has_value());
+  const Hparams& hp = (*model)->hparams();
+  std::vector<int32_t> tokens(100);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(1 + i * 37 % 500);
+  auto logits_of = [&tokens](Forward& fwd) {
+    std::vector<float> all;
+    for (size_t begin = 0; begin < tokens.size(); begin += 25) {
+      auto logits = fwd.eval(std::span<const int32_t>(tokens).subspan(begin, 25));
+      EXPECT_TRUE(logits.has_value());
+      if (logits) all.insert(all.end(), logits->begin(), logits->end());
+    }
+    return all;
+  };
+  CpuForward fast_full(hp, (*model)->weights(), 128, 2, 16);
+  ReferenceForward ref_full(hp, (*model)->weights(), 128);
+  const std::vector<float> want_fast = logits_of(fast_full);
+  const std::vector<float> want_ref = logits_of(ref_full);
+  for (int64_t window : {100, 101, 128, 100000}) {
+    CpuForward fast(hp, (*model)->weights(), 128, 2, 16, GgmlType::kF16, 0, 1, window);
+    ReferenceForward ref(hp, (*model)->weights(), 128, window);
+    EXPECT_EQ(logits_of(fast), want_fast) << "window " << window;
+    EXPECT_EQ(logits_of(ref), want_ref) << "window " << window;
+  }
+}
 
 TEST(CpuForward, GoldenStories260K) {
   auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf");

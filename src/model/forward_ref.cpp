@@ -3,12 +3,19 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/check.h"
 #include "kernels/ref/ops.h"
 
 namespace pensieve {
 
-ReferenceForward::ReferenceForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx)
-    : hp_(hp), w_(weights), n_ctx_(n_ctx), rope_(rope_params(hp, weights, n_ctx)) {
+ReferenceForward::ReferenceForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx,
+                                   int64_t attention_window)
+    : hp_(hp),
+      w_(weights),
+      n_ctx_(n_ctx),
+      window_(attention_window),
+      rope_(rope_params(hp, weights, n_ctx)) {
+  PV_CHECK(attention_window >= 0, "forward: attention window {}", attention_window);
   const auto n_kv = static_cast<size_t>(n_ctx * hp.n_embd_kv());
   k_cache_.assign(static_cast<size_t>(hp.n_layer), std::vector<float>(n_kv));
   v_cache_.assign(static_cast<size_t>(hp.n_layer), std::vector<float>(n_kv));
@@ -87,19 +94,21 @@ void ReferenceForward::attention(int64_t il) {
   const float* k_all = k_cache_[static_cast<size_t>(il)].data();  // [n_past + 1, n_embd_kv]
   const float* v_all = v_cache_[static_cast<size_t>(il)].data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // The positions attended: the last window_ of them, or all.
+  const int64_t begin = window_ > 0 ? std::max<int64_t>(0, n_past_ - window_ + 1) : 0;
   for (int64_t h = 0; h < hp_.n_head; ++h) {
     const float* qh = q_.data() + h * hd;
     const int64_t kv_off = (h / group) * hd;
-    for (int64_t t = 0; t <= n_past_; ++t) {
+    for (int64_t t = begin; t <= n_past_; ++t) {
       float dot = 0;
       for (int64_t d = 0; d < hd; ++d) dot += qh[d] * k_all[t * n_kv + kv_off + d];
-      scores_[t] = dot * scale;
+      scores_[t - begin] = dot * scale;
     }
-    ref::softmax(scores_.data(), n_past_ + 1);
+    ref::softmax(scores_.data(), n_past_ + 1 - begin);
     float* out = attn_.data() + h * hd;  // [hd]
     std::fill(out, out + hd, 0.0f);
-    for (int64_t t = 0; t <= n_past_; ++t) {
-      for (int64_t d = 0; d < hd; ++d) out[d] += scores_[t] * v_all[t * n_kv + kv_off + d];
+    for (int64_t t = begin; t <= n_past_; ++t) {
+      for (int64_t d = 0; d < hd; ++d) out[d] += scores_[t - begin] * v_all[t * n_kv + kv_off + d];
     }
   }
   ref::matvec(l.wo, attn_.data(), proj_.data(), scratch_.data());  // [n_embd]

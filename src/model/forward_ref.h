@@ -15,7 +15,10 @@ namespace pensieve {
 
 class ReferenceForward : public Forward {
  public:
-  ReferenceForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx);
+  // attention_window: positions each token attends, its own included (a sliding window, for
+  // contexts beyond the trained one); 0 = every earlier position.
+  ReferenceForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx,
+                   int64_t attention_window = 0);
 
   // Feeds one token at position n_past() and returns the next-token logits [n_vocab].
   // Errors: token id out of range, or the context is full.
@@ -25,6 +28,7 @@ class ReferenceForward : public Forward {
   int64_t n_past() const override { return n_past_; }
   int64_t n_ctx() const override { return n_ctx_; }
   void reset() override { n_past_ = 0; }
+  int64_t attention_window() const { return window_; }
 
  private:
   void attention(int64_t il);
@@ -33,6 +37,7 @@ class ReferenceForward : public Forward {
   const Hparams& hp_;
   const ModelWeights& w_;
   int64_t n_ctx_;
+  int64_t window_;
   int64_t n_past_ = 0;
   ref::RopeParams rope_;
   // KV cache, per layer: [n_ctx, n_embd_kv]

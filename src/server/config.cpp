@@ -37,6 +37,10 @@ constexpr SettingInfo kSettings[] = {
     {"api_key", "PENSIEVE_API_KEY", "require this key (x-api-key or Authorization: Bearer)", false},
     {"insecure", "PENSIEVE_INSECURE", "allow a non-loopback host without an API key", true},
     {"ctx", "PENSIEVE_CTX", "context length in tokens (0 = model's, capped at 32768)", false},
+    {"attention_window", "PENSIEVE_ATTENTION_WINDOW",
+     "tokens each token attends, a sliding window (0 = all; default auto: the model's trained "
+     "context when ctx is longer)",
+     false},
     {"threads", "PENSIEVE_THREADS", "compute threads (0 = all cores)", false},
     {"kv_type", "PENSIEVE_KV_TYPE", "KV cache element type: F16, Q8_0 or F32", false},
     {"mmap", "PENSIEVE_MMAP", "memory-map the model file instead of reading it", true},
@@ -264,6 +268,23 @@ Expected<void> apply_log_level(const SettingInfo& info, const std::optional<RawS
   return {};
 }
 
+// "auto" (-1) or a number of tokens.
+Expected<void> apply_attention_window(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                                      int64_t* out) {
+  if (!raw) return {};
+  const std::string text = to_lower(trim(raw->value));
+  if (text == "auto") {
+    *out = -1;
+    return {};
+  }
+  std::optional<int64_t> value = parse_int(text);
+  if (!value || *value < 0 || *value > std::numeric_limits<int>::max()) {
+    return setting_error(info, *raw, "is not auto or a number in 0..2147483647");
+  }
+  *out = *value;
+  return {};
+}
+
 // Applies one setting to `config`; the switch keeps key -> field in one place.
 Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSetting>& raw,
                              ServerConfig* config) {
@@ -283,6 +304,8 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
   if (key == "api_key") return apply_string(raw, &config->api_key);
   if (key == "insecure") return apply_bool(info, raw, &config->insecure);
   if (key == "ctx") return apply_int(info, raw, 0, kIntMax, &config->ctx);
+  if (key == "attention_window")
+    return apply_attention_window(info, raw, &config->attention_window);
   if (key == "threads") return apply_int(info, raw, 0, 4096, &config->threads);
   if (key == "kv_type") return apply_kv_type(info, raw, &config->kv_type);
   if (key == "mmap") return apply_bool(info, raw, &config->mmap);
@@ -434,6 +457,11 @@ Expected<ServerConfig> resolve_server_config(const SettingLookup& flags, const S
                       config.host);
   }
   return config;
+}
+
+int64_t resolve_attention_window(int64_t setting, int64_t n_ctx, int64_t n_ctx_train) {
+  if (setting >= 0) return setting;
+  return n_ctx_train > 0 && n_ctx > n_ctx_train ? n_ctx_train : 0;
 }
 
 Expected<void> resolve_default_model(ServerConfig* config) {

@@ -31,9 +31,12 @@ struct ServerConfig {
   // default_model, PENSIEVE_DEFAULT_MODEL: served when model is not set: a name under models_dir
   // ("owner/repo/file.gguf", "owner/repo", "file.gguf") or a path. See resolve_default_model.
   std::string default_model;
-  std::string api_key;          // api_key, PENSIEVE_API_KEY: empty = no authentication
-  bool insecure = false;        // insecure, PENSIEVE_INSECURE: allow a non-loopback host keyless
-  int64_t ctx = 0;              // ctx, PENSIEVE_CTX: 0 = model's trained context capped at 32768
+  std::string api_key;    // api_key, PENSIEVE_API_KEY: empty = no authentication
+  bool insecure = false;  // insecure, PENSIEVE_INSECURE: allow a non-loopback host keyless
+  int64_t ctx = 0;        // ctx, PENSIEVE_CTX: 0 = model's trained context capped at 32768
+  // attention_window, PENSIEVE_ATTENTION_WINDOW: positions each token attends (a sliding
+  // window); 0 = all; "auto" (-1) = the trained context when ctx is longer, else all.
+  int64_t attention_window = -1;
   int threads = 0;              // threads, PENSIEVE_THREADS: 0 = all cores
   std::string kv_type = "F16";  // kv_type, PENSIEVE_KV_TYPE: F16, Q8_0 or F32 (canonical case)
   bool mmap = false;            // mmap, PENSIEVE_MMAP: map the model instead of reading it
@@ -105,6 +108,11 @@ Expected<SettingLookup> toml_lookup(const std::string& path);
 // An empty model is not an error here; the CLI reports it.
 Expected<ServerConfig> resolve_server_config(const SettingLookup& flags, const SettingLookup& env,
                                              const SettingLookup& file);
+
+// The sliding attention window for a context of n_ctx with a model trained on n_ctx_train
+// positions (<= 0: unknown): the setting as given, or for "auto" (-1) the trained context when
+// n_ctx is longer, else 0 (every position).
+int64_t resolve_attention_window(int64_t setting, int64_t n_ctx, int64_t n_ctx_train);
 
 // When model is not set, fills model_path (and model_name, when not given) with default_model,
 // or else with the only model under models_dir (read from disk). Errors start with "serve: " and

@@ -52,6 +52,7 @@ TEST(ServerConfig, DefaultsWhenNoSourceGivesAnything) {
   EXPECT_EQ(config->api_key, "");
   EXPECT_FALSE(config->insecure);
   EXPECT_EQ(config->ctx, 0);
+  EXPECT_EQ(config->attention_window, -1);
   EXPECT_EQ(config->threads, 0);
   EXPECT_EQ(config->kv_type, "F16");
   EXPECT_FALSE(config->mmap);
@@ -105,6 +106,12 @@ TEST(ServerConfig, RejectsEveryBadConversion) {
       {"port", "99999999999999999999999",
        "config: port '99999999999999999999999' (from --port) is not a number in 0..65535"},
       {"ctx", "1.5", "config: ctx '1.5' (from --ctx) is not a number in 0..2147483647"},
+      {"attention_window", "-1",
+       "config: attention_window '-1' (from --attention-window) is not auto or a number in "
+       "0..2147483647"},
+      {"attention_window", "full",
+       "config: attention_window 'full' (from --attention-window) is not auto or a number in "
+       "0..2147483647"},
       {"threads", "many", "config: threads 'many' (from --threads) is not a number in 0..4096"},
       {"max_queue", "-1",
        "config: max_queue '-1' (from --max-queue) is not a number in 0..1000000"},
@@ -210,6 +217,37 @@ TEST(ServerConfig, ConvertsGoodValues) {
   EXPECT_EQ(config->api_key, "sk-1");
 }
 
+TEST(ServerConfig, AttentionWindowIsAutoZeroOrANumber) {
+  const std::pair<const char*, int64_t> cases[] = {
+      {"auto", -1}, {" AUTO ", -1}, {"0", 0}, {"512", 512}, {" 4096 ", 4096}};
+  for (const auto& [text, value] : cases) {
+    auto config = resolve_flags({{"attention_window", text}});
+    ASSERT_TRUE(config.has_value()) << text << ": " << config.error().message;
+    EXPECT_EQ(config->attention_window, value) << text;
+  }
+  // A flag's "auto" beats a number from the environment or the file.
+  auto config = resolve_server_config(map_lookup({{"attention_window", "auto"}}),
+                                      map_lookup({{"attention_window", "64"}}),
+                                      map_lookup({{"attention_window", "32"}}));
+  ASSERT_TRUE(config.has_value());
+  EXPECT_EQ(config->attention_window, -1);
+  config = resolve_server_config(SettingLookup(), SettingLookup(),
+                                 map_lookup({{"attention_window", "32"}}));
+  ASSERT_TRUE(config.has_value());
+  EXPECT_EQ(config->attention_window, 32);
+}
+
+TEST(ServerConfig, AutoAttentionWindowIsTheTrainedContextOnlyBeyondIt) {
+  EXPECT_EQ(resolve_attention_window(-1, 65536, 512), 512);
+  EXPECT_EQ(resolve_attention_window(-1, 513, 512), 512);
+  EXPECT_EQ(resolve_attention_window(-1, 512, 512), 0);
+  EXPECT_EQ(resolve_attention_window(-1, 256, 512), 0);
+  EXPECT_EQ(resolve_attention_window(-1, 65536, 0), 0);  // trained context unknown
+  EXPECT_EQ(resolve_attention_window(0, 65536, 512), 0);
+  EXPECT_EQ(resolve_attention_window(100, 65536, 512), 100);
+  EXPECT_EQ(resolve_attention_window(100, 256, 512), 100);
+}
+
 TEST(ServerConfig, ModelNameDefaultsToFileNameWithoutGguf) {
   auto config = resolve_flags({{"model", "/models/qwen2-0.5b.Q8_0.GGUF"}});
   ASSERT_TRUE(config.has_value());
@@ -282,7 +320,7 @@ TEST(ServerConfig, SettingsTableMatchesTheResolver) {
     EXPECT_FALSE(info.help.empty()) << info.key;
     EXPECT_EQ(info.is_bool, info.key == "insecure" || info.key == "mmap") << info.key;
   }
-  EXPECT_EQ(keys.size(), 34u);
+  EXPECT_EQ(keys.size(), 35u);
   EXPECT_EQ(setting_flag_name("max_body_bytes"), "--max-body-bytes");
   // The resolver asks every source for exactly the table's keys.
   std::set<std::string> asked;
@@ -330,6 +368,7 @@ TEST(ServerConfig, TomlFileGivesStringsForEveryScalar) {
                                 "mmap = false\n"
                                 "max_body_bytes = \"64MiB\"\n"
                                 "ctx = 4096\n"
+                                "attention_window = 1024\n"
                                 "chat_template = '''\n{{ x }}'''\n");
   auto file = toml_lookup(path);
   ASSERT_TRUE(file.has_value()) << file.error().message;
@@ -346,6 +385,7 @@ TEST(ServerConfig, TomlFileGivesStringsForEveryScalar) {
   EXPECT_TRUE(config->insecure);
   EXPECT_EQ(config->max_body_bytes, 64 << 20);
   EXPECT_EQ(config->ctx, 4096);
+  EXPECT_EQ(config->attention_window, 1024);
   EXPECT_EQ(config->chat_template, "{{ x }}");
 
   auto numeric = toml_lookup(write_temp("numeric.toml", "max_body_bytes = 1000\n"));
@@ -353,6 +393,12 @@ TEST(ServerConfig, TomlFileGivesStringsForEveryScalar) {
   auto from_int = resolve_server_config(SettingLookup(), SettingLookup(), *numeric);
   ASSERT_TRUE(from_int.has_value());
   EXPECT_EQ(from_int->max_body_bytes, 1000);
+
+  auto window = toml_lookup(write_temp("window.toml", "attention_window = \"auto\"\n"));
+  ASSERT_TRUE(window.has_value());
+  auto from_auto = resolve_server_config(SettingLookup(), SettingLookup(), *window);
+  ASSERT_TRUE(from_auto.has_value());
+  EXPECT_EQ(from_auto->attention_window, -1);
 }
 
 TEST(ServerConfig, TomlSyntaxErrorGivesFileLineAndColumn) {

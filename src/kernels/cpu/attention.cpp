@@ -1,5 +1,6 @@
 #include "kernels/cpu/attention.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/check.h"
@@ -52,10 +53,14 @@ void attention(const AttentionJob& job, float* scratch, Isa isa) {
            ggml_type_name(job.kv_type));
   PV_CHECK(job.head_dim > 0 && (job.kv_type != GgmlType::kQ8_0 || job.head_dim % 32 == 0),
            "attention: head size {} with a {} cache", job.head_dim, ggml_type_name(job.kv_type));
+  PV_CHECK(job.window >= 0, "attention: window {}", job.window);
   if (job.n_tokens <= 0 || job.group <= 0) return;
   if (job.block_table != nullptr) {
+    // The blocks the kernel reads: from the one holding the first token's window start.
+    const int64_t first = job.window > 0 ? std::max<int64_t>(0, job.first_pos - job.window + 1) : 0;
     const int64_t n_pos = job.first_pos + job.n_tokens;
-    for (int64_t b = 0; b < (n_pos + kKvBlockPositions - 1) / kKvBlockPositions; ++b) {
+    for (int64_t b = first / kKvBlockPositions;
+         b < (n_pos + kKvBlockPositions - 1) / kKvBlockPositions; ++b) {
       PV_CHECK(job.block_table[b] >= 0, "attention: block table entry {} is {}", b,
                job.block_table[b]);
     }

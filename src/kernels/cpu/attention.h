@@ -25,7 +25,8 @@ void kv_load(GgmlType type, const uint8_t* src, int64_t n, float* x);
 constexpr int64_t kKvBlockPositions = 32;
 
 // One job: `group` query heads that share one KV head, for n_tokens consecutive tokens. Token t
-// of the job sits at position first_pos + t and attends positions [0, first_pos + t].
+// of the job sits at position p = first_pos + t and attends positions [0, p], or with a sliding
+// window W > 0 only the last W of them, [max(0, p - W + 1), p].
 struct AttentionJob {
   const float* q = nullptr;  // row (t, h) at q + t * token_stride + h * head_dim
   float* out = nullptr;      // same layout as q
@@ -46,12 +47,14 @@ struct AttentionJob {
   GgmlType kv_type = GgmlType::kF16;
   int64_t head_dim = 0;  // a multiple of 32 for Q8_0
   float scale = 1.0f;    // applied to q.k, usually 1/sqrt(head_dim)
+  int64_t window = 0;    // positions each token attends, its own included; 0 = all up to it
 };
 
 // Floats of scratch one job of up to max_rows (= group * n_tokens) query rows needs.
 size_t attention_scratch_floats(int64_t max_rows, int64_t head_dim);
 
-// out = softmax(scale * q k^T) v per query row, causally. scratch: attention_scratch_floats().
+// out = softmax(scale * q k^T) v per query row, causally (within the window). Cache blocks wholly
+// before every token's window are not read. scratch: attention_scratch_floats().
 // A row's result does not depend on which other rows share its job.
 void attention(const AttentionJob& job, float* scratch);
 // The same at a given dispatch level (tests); the level must be supported.

@@ -178,23 +178,31 @@ void attention_impl(const AttentionJob& job, float* scratch) {
   std::fill(sum, sum + n_rows, 0.0f);
 
   const int64_t n_pos = job.first_pos + job.n_tokens;
+  // The first position token t attends; with no window, 0.
+  auto window_start = [&job](int64_t t) {
+    return job.window > 0 ? std::max<int64_t>(0, job.first_pos + t - job.window + 1) : 0;
+  };
   alignas(64) float p[kPosBlock];
-  for (int64_t p0 = 0; p0 < n_pos; p0 += kPosBlock) {
+  // Blocks start at multiples of kPosBlock (a paged cache's blocks), from the one holding the
+  // first token's window start: earlier blocks lie before every token's window.
+  for (int64_t p0 = window_start(0) / kPosBlock * kPosBlock; p0 < n_pos; p0 += kPosBlock) {
     const int64_t block = std::min<int64_t>(kPosBlock, n_pos - p0);
     k_block_transposed(job, block_rows(job, job.k, p0), block, k_buf, kt);
     const float* v = rows_as_f32(job, block_rows(job, job.v, p0), block, v_buf);
     for (int64_t t = 0; t < job.n_tokens; ++t) {
       const int64_t seen = std::min(block, job.first_pos + t + 1 - p0);  // causal limit
-      if (seen <= 0) continue;
+      const int64_t first = std::max<int64_t>(0, window_start(t) - p0);  // window limit
+      if (seen <= first) continue;
       for (int64_t h = 0; h < job.group; ++h) {
         const int64_t row = t * job.group + h;
         const float* q = job.q + t * job.token_stride + h * hd;
         block_scores(q, kt, hd, job.scale, p);
         float block_max = -INFINITY;
-        for (int64_t j = 0; j < seen; ++j) block_max = std::max(block_max, p[j]);
+        for (int64_t j = first; j < seen; ++j) block_max = std::max(block_max, p[j]);
         const float new_max = std::max(max[row], block_max);
         const float keep = std::exp(max[row] - new_max);  // 0 on the first block
         max[row] = new_max;
+        for (int64_t j = 0; j < first; ++j) p[j] = -INFINITY;
         for (int64_t j = seen; j < kPosBlock; ++j) p[j] = -INFINITY;
         float block_sum = 0;
         for (int j = 0; j < kPosBlock; j += kLanes) {
@@ -203,7 +211,7 @@ void attention_impl(const AttentionJob& job, float* scratch) {
           block_sum += reduce_add(e);
         }
         sum[row] = sum[row] * keep + block_sum;
-        scale_accumulate(acc + row * hd, keep, p, v, seen, hd);
+        scale_accumulate(acc + row * hd, keep, p + first, v + first * hd, seen - first, hd);
       }
     }
   }

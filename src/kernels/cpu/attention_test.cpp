@@ -1,6 +1,7 @@
 // The attention kernel against a plain softmax in double, at every dispatch level this CPU
 // supports, for each cache type, head sizes, GQA groups, prompt chunks and decode steps, with
-// positions crossing the kernel's blocks of 32; and a paged cache against a contiguous one.
+// positions crossing the kernel's blocks of 32, with and without a sliding window; and a paged
+// cache against a contiguous one.
 //
 // Tolerance: outputs are convex combinations of V rows with |v| <= 1. The reference uses the same
 // cache values (kv_load), so the only differences are float accumulation and the polynomial exp
@@ -76,42 +77,55 @@ AttentionJob make_job(const Case& c, const Fixture& f, float* out) {
   return job;
 }
 
-std::vector<double> reference(const Case& c, const Fixture& f) {
-  const int64_t hd = c.head_dim;
-  const int64_t n_pos = c.first_pos + c.n_tokens;
-  const size_t head_offset = kv_bytes(c.kv_type, hd * f.kv_head);
+// Plain softmax attention in double over n_pos cache rows of `stride` bytes from k and v (one head
+// each): token t at position first_pos + t attends [first_pos + t - window + 1, first_pos + t]
+// clipped at 0, or every position up to its own with window 0.
+std::vector<double> reference_rows(GgmlType type, const uint8_t* k_rows, const uint8_t* v_rows,
+                                   size_t stride, int64_t hd, const float* q_rows, int64_t group,
+                                   int64_t n_tokens, int64_t first_pos, float scale,
+                                   int64_t window) {
+  const int64_t n_pos = first_pos + n_tokens;
   std::vector<float> k(static_cast<size_t>(n_pos * hd)), v(k.size());
   for (int64_t p = 0; p < n_pos; ++p) {
-    kv_load(c.kv_type, f.k.data() + f.stride * p + head_offset, hd, k.data() + p * hd);
-    kv_load(c.kv_type, f.v.data() + f.stride * p + head_offset, hd, v.data() + p * hd);
+    kv_load(type, k_rows + stride * p, hd, k.data() + p * hd);
+    kv_load(type, v_rows + stride * p, hd, v.data() + p * hd);
   }
-  std::vector<double> out(f.q.size());
-  for (int64_t t = 0; t < c.n_tokens; ++t) {
-    for (int64_t h = 0; h < c.group; ++h) {
-      const float* q = f.q.data() + (t * c.group + h) * hd;
-      const int64_t seen = c.first_pos + t + 1;
-      std::vector<double> s(static_cast<size_t>(seen));
-      for (int64_t p = 0; p < seen; ++p) {
+  std::vector<double> out(static_cast<size_t>(n_tokens * group * hd));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int64_t pos = first_pos + t;
+    const int64_t begin = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    for (int64_t h = 0; h < group; ++h) {
+      const float* q = q_rows + (t * group + h) * hd;
+      std::vector<double> s(static_cast<size_t>(pos + 1 - begin));
+      for (int64_t p = begin; p <= pos; ++p) {
         double dot = 0;
         for (int64_t d = 0; d < hd; ++d) dot += static_cast<double>(q[d]) * k[p * hd + d];
-        s[p] = dot * c.scale;
+        s[p - begin] = dot * scale;
       }
       const double max = *std::max_element(s.begin(), s.end());
       double sum = 0;
       for (double& x : s) sum += (x = std::exp(x - max));
-      double* o = out.data() + (t * c.group + h) * hd;
-      for (int64_t p = 0; p < seen; ++p) {
-        for (int64_t d = 0; d < hd; ++d) o[d] += s[p] / sum * v[p * hd + d];
+      double* o = out.data() + (t * group + h) * hd;
+      for (int64_t p = begin; p <= pos; ++p) {
+        for (int64_t d = 0; d < hd; ++d) o[d] += s[p - begin] / sum * v[p * hd + d];
       }
     }
   }
   return out;
 }
 
-std::vector<float> run(const Case& c, const Fixture& f, Isa isa) {
+std::vector<double> reference(const Case& c, const Fixture& f, int64_t window = 0) {
+  const size_t head_offset = kv_bytes(c.kv_type, c.head_dim * f.kv_head);
+  return reference_rows(c.kv_type, f.k.data() + head_offset, f.v.data() + head_offset, f.stride,
+                        c.head_dim, f.q.data(), c.group, c.n_tokens, c.first_pos, c.scale, window);
+}
+
+std::vector<float> run(const Case& c, const Fixture& f, Isa isa, int64_t window = 0) {
   std::vector<float> out(f.q.size(), NAN);
   std::vector<float> scratch(attention_scratch_floats(c.group * c.n_tokens, c.head_dim));
-  attention(make_job(c, f, out.data()), scratch.data(), isa);
+  AttentionJob job = make_job(c, f, out.data());
+  job.window = window;
+  attention(job, scratch.data(), isa);
   return out;
 }
 
@@ -154,19 +168,66 @@ TEST(Attention, MatchesReferenceAtEveryIsa) {
   }
 }
 
+// Sliding windows shorter than, equal to and longer than a block of 32, on every case above: the
+// window start falls inside blocks, on block boundaries and before position 0.
+constexpr int64_t kWindows[] = {1, 5, 32, 33, 100};
+
+TEST(Attention, SlidingWindowMatchesReferenceAtEveryIsa) {
+  for (Isa isa : kAllIsas) {
+    if (!isa_supported(isa)) continue;
+    for (size_t i = 0; i < std::size(kCases); ++i) {
+      const Case& c = kCases[i];
+      const Fixture f = make_fixture(c, static_cast<uint32_t>(i + 1));
+      for (int64_t window : kWindows) {
+        SCOPED_TRACE(testing::Message() << isa_name(isa) << " case " << i << " window " << window);
+        const std::vector<double> want = reference(c, f, window);
+        const std::vector<float> got = run(c, f, isa, window);
+        for (size_t j = 0; j < want.size(); ++j) {
+          ASSERT_NEAR(got[j], want[j], 2e-5) << "output " << j;
+        }
+      }
+    }
+  }
+}
+
+// A window that covers every position a token sees is no window at all, bit for bit.
+TEST(Attention, WindowCoveringEveryPositionIsFullAttention) {
+  for (Isa isa : kAllIsas) {
+    if (!isa_supported(isa)) continue;
+    for (size_t i = 0; i < std::size(kCases); ++i) {
+      const Case& c = kCases[i];
+      const Fixture f = make_fixture(c, static_cast<uint32_t>(i + 1));
+      const std::vector<float> full = run(c, f, isa);
+      for (int64_t window :
+           {c.first_pos + c.n_tokens, c.first_pos + c.n_tokens + 1, int64_t{1} << 40}) {
+        const std::vector<float> got = run(c, f, isa, window);
+        for (size_t j = 0; j < full.size(); ++j) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(got[j]), std::bit_cast<uint32_t>(full[j]))
+              << isa_name(isa) << " case " << i << " window " << window << " output " << j;
+        }
+      }
+    }
+  }
+}
+
 // A row's result must not depend on the rows that share its job: the forward pass splits
 // prompts and heads among threads in different ways.
 TEST(Attention, RowsDoNotDependOnTheirJob) {
-  const Case whole{GgmlType::kF16, 64, 4, 9, 20, 0.125f};
+  const Case whole{GgmlType::kF16, 64, 4, 40, 20, 0.125f};  // positions 20..59
   const Fixture f = make_fixture(whole, 7);
-  const std::vector<float> together = run(whole, f, best_isa());
-  for (int64_t t = 0; t < whole.n_tokens; ++t) {
-    const Case one{whole.kv_type, whole.head_dim, whole.group, 1, whole.first_pos + t, whole.scale};
-    Fixture single = f;
-    const auto row = static_cast<size_t>(whole.group * whole.head_dim);
-    single.q.assign(f.q.begin() + t * row, f.q.begin() + (t + 1) * row);
-    const std::vector<float> alone = run(one, single, best_isa());
-    for (size_t j = 0; j < row; ++j) ASSERT_EQ(alone[j], together[t * row + j]) << t << " " << j;
+  for (int64_t window : {0, 5, 33}) {
+    const std::vector<float> together = run(whole, f, best_isa(), window);
+    for (int64_t t = 0; t < whole.n_tokens; ++t) {
+      const Case one{whole.kv_type,       whole.head_dim, whole.group, 1,
+                     whole.first_pos + t, whole.scale};
+      Fixture single = f;
+      const auto row = static_cast<size_t>(whole.group * whole.head_dim);
+      single.q.assign(f.q.begin() + t * row, f.q.begin() + (t + 1) * row);
+      const std::vector<float> alone = run(one, single, best_isa(), window);
+      for (size_t j = 0; j < row; ++j) {
+        ASSERT_EQ(alone[j], together[t * row + j]) << "window " << window << " " << t << " " << j;
+      }
+    }
   }
 }
 
@@ -188,6 +249,7 @@ struct PagedFixture {
   std::vector<uint8_t> k, v;  // contiguous [kPagedPositions, row]
   std::vector<uint8_t> k_pool, v_pool;
   std::vector<int32_t> table;
+  int32_t spare = 0;     // a pool block outside the table: all NaN
   std::vector<float> q;  // [n_tokens, group * head_dim], as long as the largest case needs
   AttentionJob flat, paged;
 };
@@ -203,6 +265,7 @@ PagedFixture make_paged_fixture(GgmlType type, int64_t hd, BlockLayout layout, u
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), rng);
   f.table.assign(order.begin(), order.begin() + n_blocks);
+  f.spare = order[static_cast<size_t>(n_blocks)];
 
   const bool by_position = layout == BlockLayout::kPositionMajor;
   // Head-major keeps only the read head in the contiguous cache, one head a row, so an F32 cache
@@ -255,7 +318,7 @@ PagedFixture make_paged_fixture(GgmlType type, int64_t hd, BlockLayout layout, u
 }
 
 std::vector<float> run_job(AttentionJob job, int64_t group, int64_t n_tokens, int64_t first_pos,
-                           Isa isa) {
+                           Isa isa, int64_t window = 0) {
   std::vector<float> out(static_cast<size_t>(n_tokens * group * job.head_dim), NAN);
   std::vector<float> scratch(attention_scratch_floats(group * n_tokens, job.head_dim));
   job.out = out.data();
@@ -263,6 +326,7 @@ std::vector<float> run_job(AttentionJob job, int64_t group, int64_t n_tokens, in
   job.group = group;
   job.n_tokens = n_tokens;
   job.first_pos = first_pos;
+  job.window = window;
   attention(job, scratch.data(), isa);
   return out;
 }
@@ -312,6 +376,46 @@ TEST(Attention, PagedCacheMatchesContiguousBitForBit) {
     }
     std::printf("attention: %s paged = contiguous on %lld outputs\n", isa_name(isa).data(),
                 static_cast<long long>(n_compared));
+  }
+}
+
+// Sliding windows over a paged cache: against the reference, and bit for bit against the
+// contiguous cache. Table entries of blocks wholly before the first token's window point at a
+// spare NaN block, so any use of their values would show.
+TEST(Attention, PagedSlidingWindowMatchesReferenceAndContiguous) {
+  const std::vector<PagedStep> steps = paged_steps();
+  for (Isa isa : kAllIsas) {
+    if (!isa_supported(isa)) continue;
+    for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0}) {
+      for (BlockLayout layout : {BlockLayout::kPositionMajor, BlockLayout::kHeadMajor}) {
+        const PagedFixture f = make_paged_fixture(type, 64, layout, 3);
+        for (int64_t window : kWindows) {
+          for (const PagedStep& s : steps) {
+            SCOPED_TRACE(testing::Message()
+                         << isa_name(isa) << " " << ggml_type_name(type) << " layout "
+                         << static_cast<int>(layout) << " window " << window << " group " << s.group
+                         << " n_tokens " << s.n_tokens << " first_pos " << s.first_pos);
+            std::vector<int32_t> table = f.table;
+            const int64_t first = std::max<int64_t>(0, s.first_pos - window + 1);
+            for (int64_t b = 0; b < first / kKvBlockPositions; ++b) table[b] = f.spare;
+            AttentionJob paged = f.paged;
+            paged.block_table = table.data();
+            const std::vector<float> got =
+                run_job(paged, s.group, s.n_tokens, s.first_pos, isa, window);
+            const std::vector<float> flat =
+                run_job(f.flat, s.group, s.n_tokens, s.first_pos, isa, window);
+            const std::vector<double> want =
+                reference_rows(type, f.flat.k, f.flat.v, f.flat.kv_stride, 64, f.q.data(), s.group,
+                               s.n_tokens, s.first_pos, f.flat.scale, window);
+            for (size_t j = 0; j < want.size(); ++j) {
+              ASSERT_NEAR(got[j], want[j], 2e-5) << "output " << j;
+              ASSERT_EQ(std::bit_cast<uint32_t>(got[j]), std::bit_cast<uint32_t>(flat[j]))
+                  << "output " << j << ": paged " << got[j] << ", contiguous " << flat[j];
+            }
+          }
+        }
+      }
+    }
   }
 }
 
