@@ -58,20 +58,21 @@ ToolCallConstraint::ToolCallConstraint(std::shared_ptr<const ToolCallGrammar> gr
       tokenizer_(tokenizer),
       parallel_(parallel),
       state_(State::kFree) {
-  if (start == Start::kInCall) enter_head("", false);
+  if (start == Start::kInCall) enter_head({""}, {});
 }
 
-void ToolCallConstraint::enter_head(std::string_view lead, bool list_end) {
+void ToolCallConstraint::enter_head(const std::vector<std::string>& leads,
+                                    const std::vector<std::string>& ends) {
   state_ = State::kHead;
   head_.clear();
   head_space_ = 0;
   candidates_.clear();
-  for (size_t i = 0; i < grammar_->heads().size(); ++i) {
-    std::string text(lead);
-    text += grammar_->heads()[i].text;
-    candidates_.push_back({std::move(text), i});
+  for (const std::string& lead : leads) {
+    for (size_t i = 0; i < grammar_->heads().size(); ++i) {
+      candidates_.push_back({lead + grammar_->heads()[i].text, i});
+    }
   }
-  if (list_end) candidates_.push_back({"]", std::nullopt});
+  for (const std::string& end : ends) candidates_.push_back({end, std::nullopt});
 }
 
 bool ToolCallConstraint::head_accepts(std::string_view bytes) const {
@@ -86,14 +87,18 @@ bool ToolCallConstraint::head_accepts(std::string_view bytes) const {
   }
   for (const Candidate& candidate : candidates_) {
     if (candidate.text.starts_with(text)) return true;
-    if (!text.starts_with(candidate.text)) continue;
+    if (!candidate.head || !text.starts_with(candidate.text)) continue;
     const std::string_view rest = std::string_view(text).substr(candidate.text.size());
-    if (!candidate.head) return rest.empty();
     const ToolCallGrammar::Head& head = grammar_->heads()[*candidate.head];
     JsonMatcher::State state = head.state;
     if (grammar_->matcher(head.tool).advance(state, rest)) return true;
   }
   return false;
+}
+
+bool ToolCallConstraint::head_may_end() const {
+  return std::any_of(candidates_.begin(), candidates_.end(),
+                     [&](const Candidate& c) { return !c.head && c.text == head_; });
 }
 
 bool ToolCallConstraint::feed_head(std::string_view bytes) {
@@ -104,17 +109,9 @@ bool ToolCallConstraint::feed_head(std::string_view bytes) {
     }
     head_.push_back(c);
   }
-  bool open = false;
   for (const Candidate& candidate : candidates_) {
-    if (candidate.text.starts_with(head_)) open = true;
-    if (!head_.starts_with(candidate.text)) continue;
+    if (!candidate.head || !head_.starts_with(candidate.text)) continue;
     const std::string_view rest = std::string_view(head_).substr(candidate.text.size());
-    if (!candidate.head) {  // the list's "]"
-      if (!rest.empty()) return false;
-      state_ = parallel_ ? State::kFree : State::kDone;
-      tail_.clear();
-      return true;
-    }
     const ToolCallGrammar::Head& head = grammar_->heads()[*candidate.head];
     JsonMatcher::State state = head.state;
     if (!grammar_->matcher(head.tool).advance(state, rest)) continue;
@@ -124,25 +121,43 @@ bool ToolCallConstraint::feed_head(std::string_view bytes) {
     if (grammar_->matcher(tool_).complete(call_state_)) call_done();
     return true;
   }
-  return open;
+  // Only the candidates the head can still become stay.
+  std::erase_if(candidates_, [&](const Candidate& c) { return !c.text.starts_with(head_); });
+  if (candidates_.empty()) return false;
+  // An end text nothing else extends: the reply is over.
+  if (candidates_.size() == 1 && head_may_end()) state_ = State::kDone;
+  return true;
 }
 
 void ToolCallConstraint::call_done() {
+  // After a call: another call, or the end of the reply (no free text).
   ++calls_;
-  if (!parallel_) {
+  const ToolCallSyntax& syntax = grammar_->syntax();
+  if (!parallel_ || (syntax.open.empty() && !syntax.list)) {
     state_ = State::kDone;
-  } else if (grammar_->syntax().list) {
-    // Another call (", {...") or the end of the list.
-    enter_head(",", true);
-    std::vector<Candidate> spaced;
-    for (const Candidate& c : candidates_) {
-      if (c.head) spaced.push_back({", " + c.text.substr(1), c.head});
-    }
-    candidates_.insert(candidates_.end(), spaced.begin(), spaced.end());
+  } else if (syntax.list) {
+    enter_head({",", ", "}, {"]"});
   } else {
-    state_ = State::kFree;
-    tail_.clear();
-    at_start_ = false;
+    std::vector<std::string> leads, ends = {""};
+    const std::vector<std::string> closes = syntax.close.empty()
+                                                ? std::vector<std::string>{""}
+                                                : std::vector<std::string>{syntax.close, ""};
+    for (const std::string& close : closes) {
+      for (std::string_view between : {"", "\n"}) {
+        for (std::string_view after : {"", "\n"}) {
+          std::string lead = close;
+          lead += between;
+          lead += syntax.open;
+          lead += after;
+          leads.push_back(std::move(lead));
+        }
+      }
+      if (!close.empty()) {
+        ends.push_back(close);
+        ends.push_back(close + "\n");
+      }
+    }
+    enter_head(leads, ends);
   }
 }
 
@@ -174,7 +189,8 @@ void ToolCallConstraint::allowed(std::vector<uint8_t>* mask) const {
 }
 
 bool ToolCallConstraint::complete() const {
-  return state_ == State::kFree || state_ == State::kDone;
+  return state_ == State::kFree || state_ == State::kDone ||
+         (state_ == State::kHead && head_may_end());
 }
 
 void ToolCallConstraint::accept(int32_t token) {
@@ -203,7 +219,7 @@ void ToolCallConstraint::accept(int32_t token) {
     if (first == std::string::npos) return;
     at_start_ = false;
     if (piece[first] != '{') return;
-    enter_head("", false);
+    enter_head({""}, {});
     if (!feed_head(std::string_view(piece).substr(first))) state_ = State::kFree;
     return;
   }
@@ -215,7 +231,7 @@ void ToolCallConstraint::accept(int32_t token) {
   }
   const std::string rest = tail_.substr(at + open.size());
   tail_.clear();
-  enter_head(grammar_->syntax().list ? "[" : "", false);
+  enter_head({grammar_->syntax().list ? "[" : ""}, {});
   if (!feed_head(rest)) state_ = State::kFree;
 }
 

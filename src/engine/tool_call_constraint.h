@@ -62,16 +62,21 @@ class ToolCallConstraint final : public TokenConstraint {
 
  private:
   enum class State { kFree, kHead, kCall, kDone };
-  // A text the head may still become: lead (e.g. "[" or ", ") + a head text, or "]".
+  // A text the head may still become: a lead (e.g. "[", or "</tool_call>\n<tool_call>" after
+  // a call) + a head text; or an end text after a call (e.g. "]" or "</tool_call>") where the
+  // reply may end.
   struct Candidate {
     std::string text;
-    std::optional<size_t> head;  // index into grammar heads; nullopt: the list's "]"
+    std::optional<size_t> head;  // index into grammar heads; nullopt: an end text
   };
-  void enter_head(std::string_view lead, bool list_end);
+  // Candidates: every lead followed by every head, and the end texts.
+  void enter_head(const std::vector<std::string>& leads, const std::vector<std::string>& ends);
   // Appends to the head; false when no candidate starts with it any more.
   bool feed_head(std::string_view bytes);
   // Whether head_ + bytes can still become (or has become, with a valid rest) a candidate.
   bool head_accepts(std::string_view bytes) const;
+  // Whether the reply may end with the head as it is.
+  bool head_may_end() const;
   void call_done();
 
   std::shared_ptr<const ToolCallGrammar> grammar_;

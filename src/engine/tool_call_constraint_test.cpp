@@ -87,12 +87,12 @@ class ToolCallConstraintTest : public ::testing::Test {
 };
 
 // Samples from the constraint's allowed tokens at random (leaning to tokens that close strings
-// and brackets, so that the walk ends) until it stops constraining; returns the text.
+// and brackets, so that the walk ends) until the output may end; returns the text.
 std::string random_walk(ToolCallConstraint& constraint, const Tokenizer& tokenizer,
                         std::mt19937& rng) {
   std::string text;
   std::vector<uint8_t> mask(static_cast<size_t>(tokenizer.n_vocab()));
-  for (int step = 0; step < 2000 && constraint.constrains(); ++step) {
+  for (int step = 0; step < 2000 && !constraint.complete(); ++step) {
     constraint.allowed(&mask);
     std::vector<int32_t> any, closing;
     for (size_t id = 0; id < mask.size(); ++id) {
@@ -127,8 +127,20 @@ TEST_F(ToolCallConstraintTest, FreeTextUntilTheOpenerThenAValidCall) {
     ASSERT_TRUE(constraint.constrains()) << "the opener was not noticed: " << reply;
     EXPECT_FALSE(constraint.complete());
     reply += random_walk(constraint, tokenizer, rng);
-    ASSERT_FALSE(constraint.constrains()) << "the call did not end: " << reply;
+    ASSERT_TRUE(constraint.complete()) << "the call did not end: " << reply;
     EXPECT_EQ(constraint.calls(), 1);
+    // After a call: another call or the end, no free text.
+    std::vector<uint8_t> mask(static_cast<size_t>(tokenizer.n_vocab()));
+    constraint.allowed(&mask);
+    for (int32_t token : tokenizer.encode("Hello", EncodeOptions{})) {
+      const std::string& piece = tokenizer.token_piece(token);
+      if (piece.find_first_not_of(" \n") == std::string::npos) continue;  // may lead a call
+      EXPECT_EQ(mask[static_cast<size_t>(token)], 0) << piece;
+    }
+    for (int32_t token : tokenizer.encode("</", EncodeOptions{})) {
+      EXPECT_EQ(mask[static_cast<size_t>(token)], 1) << tokenizer.token_piece(token);
+      break;
+    }
 
     std::string text;
     const auto calls = read_calls(reply, ToolCallParser::Start::kFree, true, &text);

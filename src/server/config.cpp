@@ -45,6 +45,10 @@ constexpr SettingInfo kSettings[] = {
     {"kv_type", "PENSIEVE_KV_TYPE", "KV cache element type: F16, Q8_0 or F32", false},
     {"mmap", "PENSIEVE_MMAP", "memory-map the model file instead of reading it", true},
     {"chat_template", "PENSIEVE_CHAT_TEMPLATE", "chat template overriding the model's", false},
+    {"tool_first", "PENSIEVE_TOOL_FIRST",
+     "answer each new user message that offers tools with one tool call (tool_choice any unless "
+     "the client chose); after tool results the model answers freely",
+     true},
     {"max_queue", "PENSIEVE_MAX_QUEUE", "requests that may wait besides the running ones", false},
     {"parallel", "PENSIEVE_PARALLEL",
      "sequences generated at once; the KV cache holds ctx x parallel positions (1..64)", false},
@@ -310,6 +314,7 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
   if (key == "kv_type") return apply_kv_type(info, raw, &config->kv_type);
   if (key == "mmap") return apply_bool(info, raw, &config->mmap);
   if (key == "chat_template") return apply_string(raw, &config->chat_template);
+  if (key == "tool_first") return apply_bool(info, raw, &config->tool_first);
   if (key == "max_queue") return apply_int(info, raw, 0, 1000000, &config->max_queue);
   if (key == "parallel") return apply_int(info, raw, 1, 64, &config->parallel);
   if (key == "max_body_bytes") return apply_byte_size(info, raw, 1, &config->max_body_bytes);

@@ -41,8 +41,12 @@ struct ServerConfig {
   std::string kv_type = "F16";  // kv_type, PENSIEVE_KV_TYPE: F16, Q8_0 or F32 (canonical case)
   bool mmap = false;            // mmap, PENSIEVE_MMAP: map the model instead of reading it
   std::string chat_template;    // chat_template, PENSIEVE_CHAT_TEMPLATE: overrides the model's
-  int max_queue = 16;           // max_queue, PENSIEVE_MAX_QUEUE: waiting besides the running ones
-  int parallel = 4;             // parallel, PENSIEVE_PARALLEL: sequences generated at once
+  // tool_first, PENSIEVE_TOOL_FIRST: a request that offers tools and leaves tool_choice to the
+  // model is answered with one call (tool_choice any, no parallel calls) when its last turn is the
+  // user's own message, not tool results; for small models that never call tools by themselves.
+  bool tool_first = false;
+  int max_queue = 16;  // max_queue, PENSIEVE_MAX_QUEUE: waiting besides the running ones
+  int parallel = 4;    // parallel, PENSIEVE_PARALLEL: sequences generated at once
   int64_t max_body_bytes = 8 << 20;  // max_body_bytes, PENSIEVE_MAX_BODY_BYTES: a byte size
   int read_timeout_s = 30;         // read_timeout_s, PENSIEVE_READ_TIMEOUT_S: headers+body deadline
   int idle_timeout_s = 5;          // idle_timeout_s, PENSIEVE_IDLE_TIMEOUT_S: keep-alive idle

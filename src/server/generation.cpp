@@ -46,9 +46,24 @@ bool prefill_opens_call(const InferenceRequest& request, const PromptRenderer& r
          std::string_view(last.content).substr(0, end + 1).ends_with(syntax->open);
 }
 
-Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& renderer,
-                           int64_t n_ctx) {
+// Whether the conversation's last turn is the user's own message (not tool results, with or
+// without text beside them).
+bool ends_with_user_message(const InferenceRequest& request) {
+  auto it = request.messages.rbegin();
+  while (it != request.messages.rend() && it->role == ChatRole::kUser) ++it;
+  return it != request.messages.rbegin() &&
+         (it == request.messages.rend() || it->role != ChatRole::kTool);
+}
+
+// tool_first: a request that leaves the choice to the model makes one call on a new user message.
+Expected<Prepared> prepare(InferenceRequest request, const PromptRenderer& renderer, int64_t n_ctx,
+                           bool tool_first) {
   Prepared p;
+  if (tool_first && !request.tools.empty() && request.tool_choice.kind == ToolChoice::Kind::kAuto &&
+      ends_with_user_message(request)) {
+    request.tool_choice.kind = ToolChoice::Kind::kAny;
+    request.tool_choice.parallel = false;  // one call, then the tool's result
+  }
   const ToolChoice& choice = request.tool_choice;
   const bool tools = !request.tools.empty() && choice.kind != ToolChoice::Kind::kNone;
   if (tools && choice.kind == ToolChoice::Kind::kTool) {
@@ -249,11 +264,12 @@ struct Submitted {
 };
 
 Expected<Submitted> submit(Expected<InferenceRequest> parsed, const PromptRenderer& renderer,
-                           Scheduler& scheduler, Metrics& metrics, const std::string& served_id,
-                           RequestRecord& record) {
+                           Scheduler& scheduler, Metrics& metrics, const ServerConfig& config,
+                           const std::string& served_id, RequestRecord& record) {
   if (!parsed) return Unexpected<Error>(parsed.error());
   if (parsed->model.empty()) parsed->model = served_id;
-  PV_TRY(Prepared prepared, prepare(std::move(*parsed), renderer, scheduler.n_ctx()));
+  PV_TRY(Prepared prepared,
+         prepare(std::move(*parsed), renderer, scheduler.n_ctx(), config.tool_first));
   record.input_tokens = static_cast<int64_t>(prepared.prompt.size());
   auto sequence = scheduler.submit(std::move(prepared.prompt), std::move(prepared.options));
   if (!sequence) {
@@ -279,7 +295,7 @@ HttpResponse Router::messages(const HttpRequest& request, std::shared_ptr<Reques
   if (auto refusal = memory_refusal()) return error_response(request, *record, *refusal);
   auto submitted =
       submit(anthropic::parse_messages_request(request.body, anthropic::Endpoint::kMessages),
-             renderer_, scheduler_, metrics_, model_.id, *record);
+             renderer_, scheduler_, metrics_, config_, model_.id, *record);
   if (!submitted) return error_response(request, *record, api_error_from(submitted.error()));
   std::shared_ptr<Sequence> sequence = submitted->sequence;
   std::shared_ptr<const InferenceRequest> req = submitted->request;
@@ -337,7 +353,7 @@ HttpResponse Router::chat_completions(const HttpRequest& request,
                                       std::shared_ptr<RequestRecord> record) {
   if (auto refusal = memory_refusal()) return error_response(request, *record, *refusal);
   auto submitted = submit(openai::parse_chat_request(request.body), renderer_, scheduler_, metrics_,
-                          model_.id, *record);
+                          config_, model_.id, *record);
   if (!submitted) return error_response(request, *record, api_error_from(submitted.error()));
   std::shared_ptr<Sequence> sequence = submitted->sequence;
   std::shared_ptr<const InferenceRequest> req = submitted->request;

@@ -164,3 +164,34 @@ describe('OpenAI: tool_choice required and named functions', () => {
     checkCall(name, JSON.parse(args));
   }));
 });
+
+describe('--tool-first: a new user message is answered with a call, tool results freely', () => {
+  let first;
+  let client;
+  before(async () => {
+    first = await startServer(['--tool-first'], { model: MODEL });
+    client = new Anthropic({ baseURL: first.baseURL, apiKey: 'dummy', maxRetries: 0, timeout: 60_000 });
+  });
+  after(async () => { await first?.stop(); });
+
+  test('user message: a call; its tool_result: a text reply', withLog(() => first, async () => {
+    const base = ask({ tool_choice: undefined, temperature: 0 });
+    const msg = await client.messages.create(base);
+    assert.equal(msg.stop_reason, 'tool_use', JSON.stringify(msg));
+    const call = msg.content.find((b) => b.type === 'tool_use');
+    checkCall(call.name, call.input);
+    const reply = await client.messages.create({
+      ...base,
+      max_tokens: 40,
+      messages: [
+        ...base.messages,
+        { role: 'assistant', content: msg.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'Sunny' }, { type: 'text', text: 'Thanks.' }] },
+      ],
+    });
+    assert.ok(reply.content.every((b) => b.type !== 'tool_use'), JSON.stringify(reply));
+    // The client's own choice wins.
+    const none = await client.messages.create({ ...base, max_tokens: 20, tool_choice: { type: 'none' } });
+    assert.ok(none.content.every((b) => b.type === 'text'), JSON.stringify(none));
+  }));
+});
