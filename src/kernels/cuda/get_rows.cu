@@ -1,0 +1,48 @@
+// Embedding lookup: whole rows of a weight matrix in any supported type, dequantized to F32.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace pensieve::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// One thread block per id.
+template <GgmlType T>
+__global__ void get_rows_kernel(const uint8_t* data, size_t row_bytes, int64_t n_cols,
+                                const int32_t* ids, float* out) {
+  const uint8_t* row = data + static_cast<size_t>(ids[blockIdx.x]) * row_bytes;
+  float* y = out + static_cast<int64_t>(blockIdx.x) * n_cols;  // [n_cols]
+  for (int64_t i = threadIdx.x; i < n_cols; i += kThreads) y[i] = detail::load_element<T>(row, i);
+}
+
+template <GgmlType T>
+void launch(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cudaStream_t stream) {
+  get_rows_kernel<T><<<static_cast<unsigned>(n_ids), kThreads, 0, stream>>>(w.data, w.row_bytes,
+                                                                            w.n_cols, ids, out);
+}
+
+}  // namespace
+
+bool matrix_type_supported(GgmlType type) {
+  return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kQ8_0 ||
+         type == GgmlType::kQ4_0;
+}
+
+void get_rows(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cudaStream_t stream) {
+  if (n_ids == 0 || w.n_cols == 0) return;
+  switch (w.type) {
+    case GgmlType::kF32:
+      return launch<GgmlType::kF32>(w, ids, n_ids, out, stream);
+    case GgmlType::kF16:
+      return launch<GgmlType::kF16>(w, ids, n_ids, out, stream);
+    case GgmlType::kQ8_0:
+      return launch<GgmlType::kQ8_0>(w, ids, n_ids, out, stream);
+    case GgmlType::kQ4_0:
+      return launch<GgmlType::kQ4_0>(w, ids, n_ids, out, stream);
+    default:
+      detail::unsupported_type("get_rows", w.type);
+  }
+}
+
+}  // namespace pensieve::cuda

@@ -1,0 +1,87 @@
+// The CUDA kernels of the forward pass, one op per .cu file. Every pointer is a device pointer
+// (Matrix::data too); each op is enqueued on `stream` and returns at once, so launch and
+// execution errors surface at the caller's next synchronization.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace pensieve::cuda {
+
+// Weight types matmul() and get_rows() read: F32, F16, Q8_0 and Q4_0.
+bool matrix_type_supported(GgmlType type);
+
+// out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight                    x, out: [n_rows, n]
+void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t n, float eps, float* out,
+              cudaStream_t stream);
+
+// out[i] = a[i] + b[i]; out may be a or b.                                  a, b, out: [n]
+void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t stream);
+
+// out[i] = silu(gate[i]) * up[i]; out may be gate or up.                gate, up, out: [n]
+void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
+
+// Embedding lookup: row ids[t] of w as F32 for each t.            ids: [n_ids], out: [n_ids,
+// w.n_cols] Ids must lie in [0, w.n_rows). Quantized rows must start 2-byte aligned.
+void get_rows(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cudaStream_t stream);
+
+// y[t] = W x[t] for every token (y = x W^T), F32 accumulation of the dequantized weights.
+// x: [n_tokens, w.n_cols], 16-byte aligned; y: [n_tokens, w.n_rows]. Quantized rows must start
+// 2-byte aligned (every row of a GGUF tensor does). Tokens go through in tiles of kMatmulTile;
+// each weight row is read once per tile.
+inline constexpr int64_t kMatmulTile = 8;
+void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, cudaStream_t stream);
+
+// Each RoPE pair's angle per position, as ref::rope_angles computes it:
+// base^(-2i/n_rot) * freq_scale / factors[i] (factors may be null: all 1).  freqs: [n_rot / 2]
+void rope_frequencies(int64_t n_rot, float freq_base, float freq_scale, const float* factors,
+                      double* freqs);
+
+// Per token t at position first_pos + t: adds the biases (when set) to q, k and v, rotates the
+// first n_rot dims of every q and k head (ref::rope_rotate, with cos and sin of pos * freqs[i]
+// times attn_factor), writes q back in place and k, v into the F16 cache rows first_pos + t.
+struct RopeKvJob {
+  float* q = nullptr;           // [n_tokens, n_head * head_dim]
+  const float* k = nullptr;     // [n_tokens, n_head_kv * head_dim]
+  const float* v = nullptr;     // [n_tokens, n_head_kv * head_dim]
+  const float* bq = nullptr;    // [n_head * head_dim] or null
+  const float* bk = nullptr;    // [n_head_kv * head_dim] or null
+  const float* bv = nullptr;    // [n_head_kv * head_dim] or null
+  uint16_t* k_cache = nullptr;  // [n_ctx, n_head_kv * head_dim] F16 bits, one layer
+  uint16_t* v_cache = nullptr;  // [n_ctx, n_head_kv * head_dim]
+  int64_t n_tokens = 0;
+  int64_t first_pos = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  int64_t n_rot = 0;              // even, <= head_dim
+  bool half_split = false;        // pairs (i, i + n_rot/2) (neox) instead of (2i, 2i+1)
+  const double* freqs = nullptr;  // [n_rot / 2], rope_frequencies()
+  float attn_factor = 1.0f;
+};
+void rope_store_kv(const RopeKvJob& job, cudaStream_t stream);
+
+// Causal attention with an online softmax, one query row per (token, head): token t at position
+// p = first_pos + t attends positions [0, p], or with a window W > 0 only [max(0, p - W + 1), p].
+// Query head h reads KV head h / (n_head / n_head_kv) (GQA).
+inline constexpr int64_t kMaxHeadDim = 256;
+struct AttentionJob {
+  const float* q = nullptr;  // [n_tokens, n_head * head_dim]
+  float* out = nullptr;      // [n_tokens, n_head * head_dim]
+  // [>= first_pos + n_tokens, n_head_kv * head_dim] F16, 16-byte aligned
+  const uint16_t* k_cache = nullptr;
+  const uint16_t* v_cache = nullptr;
+  int64_t n_tokens = 0;
+  int64_t first_pos = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;  // even, <= kMaxHeadDim
+  float scale = 1.0f;    // applied to q.k, usually 1/sqrt(head_dim)
+  int64_t window = 0;    // positions each token attends, its own included; 0 = all
+};
+void attention(const AttentionJob& job, cudaStream_t stream);
+
+}  // namespace pensieve::cuda

@@ -1,0 +1,143 @@
+// rope_store_kv against ref::rope: both pair layouts, partial rotation (n_rot < head_dim),
+// per-pair frequency factors, an attention factor, biases, GQA head counts, and positions far
+// from 0. The cache rows written must be the reference's k and v rounded to F16; the other rows
+// must stay as they were.
+#include <cmath>
+#include <ostream>
+
+#include "core/half.h"
+#include "kernels/cuda/ops.h"
+#include "kernels/cuda/test_util.h"
+#include "kernels/ref/ops.h"
+
+namespace pensieve::cuda {
+namespace {
+
+struct RopeCase {
+  int64_t n_head, n_head_kv, head_dim, n_rot;
+  ref::RopeStyle style;
+  bool factors;
+  float attn_factor;
+  bool biases;
+};
+
+void PrintTo(const RopeCase& c, std::ostream* os) {
+  *os << c.n_head << "/" << c.n_head_kv << " heads, head_dim " << c.head_dim << ", n_rot "
+      << c.n_rot << (c.style == ref::RopeStyle::kHalfSplit ? ", half-split" : ", adjacent")
+      << (c.factors ? ", factors" : "") << ", attn_factor " << c.attn_factor
+      << (c.biases ? ", biases" : "");
+}
+
+class CudaRopeKv : public test::CudaTest, public ::testing::WithParamInterface<RopeCase> {};
+
+TEST_P(CudaRopeKv, MatchesReference) {
+  const RopeCase& c = GetParam();
+  const int64_t n_q = c.n_head * c.head_dim;
+  const int64_t n_kv = c.n_head_kv * c.head_dim;
+  const std::vector<float> factors = test::random_floats(static_cast<size_t>(c.n_rot / 2), 5, 0.5f);
+  std::vector<float> factor_values(factors.size());
+  for (size_t i = 0; i < factors.size(); ++i) factor_values[i] = 1.5f + factors[i];  // [1, 2)
+  ref::RopeParams p;
+  p.n_rot = c.n_rot;
+  p.freq_base = 10000.0f;
+  p.freq_scale = 0.5f;
+  p.style = c.style;
+  p.freq_factors = c.factors ? factor_values.data() : nullptr;
+  p.attn_factor = c.attn_factor;
+  std::vector<double> freqs(static_cast<size_t>(c.n_rot / 2));
+  rope_frequencies(c.n_rot, p.freq_base, p.freq_scale, p.freq_factors, freqs.data());
+
+  for (int64_t n_tokens : {1, 5}) {
+    for (int64_t first_pos : {0, 13, 1000}) {
+      SCOPED_TRACE(testing::Message() << "tokens " << n_tokens << " first_pos " << first_pos);
+      const int64_t n_ctx = first_pos + n_tokens + 2;
+      const auto q = test::random_floats(static_cast<size_t>(n_tokens * n_q), 1);
+      const auto k = test::random_floats(static_cast<size_t>(n_tokens * n_kv), 2);
+      const auto v = test::random_floats(static_cast<size_t>(n_tokens * n_kv), 3);
+      const auto bq = test::random_floats(static_cast<size_t>(n_q), 4);
+      const auto bk = test::random_floats(static_cast<size_t>(n_kv), 5);
+      const auto bv = test::random_floats(static_cast<size_t>(n_kv), 6);
+      const uint16_t kSentinel = 0x7777;
+      const std::vector<uint16_t> cache(static_cast<size_t>(n_ctx * n_kv), kSentinel);
+      test::DeviceBuffer<float> q_dev(q), k_dev(k), v_dev(v), bq_dev(bq), bk_dev(bk), bv_dev(bv);
+      test::DeviceBuffer<double> freqs_dev(freqs);
+      test::DeviceBuffer<uint16_t> k_cache(cache), v_cache(cache);
+      RopeKvJob job;
+      job.q = q_dev.get();
+      job.k = k_dev.get();
+      job.v = v_dev.get();
+      if (c.biases) {
+        job.bq = bq_dev.get();
+        job.bk = bk_dev.get();
+        job.bv = bv_dev.get();
+      }
+      job.k_cache = k_cache.get();
+      job.v_cache = v_cache.get();
+      job.n_tokens = n_tokens;
+      job.first_pos = first_pos;
+      job.n_head = c.n_head;
+      job.n_head_kv = c.n_head_kv;
+      job.head_dim = c.head_dim;
+      job.n_rot = c.n_rot;
+      job.half_split = c.style == ref::RopeStyle::kHalfSplit;
+      job.freqs = freqs_dev.get();
+      job.attn_factor = c.attn_factor;
+      rope_store_kv(job, nullptr);
+      ASSERT_TRUE(test::synchronize());
+      const std::vector<float> got_q = q_dev.download();
+      const std::vector<uint16_t> got_k = k_cache.download();
+      const std::vector<uint16_t> got_v = v_cache.download();
+
+      std::vector<float> scratch(static_cast<size_t>(c.n_rot));
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        std::vector<float> want_q(q.begin() + t * n_q, q.begin() + (t + 1) * n_q);
+        std::vector<float> want_k(k.begin() + t * n_kv, k.begin() + (t + 1) * n_kv);
+        std::vector<float> want_v(v.begin() + t * n_kv, v.begin() + (t + 1) * n_kv);
+        for (int64_t i = 0; c.biases && i < n_q; ++i) want_q[i] += bq[i];
+        for (int64_t i = 0; c.biases && i < n_kv; ++i) want_k[i] += bk[i];
+        for (int64_t i = 0; c.biases && i < n_kv; ++i) want_v[i] += bv[i];
+        for (int64_t h = 0; h < c.n_head; ++h) {
+          ref::rope(p, first_pos + t, want_q.data() + h * c.head_dim, scratch.data());
+        }
+        for (int64_t h = 0; h < c.n_head_kv; ++h) {
+          ref::rope(p, first_pos + t, want_k.data() + h * c.head_dim, scratch.data());
+        }
+        for (int64_t i = 0; i < n_q; ++i) {
+          ASSERT_NEAR(got_q[t * n_q + i], want_q[i], 2e-6 * (1 + std::fabs(want_q[i])))
+              << "q token " << t << " dim " << i;
+        }
+        const size_t row = static_cast<size_t>((first_pos + t) * n_kv);
+        for (int64_t i = 0; i < n_kv; ++i) {
+          // One F16 rounding step of the value: 2^-11 relative, up to a whole step where the
+          // float inputs sit on either side of a rounding boundary.
+          ASSERT_NEAR(f16_to_f32(got_k[row + i]), want_k[i], 1e-3 * std::fabs(want_k[i]) + 1e-7)
+              << "k token " << t << " dim " << i;
+          ASSERT_NEAR(f16_to_f32(got_v[row + i]), want_v[i], 1e-3 * std::fabs(want_v[i]) + 1e-7)
+              << "v token " << t << " dim " << i;
+        }
+      }
+      for (int64_t pos = 0; pos < n_ctx; ++pos) {
+        if (pos >= first_pos && pos < first_pos + n_tokens) continue;
+        for (int64_t i = 0; i < n_kv; ++i) {
+          const size_t at = static_cast<size_t>(pos * n_kv + i);
+          ASSERT_EQ(got_k[at], kSentinel) << "k row " << pos << " was written";
+          ASSERT_EQ(got_v[at], kSentinel) << "v row " << pos << " was written";
+        }
+      }
+    }
+  }
+}
+
+constexpr ref::RopeStyle kAdjacent = ref::RopeStyle::kAdjacentPairs;
+constexpr ref::RopeStyle kHalf = ref::RopeStyle::kHalfSplit;
+INSTANTIATE_TEST_SUITE_P(CudaShapes, CudaRopeKv,
+                         ::testing::Values(RopeCase{4, 2, 64, 64, kAdjacent, false, 1.0f, false},
+                                           RopeCase{4, 2, 64, 64, kHalf, false, 1.0f, true},
+                                           RopeCase{3, 1, 16, 8, kHalf, true, 1.2f, true},
+                                           RopeCase{3, 1, 16, 8, kAdjacent, true, 1.0f, false},
+                                           RopeCase{8, 8, 128, 128, kAdjacent, true, 1.0f, false},
+                                           RopeCase{14, 2, 64, 64, kHalf, false, 1.0f, true},
+                                           RopeCase{8, 4, 8, 8, kAdjacent, false, 1.0f, false}));
+
+}  // namespace
+}  // namespace pensieve::cuda

@@ -1,0 +1,375 @@
+#include "model/forward_cuda.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "kernels/cuda/ops.h"
+
+namespace pensieve {
+namespace {
+
+size_t sz(int64_t n) { return static_cast<size_t>(n); }
+
+// Every part of an allocation starts 256-byte aligned (float4 loads, 2-byte quant rows).
+constexpr size_t kAlign = 256;
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+double mib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+size_t matrix_bytes(const Matrix& m) { return m.row_bytes * sz(m.n_rows); }
+
+struct NamedMatrix {
+  std::string name;
+  const Matrix* m;
+};
+
+// Every matrix the pass reads, named as in the GGUF file (phi3's row ranges by their role).
+std::vector<NamedMatrix> named_matrices(const ModelWeights& w) {
+  std::vector<NamedMatrix> out = {{"token_embd", &w.token_embd}, {"output", &w.output}};
+  for (size_t il = 0; il < w.layers.size(); ++il) {
+    const LayerWeights& l = w.layers[il];
+    const std::string p = "blk." + std::to_string(il) + ".";
+    for (const auto& [name, m] :
+         {std::pair{"attn_q", &l.wq}, std::pair{"attn_k", &l.wk}, std::pair{"attn_v", &l.wv},
+          std::pair{"attn_output", &l.wo}, std::pair{"ffn_gate", &l.ffn_gate},
+          std::pair{"ffn_up", &l.ffn_up}, std::pair{"ffn_down", &l.ffn_down}}) {
+      out.push_back({p + name, m});
+    }
+  }
+  return out;
+}
+
+// Every tensor to upload, by host address and size; the ones several views share (tied
+// embeddings) appear once, at their largest size.
+std::map<const void*, size_t> host_tensors(const Hparams& hp, const ModelWeights& w) {
+  std::map<const void*, size_t> bytes;
+  auto add = [&bytes](const void* data, size_t n) {
+    if (data != nullptr) bytes[data] = std::max(bytes[data], n);
+  };
+  for (const NamedMatrix& nm : named_matrices(w)) add(nm.m->data, matrix_bytes(*nm.m));
+  const size_t embd = sz(hp.n_embd) * sizeof(float);
+  const size_t n_q = sz(hp.n_head * hp.head_dim) * sizeof(float);
+  const size_t n_kv = sz(hp.n_embd_kv()) * sizeof(float);
+  add(w.output_norm, embd);
+  for (const LayerWeights& l : w.layers) {
+    add(l.attn_norm, embd);
+    add(l.ffn_norm, embd);
+    add(l.bq, n_q);
+    add(l.bk, n_kv);
+    add(l.bv, n_kv);
+  }
+  return bytes;
+}
+
+struct WeightLayout {
+  std::map<const void*, size_t> offsets;  // host address -> offset in the device allocation
+  std::map<const void*, size_t> bytes;
+  size_t freqs_offset = 0;  // RoPE frequencies, [n_rot / 2] doubles
+  size_t total = 0;
+};
+
+WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w) {
+  WeightLayout layout;
+  layout.bytes = host_tensors(hp, w);
+  for (const auto& [data, n] : layout.bytes) {
+    layout.offsets[data] = layout.total;
+    layout.total += align_up(n);
+  }
+  layout.freqs_offset = layout.total;
+  layout.total += align_up(sz(hp.n_rot / 2) * sizeof(double));
+  return layout;
+}
+
+// Offsets of the activation buffers in the scratch allocation.
+struct ScratchLayout {
+  size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, total;
+};
+
+ScratchLayout layout_scratch(const Hparams& hp, int64_t max_batch) {
+  size_t at = 0;
+  auto take = [&at](int64_t n, size_t element_bytes) {
+    const size_t offset = at;
+    at += align_up(sz(n) * element_bytes);
+    return offset;
+  };
+  const int64_t n_q = hp.n_head * hp.head_dim;
+  ScratchLayout s{};
+  s.ids = take(max_batch, sizeof(int32_t));
+  s.x = take(max_batch * hp.n_embd, sizeof(float));
+  s.xn = take(max_batch * hp.n_embd, sizeof(float));
+  s.q = take(max_batch * n_q, sizeof(float));
+  s.k = take(max_batch * hp.n_embd_kv(), sizeof(float));
+  s.v = take(max_batch * hp.n_embd_kv(), sizeof(float));
+  s.attn = take(max_batch * n_q, sizeof(float));
+  s.gate = take(max_batch * hp.n_ff, sizeof(float));
+  s.up = take(max_batch * hp.n_ff, sizeof(float));
+  s.proj = take(max_batch * hp.n_embd, sizeof(float));
+  s.logits = take(hp.n_vocab, sizeof(float));
+  s.total = at;
+  return s;
+}
+
+size_t kv_layer_bytes(const Hparams& hp, int64_t n_ctx) {
+  return sz(n_ctx) * sz(hp.n_embd_kv()) * sizeof(uint16_t);
+}
+
+Expected<void> cuda_ok(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return {};
+  return make_error(ErrorCode::kInternal, "cuda: {}: {}", what, cudaGetErrorString(err));
+}
+
+// What the kernels cannot compute with, before any device work.
+Expected<void> check_supported(const Hparams& hp, const ModelWeights& w) {
+  if (hp.head_dim % 2 != 0 || hp.head_dim > cuda::kMaxHeadDim) {
+    return make_error(ErrorCode::kUnsupported,
+                      "cuda: head size {} is not supported (even sizes up to {})", hp.head_dim,
+                      cuda::kMaxHeadDim);
+  }
+  if (hp.n_rot <= 0 || hp.n_rot % 2 != 0 || hp.n_rot > hp.head_dim) {
+    return make_error(ErrorCode::kUnsupported, "cuda: RoPE over {} of {} head dims", hp.n_rot,
+                      hp.head_dim);
+  }
+  for (const NamedMatrix& nm : named_matrices(w)) {
+    if (!cuda::matrix_type_supported(nm.m->type)) {
+      return make_error(ErrorCode::kUnsupported,
+                        "cuda: tensor '{}' has type {}; the CUDA backend computes with F32, F16, "
+                        "Q8_0 and Q4_0 weights",
+                        nm.name, ggml_type_name(nm.m->type));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+CudaForward::MemoryPlan CudaForward::memory_plan(const Hparams& hp, const ModelWeights& weights,
+                                                 int64_t n_ctx, int64_t max_batch) {
+  MemoryPlan plan;
+  plan.weights_bytes = static_cast<int64_t>(layout_weights(hp, weights).total);
+  plan.kv_bytes = static_cast<int64_t>(2 * sz(hp.n_layer) * align_up(kv_layer_bytes(hp, n_ctx)));
+  plan.scratch_bytes = static_cast<int64_t>(layout_scratch(hp, max_batch).total);
+  return plan;
+}
+
+Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
+                                                           const ModelWeights& weights,
+                                                           int64_t n_ctx,
+                                                           const CudaForwardOptions& options) {
+  if (n_ctx <= 0 || options.max_batch <= 0 || options.attention_window < 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "cuda: context {}, batch {} and attention window {} must be positive "
+                      "(the window may be 0)",
+                      n_ctx, options.max_batch, options.attention_window);
+  }
+  PV_TRY_VOID(check_supported(hp, weights));
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    return make_error(ErrorCode::kUnavailable, "cuda: no usable CUDA device ({})",
+                      err != cudaSuccess ? cudaGetErrorString(err) : "none found");
+  }
+  if (options.device < 0 || options.device >= count) {
+    return make_error(ErrorCode::kInvalidArgument, "cuda: device {} does not exist ({} found)",
+                      options.device, count);
+  }
+  PV_TRY_VOID(cuda_ok(cudaSetDevice(options.device), "selecting the device"));
+  const MemoryPlan plan = memory_plan(hp, weights, n_ctx, options.max_batch);
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  PV_TRY_VOID(cuda_ok(cudaMemGetInfo(&free_bytes, &total_bytes), "reading free device memory"));
+  if (static_cast<size_t>(plan.total()) > free_bytes) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      "cuda: the model needs {:.1f} MiB of GPU memory (weights {:.1f}, KV cache "
+                      "for {} positions {:.1f}, activations {:.1f}) but device {} has {:.1f} MiB "
+                      "free of {:.1f}",
+                      mib(sz(plan.total())), mib(sz(plan.weights_bytes)), n_ctx,
+                      mib(sz(plan.kv_bytes)), mib(sz(plan.scratch_bytes)), options.device,
+                      mib(free_bytes), mib(total_bytes));
+  }
+  std::unique_ptr<CudaForward> fwd(new CudaForward(hp, n_ctx, options));
+  PV_TRY_VOID(fwd->allocate(weights));
+  return fwd;
+}
+
+CudaForward::CudaForward(const Hparams& hp, int64_t n_ctx, const CudaForwardOptions& options)
+    : hp_(hp),
+      n_ctx_(n_ctx),
+      max_batch_(options.max_batch),
+      window_(options.attention_window),
+      device_(options.device),
+      logits_(sz(hp.n_vocab)) {}
+
+CudaForward::~CudaForward() {
+  cudaSetDevice(device_);
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  cudaFree(weights_mem_);
+  cudaFree(kv_mem_);
+  cudaFree(scratch_mem_);
+}
+
+// Allocates the three regions, uploads the weights and points the device views at them.
+Expected<void> CudaForward::allocate(const ModelWeights& w) {
+  const WeightLayout layout = layout_weights(hp_, w);
+  const ScratchLayout scratch = layout_scratch(hp_, max_batch_);
+  kv_layer_bytes_ = align_up(kv_layer_bytes(hp_, n_ctx_));
+  const size_t kv_total = 2 * sz(hp_.n_layer) * kv_layer_bytes_;
+  const char* kAlloc = "allocating device memory";
+  PV_TRY_VOID(cuda_ok(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "new stream"));
+  PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&weights_mem_), layout.total), kAlloc));
+  PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&kv_mem_), kv_total), kAlloc));
+  PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&scratch_mem_), scratch.total), kAlloc));
+  allocated_ = {static_cast<int64_t>(layout.total), static_cast<int64_t>(kv_total),
+                static_cast<int64_t>(scratch.total)};
+  for (const auto& [data, bytes] : layout.bytes) {
+    PV_TRY_VOID(cuda_ok(
+        cudaMemcpy(weights_mem_ + layout.offsets.at(data), data, bytes, cudaMemcpyHostToDevice),
+        "uploading weights"));
+  }
+  std::vector<double> freqs(sz(hp_.n_rot / 2));
+  const ref::RopeParams rope = rope_params(hp_, w, n_ctx_);
+  cuda::rope_frequencies(rope.n_rot, rope.freq_base, rope.freq_scale, rope.freq_factors,
+                         freqs.data());
+  rope_attn_factor_ = rope.attn_factor;
+  PV_TRY_VOID(cuda_ok(cudaMemcpy(weights_mem_ + layout.freqs_offset, freqs.data(),
+                                 freqs.size() * sizeof(double), cudaMemcpyHostToDevice),
+                      "uploading RoPE frequencies"));
+  PV_TRY_VOID(cuda_ok(cudaMemset(kv_mem_, 0, kv_total), "clearing the KV cache"));
+
+  auto device = [&](const void* host) -> const uint8_t* {
+    return host == nullptr ? nullptr : weights_mem_ + layout.offsets.at(host);
+  };
+  auto vec = [&](const float* host) { return reinterpret_cast<const float*>(device(host)); };
+  auto mat = [&](const Matrix& m) {
+    return Matrix{m.type, m.n_cols, m.n_rows, m.row_bytes, device(m.data)};
+  };
+  token_embd_ = mat(w.token_embd);
+  output_ = mat(w.output);
+  output_norm_ = vec(w.output_norm);
+  rope_freqs_ = reinterpret_cast<const double*>(weights_mem_ + layout.freqs_offset);
+  for (const LayerWeights& l : w.layers) {
+    layers_.push_back({vec(l.attn_norm), mat(l.wq), mat(l.wk), mat(l.wv), vec(l.bq), vec(l.bk),
+                       vec(l.bv), mat(l.wo), vec(l.ffn_norm), mat(l.ffn_gate), mat(l.ffn_up),
+                       mat(l.ffn_down)});
+  }
+  auto f32 = [&](size_t offset) { return reinterpret_cast<float*>(scratch_mem_ + offset); };
+  ids_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.ids);
+  x_ = f32(scratch.x);
+  xn_ = f32(scratch.xn);
+  q_ = f32(scratch.q);
+  k_ = f32(scratch.k);
+  v_ = f32(scratch.v);
+  attn_ = f32(scratch.attn);
+  gate_ = f32(scratch.gate);
+  up_ = f32(scratch.up);
+  proj_ = f32(scratch.proj);
+  logits_dev_ = f32(scratch.logits);
+  return {};
+}
+
+Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> tokens) {
+  if (tokens.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
+  }
+  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
+    return make_error(ErrorCode::kOutOfRange,
+                      "forward: {} tokens do not fit: {} of the context's {} are used",
+                      tokens.size(), n_past_, n_ctx_);
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= hp_.n_vocab) {
+      return make_error(ErrorCode::kInvalidArgument, "forward: token id {} is outside [0, {})", t,
+                        hp_.n_vocab);
+    }
+  }
+  PV_TRY_VOID(cuda_ok(cudaSetDevice(device_), "selecting the device"));
+  int64_t pos = n_past_;
+  int64_t last = 0;  // tokens in the last chunk
+  for (size_t begin = 0; begin < tokens.size(); begin += sz(max_batch_)) {
+    const size_t n = std::min(sz(max_batch_), tokens.size() - begin);
+    PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(ids_, tokens.data() + begin, n * sizeof(int32_t),
+                                        cudaMemcpyHostToDevice, stream_),
+                        "uploading token ids"));
+    run_chunk(static_cast<int64_t>(n), pos);
+    pos += static_cast<int64_t>(n);
+    last = static_cast<int64_t>(n);
+  }
+  // Logits of the last token only.
+  cuda::rms_norm(x_ + (last - 1) * hp_.n_embd, output_norm_, 1, hp_.n_embd, hp_.rms_eps, xn_,
+                 stream_);
+  cuda::matmul(output_, xn_, 1, logits_dev_, stream_);  // [n_vocab]
+  PV_TRY_VOID(cuda_ok(cudaGetLastError(), "launching the forward pass"));
+  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(logits_.data(), logits_dev_, logits_.size() * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_),
+                      "reading logits"));
+  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
+  n_past_ = pos;
+  return std::span<const float>(logits_);
+}
+
+void CudaForward::run_chunk(int64_t n, int64_t first_pos) {
+  cuda::get_rows(token_embd_, ids_, n, x_, stream_);  // x: [n, n_embd]
+  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+    attention(il, n, first_pos);
+    feed_forward(il, n);
+  }
+}
+
+void CudaForward::attention(int64_t il, int64_t n, int64_t first_pos) {
+  const DeviceLayer& l = layers_[sz(il)];
+  cuda::rms_norm(x_, l.attn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
+  cuda::matmul(l.wq, xn_, n, q_, stream_);  // [n, n_head * head_dim]
+  cuda::matmul(l.wk, xn_, n, k_, stream_);  // [n, n_embd_kv]
+  cuda::matmul(l.wv, xn_, n, v_, stream_);  // [n, n_embd_kv]
+  auto* k_cache = reinterpret_cast<uint16_t*>(kv_mem_ + sz(il) * 2 * kv_layer_bytes_);
+  auto* v_cache = reinterpret_cast<uint16_t*>(kv_mem_ + (sz(il) * 2 + 1) * kv_layer_bytes_);
+  cuda::RopeKvJob rope;
+  rope.q = q_;
+  rope.k = k_;
+  rope.v = v_;
+  rope.bq = l.bq;
+  rope.bk = l.bk;
+  rope.bv = l.bv;
+  rope.k_cache = k_cache;
+  rope.v_cache = v_cache;
+  rope.n_tokens = n;
+  rope.first_pos = first_pos;
+  rope.n_head = hp_.n_head;
+  rope.n_head_kv = hp_.n_head_kv;
+  rope.head_dim = hp_.head_dim;
+  rope.n_rot = hp_.n_rot;
+  rope.half_split = hp_.rope_style == ref::RopeStyle::kHalfSplit;
+  rope.freqs = rope_freqs_;
+  rope.attn_factor = rope_attn_factor_;
+  cuda::rope_store_kv(rope, stream_);
+  cuda::AttentionJob a;
+  a.q = q_;
+  a.out = attn_;  // [n, n_head * head_dim]
+  a.k_cache = k_cache;
+  a.v_cache = v_cache;
+  a.n_tokens = n;
+  a.first_pos = first_pos;
+  a.n_head = hp_.n_head;
+  a.n_head_kv = hp_.n_head_kv;
+  a.head_dim = hp_.head_dim;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(hp_.head_dim));
+  a.window = window_;
+  cuda::attention(a, stream_);
+  cuda::matmul(l.wo, attn_, n, proj_, stream_);  // [n, n_embd]
+  cuda::add(x_, proj_, n * hp_.n_embd, x_, stream_);
+}
+
+void CudaForward::feed_forward(int64_t il, int64_t n) {
+  const DeviceLayer& l = layers_[sz(il)];
+  cuda::rms_norm(x_, l.ffn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
+  cuda::matmul(l.ffn_gate, xn_, n, gate_, stream_);  // [n, n_ff]
+  cuda::matmul(l.ffn_up, xn_, n, up_, stream_);      // [n, n_ff]
+  cuda::swiglu(gate_, up_, n * hp_.n_ff, gate_, stream_);
+  cuda::matmul(l.ffn_down, gate_, n, proj_, stream_);  // [n, n_embd]
+  cuda::add(x_, proj_, n * hp_.n_embd, x_, stream_);
+}
+
+}  // namespace pensieve
