@@ -14,8 +14,12 @@ namespace {
 
 void print_text(const BenchResult& r, int repetitions) {
   fmt::print("model            {}\n", r.model_path);
-  fmt::print("threads          {}   repetitions {}   weights {}\n", r.n_threads, repetitions,
-             r.mmap ? "mapped" : "resident");
+  if (r.device == "cpu") {
+    fmt::print("threads          {}   repetitions {}   weights {}\n", r.n_threads, repetitions,
+               r.mmap ? "mapped" : "resident");
+  } else {
+    fmt::print("device           {}   repetitions {}\n", r.device, repetitions);
+  }
   auto line = [](const char* name, const Stat& s, const char* unit) {
     fmt::print("{:<17}{:.2f} {} (median; min {:.2f}, max {:.2f})\n", name, s.median, unit, s.min,
                s.max);
@@ -32,8 +36,13 @@ void print_text(const BenchResult& r, int repetitions) {
   }
   fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
   fmt::print("KV cache         {} {:.1f} MiB\n", r.kv_type, r.kv_cache_bytes / 1048576.0);
-  fmt::print("read bandwidth   {:.1f} GB/s (measured, {} threads)\n", r.bandwidth_gb_per_s,
-             r.n_threads);
+  if (r.device == "cpu") {
+    fmt::print("read bandwidth   {:.1f} GB/s (measured, {} threads)\n", r.bandwidth_gb_per_s,
+               r.n_threads);
+  } else {
+    fmt::print("memory bandwidth {:.1f} GB/s (device-to-device copy, read + written)\n",
+               r.bandwidth_gb_per_s);
+  }
   fmt::print("bandwidth bound  {:.0f}% reached by generation\n", 100 * r.bandwidth_fraction);
   fmt::print("peak RSS         {:.1f} MiB\n", r.peak_rss_bytes / 1048576.0);
 }
@@ -50,14 +59,15 @@ void print_json(const BenchResult& r) {
         fmt::format("{{\"n\": {}, \"tokens_per_s\": {}}}", s.n_streams, stat(s.tokens_per_s));
   }
   fmt::print(
-      "{{\"model\": \"{}\", \"threads\": {}, \"prompt_tokens_per_s\": {}, "
+      "{{\"model\": \"{}\", \"device\": \"{}\", \"threads\": {}, \"prompt_tokens_per_s\": {}, "
       "\"generate_tokens_per_s\": {}, \"time_to_first_token_ms\": {}, "
       "\"weight_bytes_per_token\": {}, \"kv_type\": \"{}\", \"kv_cache_bytes\": {}, "
       "\"bandwidth_gb_per_s\": {:.3f}, \"bandwidth_fraction\": {:.4f}, \"streams\": [{}], "
       "\"peak_rss_bytes\": {}}}\n",
-      r.model_path, r.n_threads, stat(r.prompt_tokens_per_s), stat(r.generate_tokens_per_s),
-      stat(r.time_to_first_token_ms), r.weight_bytes_per_token, r.kv_type, r.kv_cache_bytes,
-      r.bandwidth_gb_per_s, r.bandwidth_fraction, streams, r.peak_rss_bytes);
+      r.model_path, r.device, r.n_threads, stat(r.prompt_tokens_per_s),
+      stat(r.generate_tokens_per_s), stat(r.time_to_first_token_ms), r.weight_bytes_per_token,
+      r.kv_type, r.kv_cache_bytes, r.bandwidth_gb_per_s, r.bandwidth_fraction, streams,
+      r.peak_rss_bytes);
 }
 
 }  // namespace
@@ -77,6 +87,8 @@ void register_bench(CLI::App& app, Handler* run) {
                   "(e.g. 1,4,16); ratios are to the first")
       ->delimiter(',');
   cmd->add_flag("--mmap", o->mmap, "Map the model file instead of loading it resident");
+  cmd->add_option("--device", o->device, "cpu, or cuda: the whole model on GPU 0")
+      ->default_val("cpu");
   cmd->add_flag("--json", *json, "Print one JSON object");
   cmd->callback([=] {
     *run = [=] {

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "engine/chat_session.h"
 #include "engine/generate.h"
+#include "model/device_forward.h"
 #include "model/forward_cpu.h"
 #include "model/forward_ref.h"
 #include "model/model.h"
@@ -31,8 +32,9 @@ struct RunOptions {
   int64_t n_ctx = 0;                      // 0: the model's trained context, capped
   std::string attention_window = "auto";  // a number of tokens, 0 (all) or auto
   bool no_bos = false;
-  bool reference = false;  // the scalar reference forward pass instead of the SIMD one
-  int n_threads = 0;       // 0: all cores
+  bool reference = false;      // the scalar reference forward pass instead of the SIMD one
+  std::string device = "cpu";  // or "cuda": the whole model on GPU 0
+  int n_threads = 0;           // 0: all cores
   std::string kv_type = "F16";
   bool mmap = false;  // map the file instead of loading the weights resident
   GenerateOptions generate;
@@ -88,8 +90,15 @@ Expected<Loaded> load(const RunOptions& o) {
                  static_cast<long long>(n_ctx), static_cast<long long>(hp.n_ctx_train),
                  static_cast<long long>(window));
   }
+  if (o.device != "cpu" && o.device != "cuda") {
+    return make_error(ErrorCode::kInvalidArgument, "run: --device '{}' is not cpu or cuda",
+                      o.device);
+  }
   if (o.reference) {
     l.forward = std::make_unique<ReferenceForward>(hp, l.model->weights(), n_ctx, window);
+  } else if (o.device == "cuda") {
+    PV_TRY(l.forward,
+           make_cuda_forward(hp, l.model->weights(), n_ctx, DeviceForwardOptions{0, 256, window}));
   } else {
     const int n_threads =
         o.n_threads > 0 ? o.n_threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -262,6 +271,8 @@ void register_run(CLI::App& app, Handler* run) {
   cmd->add_option("--kv-type", o->kv_type, "KV cache type: F16, Q8_0 or F32")->default_val("F16");
   cmd->add_flag("--mmap", o->mmap, "Map the model file instead of loading it resident");
   cmd->add_flag("--reference", o->reference, "Use the scalar reference forward pass (slow)");
+  cmd->add_option("--device", o->device, "cpu, or cuda: the whole model on GPU 0")
+      ->default_val("cpu");
   auto* chat = cmd->add_flag("--chat", o->chat,
                              "Chat: one user message per stdin line, replies on stdout, with the "
                              "model's chat template; /reset starts over, /exit or EOF quits");

@@ -11,6 +11,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/cpu/stream.h"
+#include "model/device_forward.h"
 #include "model/forward_cpu.h"
 #include "model/model.h"
 
@@ -117,11 +118,33 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
     return make_error(ErrorCode::kInvalidArgument,
                       "bench: KV cache type '{}' is not one of F16, Q8_0, F32", o.kv_type);
   }
-  CpuForward fwd(hp, model->weights(), n_ctx, result.n_threads, std::max<int64_t>(o.n_prompt, 1),
-                 *kv_type);
-  result.weight_bytes_per_token = fwd.weight_bytes_per_token();
-  result.kv_type = std::string(ggml_type_name(fwd.kv_type()));
-  result.kv_cache_bytes = fwd.kv_cache_bytes();
+  const int64_t max_batch = std::max<int64_t>(o.n_prompt, 1);
+  std::unique_ptr<Forward> forward;
+  result.weight_bytes_per_token = matmul_weight_bytes(model->weights());
+  if (o.device == "cuda") {
+    if (!o.streams.empty()) {
+      return make_error(ErrorCode::kUnsupported, "bench: --streams is not supported on cuda yet");
+    }
+    PV_TRY(const CudaDeviceInfo device, cuda_device_info());
+    PV_TRY(forward,
+           make_cuda_forward(hp, model->weights(), n_ctx,
+                             DeviceForwardOptions{0, std::min<int64_t>(max_batch, 512), 0}));
+    result.device = device.name;
+    result.bandwidth_gb_per_s = device.bandwidth_gb_per_s;
+    result.kv_type = "F16";
+    result.kv_cache_bytes = static_cast<uint64_t>(2 * hp.n_layer * n_ctx * hp.n_embd_kv() * 2);
+  } else if (o.device == "cpu") {
+    auto cpu = std::make_unique<CpuForward>(hp, model->weights(), n_ctx, result.n_threads,
+                                            max_batch, *kv_type);
+    result.device = "cpu";
+    result.kv_type = std::string(ggml_type_name(cpu->kv_type()));
+    result.kv_cache_bytes = cpu->kv_cache_bytes();
+    forward = std::move(cpu);
+  } else {
+    return make_error(ErrorCode::kInvalidArgument, "bench: --device '{}' is not cpu or cuda",
+                      o.device);
+  }
+  Forward& fwd = *forward;
   // Token ids spread over the vocabulary; the content does not change the work.
   std::vector<int32_t> prompt(static_cast<size_t>(std::max<int64_t>(o.n_prompt, 1)));
   for (size_t i = 0; i < prompt.size(); ++i)
@@ -163,7 +186,7 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   result.generate_tokens_per_s = summarize(tg);
   result.time_to_first_token_ms = summarize(ttft);
   result.peak_rss_bytes = peak_rss_bytes();
-  result.bandwidth_gb_per_s = measure_read_bandwidth(result.n_threads);
+  if (o.device == "cpu") result.bandwidth_gb_per_s = measure_read_bandwidth(result.n_threads);
   result.bandwidth_fraction = static_cast<double>(result.weight_bytes_per_token) *
                               result.generate_tokens_per_s.median / 1e9 / result.bandwidth_gb_per_s;
   return result;

@@ -18,6 +18,7 @@ struct BenchOptions {
   int repetitions = 5;
   std::string kv_type = "F16";  // KV cache: F16, Q8_0 or F32
   bool mmap = false;            // map the file instead of loading the weights resident
+  std::string device = "cpu";   // "cpu" or "cuda" (the whole model on GPU 0)
   // Batched decode: for each count, that many sequences generate n_generate tokens each in
   // lockstep, one eval_batch() per step (the continuous-batching engine's decode shape).
   std::vector<int> streams;
@@ -37,6 +38,7 @@ struct StreamsResult {
 
 struct BenchResult {
   std::string model_path;
+  std::string device;  // "cpu", or the GPU's name
   int n_threads = 0;
   bool mmap = false;
   Stat prompt_tokens_per_s;
@@ -45,7 +47,7 @@ struct BenchResult {
   uint64_t weight_bytes_per_token = 0;
   std::string kv_type;
   uint64_t kv_cache_bytes = 0;
-  double bandwidth_gb_per_s = 0;  // measured streaming read, same threads
+  double bandwidth_gb_per_s = 0;  // measured streaming read, same threads (GPU: device copy)
   double bandwidth_fraction = 0;  // weight bytes/token * generation tok/s / bandwidth
   std::vector<StreamsResult> streams;
   uint64_t peak_rss_bytes = 0;

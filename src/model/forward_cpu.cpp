@@ -129,15 +129,7 @@ int64_t CpuForward::discard_blocks(std::span<const int32_t> blocks) {
   return released;
 }
 
-uint64_t CpuForward::weight_bytes_per_token() const {
-  auto bytes = [](const Matrix& m) { return static_cast<uint64_t>(m.row_bytes) * m.n_rows; };
-  uint64_t total = bytes(w_.output);
-  for (const LayerWeights& l : w_.layers) {
-    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.ffn_gate) +
-             bytes(l.ffn_up) + bytes(l.ffn_down);
-  }
-  return total;
-}
+uint64_t CpuForward::weight_bytes_per_token() const { return matmul_weight_bytes(w_); }
 
 void CpuForward::matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y) {
   cpu::matmul(w, x, n_tokens, y, pool_, workspace_);

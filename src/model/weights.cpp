@@ -73,4 +73,14 @@ Expected<ModelWeights> bind_weights(const GgufFile& file, const Hparams& hp) {
   __builtin_unreachable();
 }
 
+uint64_t matmul_weight_bytes(const ModelWeights& w) {
+  auto bytes = [](const Matrix& m) { return static_cast<uint64_t>(m.row_bytes) * m.n_rows; };
+  uint64_t total = bytes(w.output);
+  for (const LayerWeights& l : w.layers) {
+    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.ffn_gate) +
+             bytes(l.ffn_up) + bytes(l.ffn_down);
+  }
+  return total;
+}
+
 }  // namespace pensieve

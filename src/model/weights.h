@@ -56,6 +56,10 @@ class WeightBinder {
 
 Expected<ModelWeights> bind_weights(const GgufFile& file, const Hparams& hp);
 
+// Bytes of the matrices one decode step reads (every layer's and the output's; not the
+// embedding, of which one row is read): the figure decode bandwidth is measured against.
+uint64_t matmul_weight_bytes(const ModelWeights& weights);
+
 // RoPE as the model runs with a context of n_ctx tokens: LongRoPE models switch to their long
 // factors when n_ctx exceeds the context they were trained with before scaling.
 ref::RopeParams rope_params(const Hparams& hp, const ModelWeights& w, int64_t n_ctx);

@@ -1,0 +1,77 @@
+// The CUDA backend behind device_forward.h.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "model/device_forward.h"
+#include "model/forward_cuda.h"
+
+namespace pensieve {
+namespace {
+
+Error cuda_error(std::string_view what, cudaError_t status) {
+  return Error{ErrorCode::kUnavailable,
+               fmt::format("cuda: {}: {}", what, cudaGetErrorString(status))};
+}
+
+}  // namespace
+
+bool cuda_built() { return true; }
+
+Expected<std::unique_ptr<Forward>> make_cuda_forward(const Hparams& hp, const ModelWeights& weights,
+                                                     int64_t n_ctx,
+                                                     const DeviceForwardOptions& options) {
+  CudaForwardOptions o;
+  o.device = options.device;
+  o.max_batch = options.max_batch;
+  o.attention_window = options.attention_window;
+  PV_TRY(std::unique_ptr<CudaForward> forward, CudaForward::create(hp, weights, n_ctx, o));
+  return std::unique_ptr<Forward>(std::move(forward));
+}
+
+Expected<CudaDeviceInfo> cuda_device_info(int device) {
+  CudaDeviceInfo info;
+  cudaDeviceProp prop{};
+  if (cudaError_t s = cudaGetDeviceProperties(&prop, device); s != cudaSuccess) {
+    return Unexpected<Error>(cuda_error("no device", s));
+  }
+  info.name = prop.name;
+  info.memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+  if (cudaError_t s = cudaSetDevice(device); s != cudaSuccess) {
+    return Unexpected<Error>(cuda_error("cudaSetDevice", s));
+  }
+  // A copy of 1 GiB between two device buffers, timed with events; the median of 5.
+  constexpr size_t kBytes = size_t{1} << 30;
+  void* a = nullptr;
+  void* b = nullptr;
+  if (cudaMalloc(&a, kBytes) != cudaSuccess || cudaMalloc(&b, kBytes) != cudaSuccess) {
+    cudaFree(a);
+    return info;  // no room to measure: bandwidth stays 0
+  }
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<float> ms;
+  for (int rep = 0; rep < 6; ++rep) {
+    cudaEventRecord(start);
+    cudaMemcpy(b, a, kBytes, cudaMemcpyDeviceToDevice);
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float t = 0;
+    cudaEventElapsedTime(&t, start, stop);
+    if (rep > 0) ms.push_back(t);  // the first warms up
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(a);
+  cudaFree(b);
+  std::sort(ms.begin(), ms.end());
+  const double seconds = ms[ms.size() / 2] / 1e3;
+  info.bandwidth_gb_per_s = 2.0 * static_cast<double>(kBytes) / seconds / 1e9;
+  return info;
+}
+
+}  // namespace pensieve
