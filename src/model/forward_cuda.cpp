@@ -86,10 +86,24 @@ WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w) {
 
 // Offsets of the activation buffers in the scratch allocation.
 struct ScratchLayout {
-  size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, total;
+  size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, step, xq_qs, xq_ds, x16, w16, total;
 };
 
-ScratchLayout layout_scratch(const Hparams& hp, int64_t max_batch) {
+// Elements of the largest layer matrix that the tensor cores read dequantized.
+int64_t dequantized_elements(const ModelWeights& w) {
+  int64_t most = 0;
+  for (const LayerWeights& l : w.layers) {
+    for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
+      if (CudaForward::gemm_capable(*m) && !CudaForward::gemm_direct(*m)) {
+        most = std::max(most, m->n_rows * m->n_cols);
+      }
+    }
+  }
+  return most;
+}
+
+ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t max_batch,
+                             int64_t gemm_min_tokens) {
   size_t at = 0;
   auto take = [&at](int64_t n, size_t element_bytes) {
     const size_t offset = at;
@@ -109,6 +123,13 @@ ScratchLayout layout_scratch(const Hparams& hp, int64_t max_batch) {
   s.up = take(max_batch * hp.n_ff, sizeof(float));
   s.proj = take(max_batch * hp.n_embd, sizeof(float));
   s.logits = take(hp.n_vocab, sizeof(float));
+  s.step = take(2, sizeof(int32_t));
+  const int64_t widest = std::max({hp.n_embd, n_q, hp.n_ff});
+  s.xq_qs = take(widest, sizeof(int8_t));
+  s.xq_ds = take(widest / 32 * 2, sizeof(float));
+  const bool gemm = max_batch >= gemm_min_tokens;
+  s.x16 = take(gemm ? max_batch * widest : 0, sizeof(uint16_t));
+  s.w16 = take(gemm ? dequantized_elements(w) : 0, sizeof(uint16_t));
   s.total = at;
   return s;
 }
@@ -147,11 +168,13 @@ Expected<void> check_supported(const Hparams& hp, const ModelWeights& w) {
 }  // namespace
 
 CudaForward::MemoryPlan CudaForward::memory_plan(const Hparams& hp, const ModelWeights& weights,
-                                                 int64_t n_ctx, int64_t max_batch) {
+                                                 int64_t n_ctx, int64_t max_batch,
+                                                 int64_t gemm_min_tokens) {
   MemoryPlan plan;
   plan.weights_bytes = static_cast<int64_t>(layout_weights(hp, weights).total);
   plan.kv_bytes = static_cast<int64_t>(2 * sz(hp.n_layer) * align_up(kv_layer_bytes(hp, n_ctx)));
-  plan.scratch_bytes = static_cast<int64_t>(layout_scratch(hp, max_batch).total);
+  plan.scratch_bytes =
+      static_cast<int64_t>(layout_scratch(hp, weights, max_batch, gemm_min_tokens).total);
   return plan;
 }
 
@@ -159,11 +182,12 @@ Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
                                                            const ModelWeights& weights,
                                                            int64_t n_ctx,
                                                            const CudaForwardOptions& options) {
-  if (n_ctx <= 0 || options.max_batch <= 0 || options.attention_window < 0) {
+  if (n_ctx <= 0 || options.max_batch <= 0 || options.attention_window < 0 ||
+      options.gemm_min_tokens < 2) {
     return make_error(ErrorCode::kInvalidArgument,
                       "cuda: context {}, batch {} and attention window {} must be positive "
-                      "(the window may be 0)",
-                      n_ctx, options.max_batch, options.attention_window);
+                      "(the window may be 0), the tensor core threshold {} at least 2",
+                      n_ctx, options.max_batch, options.attention_window, options.gemm_min_tokens);
   }
   PV_TRY_VOID(check_supported(hp, weights));
   int count = 0;
@@ -177,7 +201,8 @@ Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
                       options.device, count);
   }
   PV_TRY_VOID(cuda_ok(cudaSetDevice(options.device), "selecting the device"));
-  const MemoryPlan plan = memory_plan(hp, weights, n_ctx, options.max_batch);
+  const MemoryPlan plan =
+      memory_plan(hp, weights, n_ctx, options.max_batch, options.gemm_min_tokens);
   size_t free_bytes = 0;
   size_t total_bytes = 0;
   PV_TRY_VOID(cuda_ok(cudaMemGetInfo(&free_bytes, &total_bytes), "reading free device memory"));
@@ -201,11 +226,15 @@ CudaForward::CudaForward(const Hparams& hp, int64_t n_ctx, const CudaForwardOpti
       max_batch_(options.max_batch),
       window_(options.attention_window),
       device_(options.device),
-      logits_(sz(hp.n_vocab)) {}
+      gemm_min_tokens_(options.gemm_min_tokens),
+      decode_graph_(options.decode_graph) {}
 
 CudaForward::~CudaForward() {
   cudaSetDevice(device_);
+  if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  cudaFreeHost(step_host_);
+  cudaFreeHost(logits_);
   cudaFree(weights_mem_);
   cudaFree(kv_mem_);
   cudaFree(scratch_mem_);
@@ -214,7 +243,7 @@ CudaForward::~CudaForward() {
 // Allocates the three regions, uploads the weights and points the device views at them.
 Expected<void> CudaForward::allocate(const ModelWeights& w) {
   const WeightLayout layout = layout_weights(hp_, w);
-  const ScratchLayout scratch = layout_scratch(hp_, max_batch_);
+  const ScratchLayout scratch = layout_scratch(hp_, w, max_batch_, gemm_min_tokens_);
   kv_layer_bytes_ = align_up(kv_layer_bytes(hp_, n_ctx_));
   const size_t kv_total = 2 * sz(hp_.n_layer) * kv_layer_bytes_;
   const char* kAlloc = "allocating device memory";
@@ -222,6 +251,11 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&weights_mem_), layout.total), kAlloc));
   PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&kv_mem_), kv_total), kAlloc));
   PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&scratch_mem_), scratch.total), kAlloc));
+  const char* kPin = "allocating pinned host memory";
+  PV_TRY_VOID(
+      cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&step_host_), 2 * sizeof(int32_t)), kPin));
+  PV_TRY_VOID(cuda_ok(
+      cudaMallocHost(reinterpret_cast<void**>(&logits_), sz(hp_.n_vocab) * sizeof(float)), kPin));
   allocated_ = {static_cast<int64_t>(layout.total), static_cast<int64_t>(kv_total),
                 static_cast<int64_t>(scratch.total)};
   for (const auto& [data, bytes] : layout.bytes) {
@@ -267,6 +301,11 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   up_ = f32(scratch.up);
   proj_ = f32(scratch.proj);
   logits_dev_ = f32(scratch.logits);
+  step_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.step);
+  xq_qs_ = reinterpret_cast<int8_t*>(scratch_mem_ + scratch.xq_qs);
+  xq_ds_ = f32(scratch.xq_ds);
+  x16_ = reinterpret_cast<uint16_t*>(scratch_mem_ + scratch.x16);
+  w16_ = reinterpret_cast<uint16_t*>(scratch_mem_ + scratch.w16);
   return {};
 }
 
@@ -286,6 +325,12 @@ Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> toke
     }
   }
   PV_TRY_VOID(cuda_ok(cudaSetDevice(device_), "selecting the device"));
+  if (tokens.size() == 1 && decode_graph_) {
+    PV_TRY_VOID(run_graph_step(tokens[0]));
+    PV_TRY_VOID(read_logits());
+    n_past_ += 1;
+    return std::span<const float>(logits_, sz(hp_.n_vocab));
+  }
   int64_t pos = n_past_;
   int64_t last = 0;  // tokens in the last chunk
   for (size_t begin = 0; begin < tokens.size(); begin += sz(max_batch_)) {
@@ -293,83 +338,45 @@ Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> toke
     PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(ids_, tokens.data() + begin, n * sizeof(int32_t),
                                         cudaMemcpyHostToDevice, stream_),
                         "uploading token ids"));
-    run_chunk(static_cast<int64_t>(n), pos);
+    run_chunk(ids_, static_cast<int64_t>(n), pos, nullptr);
     pos += static_cast<int64_t>(n);
     last = static_cast<int64_t>(n);
   }
-  // Logits of the last token only.
-  cuda::rms_norm(x_ + (last - 1) * hp_.n_embd, output_norm_, 1, hp_.n_embd, hp_.rms_eps, xn_,
-                 stream_);
-  cuda::matmul(output_, xn_, 1, logits_dev_, stream_);  // [n_vocab]
+  logits_of(x_ + (last - 1) * hp_.n_embd);  // the last token's only
+  PV_TRY_VOID(read_logits());
+  n_past_ = pos;
+  return std::span<const float>(logits_, sz(hp_.n_vocab));
+}
+
+// The token and its position go to device memory, then the captured step runs; the first call
+// captures it.
+Expected<void> CudaForward::run_graph_step(int32_t token) {
+  step_host_[0] = token;
+  step_host_[1] = static_cast<int32_t>(n_past_);
+  PV_TRY_VOID(cuda_ok(
+      cudaMemcpyAsync(step_, step_host_, 2 * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+      "uploading the step's token"));
+  if (graph_ == nullptr) {
+    PV_TRY_VOID(cuda_ok(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed),
+                        "capturing the decode step"));
+    run_chunk(step_, 1, 0, step_ + 1);
+    logits_of(x_);
+    cudaGraph_t graph = nullptr;
+    PV_TRY_VOID(cuda_ok(cudaStreamEndCapture(stream_, &graph), "capturing the decode step"));
+    const cudaError_t made = cudaGraphInstantiate(&graph_, graph, 0);
+    cudaGraphDestroy(graph);
+    if (made != cudaSuccess) graph_ = nullptr;
+    PV_TRY_VOID(cuda_ok(made, "instantiating the decode step"));
+  }
+  return cuda_ok(cudaGraphLaunch(graph_, stream_), "launching the decode step");
+}
+
+Expected<void> CudaForward::read_logits() {
   PV_TRY_VOID(cuda_ok(cudaGetLastError(), "launching the forward pass"));
-  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(logits_.data(), logits_dev_, logits_.size() * sizeof(float),
+  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(logits_, logits_dev_, sz(hp_.n_vocab) * sizeof(float),
                                       cudaMemcpyDeviceToHost, stream_),
                       "reading logits"));
-  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
-  n_past_ = pos;
-  return std::span<const float>(logits_);
-}
-
-void CudaForward::run_chunk(int64_t n, int64_t first_pos) {
-  cuda::get_rows(token_embd_, ids_, n, x_, stream_);  // x: [n, n_embd]
-  for (int64_t il = 0; il < hp_.n_layer; ++il) {
-    attention(il, n, first_pos);
-    feed_forward(il, n);
-  }
-}
-
-void CudaForward::attention(int64_t il, int64_t n, int64_t first_pos) {
-  const DeviceLayer& l = layers_[sz(il)];
-  cuda::rms_norm(x_, l.attn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
-  cuda::matmul(l.wq, xn_, n, q_, stream_);  // [n, n_head * head_dim]
-  cuda::matmul(l.wk, xn_, n, k_, stream_);  // [n, n_embd_kv]
-  cuda::matmul(l.wv, xn_, n, v_, stream_);  // [n, n_embd_kv]
-  auto* k_cache = reinterpret_cast<uint16_t*>(kv_mem_ + sz(il) * 2 * kv_layer_bytes_);
-  auto* v_cache = reinterpret_cast<uint16_t*>(kv_mem_ + (sz(il) * 2 + 1) * kv_layer_bytes_);
-  cuda::RopeKvJob rope;
-  rope.q = q_;
-  rope.k = k_;
-  rope.v = v_;
-  rope.bq = l.bq;
-  rope.bk = l.bk;
-  rope.bv = l.bv;
-  rope.k_cache = k_cache;
-  rope.v_cache = v_cache;
-  rope.n_tokens = n;
-  rope.first_pos = first_pos;
-  rope.n_head = hp_.n_head;
-  rope.n_head_kv = hp_.n_head_kv;
-  rope.head_dim = hp_.head_dim;
-  rope.n_rot = hp_.n_rot;
-  rope.half_split = hp_.rope_style == ref::RopeStyle::kHalfSplit;
-  rope.freqs = rope_freqs_;
-  rope.attn_factor = rope_attn_factor_;
-  cuda::rope_store_kv(rope, stream_);
-  cuda::AttentionJob a;
-  a.q = q_;
-  a.out = attn_;  // [n, n_head * head_dim]
-  a.k_cache = k_cache;
-  a.v_cache = v_cache;
-  a.n_tokens = n;
-  a.first_pos = first_pos;
-  a.n_head = hp_.n_head;
-  a.n_head_kv = hp_.n_head_kv;
-  a.head_dim = hp_.head_dim;
-  a.scale = 1.0f / std::sqrt(static_cast<float>(hp_.head_dim));
-  a.window = window_;
-  cuda::attention(a, stream_);
-  cuda::matmul(l.wo, attn_, n, proj_, stream_);  // [n, n_embd]
-  cuda::add(x_, proj_, n * hp_.n_embd, x_, stream_);
-}
-
-void CudaForward::feed_forward(int64_t il, int64_t n) {
-  const DeviceLayer& l = layers_[sz(il)];
-  cuda::rms_norm(x_, l.ffn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
-  cuda::matmul(l.ffn_gate, xn_, n, gate_, stream_);  // [n, n_ff]
-  cuda::matmul(l.ffn_up, xn_, n, up_, stream_);      // [n, n_ff]
-  cuda::swiglu(gate_, up_, n * hp_.n_ff, gate_, stream_);
-  cuda::matmul(l.ffn_down, gate_, n, proj_, stream_);  // [n, n_embd]
-  cuda::add(x_, proj_, n * hp_.n_embd, x_, stream_);
+  return cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass");
 }
 
 }  // namespace pensieve

@@ -1,7 +1,8 @@
 // The CUDA forward pass against the scalar reference: the goldens of ../shared/models exactly,
 // close logits and the same greedy tokens on the real models and on synthetic ones of each
-// architecture and weight type, prompts in chunks, sliding windows, the memory plan and the
-// errors. Tests that need a GPU skip without one.
+// architecture and weight type, prompts in chunks, on the tensor cores or not, graph replays
+// against plain launches, sliding windows, the memory plan and the errors. Tests that need a GPU
+// skip without one.
 #include "model/forward_cuda.h"
 
 #include <cuda_runtime.h>
@@ -122,8 +123,9 @@ TEST(CudaForward, GoldenTinyStories656KF16) {
   EXPECT_EQ(cuda_greedy_from_bos("TinyStories-656K-F16.gguf", 60), expected);
 }
 
-// Greedy decoding driven by the reference (F32 cache): a 10-token prompt in one pass, then 64
-// steps in which both see the same token. Logits must stay within `tolerance` (relative RMS and
+// Greedy decoding driven by the reference (F32 cache): a 20-token prompt in one pass (on the
+// tensor cores: at least CudaForwardOptions::gemm_min_tokens), then 64 steps in which both see
+// the same token. Logits must stay within `tolerance` (relative RMS and
 // largest difference over the logit range); with `same_tokens` every step's argmax must agree,
 // otherwise a differing pick must be a near-tie in the reference.
 void compare_with_reference(const Model& m, double tolerance, bool same_tokens,
@@ -131,7 +133,8 @@ void compare_with_reference(const Model& m, double tolerance, bool same_tokens,
   ReferenceForward ref(m.hparams(), m.weights(), 128, window);
   auto gpu = make_cuda(m, 128, {0, max_batch, window});
   ASSERT_NE(gpu, nullptr);
-  std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278};
+  std::vector<int32_t> prompt = {1,   450,  4996, 17354, 1701, 29916, 432, 17204, 975, 278,
+                                 263, 2319, 4799, 29892, 322,  278,   338, 3290,  297, 1794};
   for (int32_t& t : prompt) t %= static_cast<int32_t>(m.hparams().n_vocab);
   auto r = ref.eval(prompt);
   auto g = gpu->eval(prompt);
@@ -164,25 +167,28 @@ void compare_with_reference(const Model& m, double tolerance, bool same_tokens,
 struct RealCase {
   const char* file;
   bool same_tokens;
+  double tolerance;
 };
 
 void PrintTo(const RealCase& c, std::ostream* os) { *os << c.file; }
 
 class CudaForwardReal : public ::testing::TestWithParam<RealCase> {};
 
-// Tolerance: the reference keeps K and V in F32, the GPU in F16 (11-bit mantissas); the weights
-// are the same dequantized values and activations stay F32 on both.
+// Tolerances: the reference keeps K and V in F32, the GPU in F16 (11-bit mantissas); the weights
+// are the same dequantized values. Prompts multiply F16-rounded activations on the tensor cores;
+// decode steps multiply quantized weights with activations quantized to 8 bits (as the CPU fast
+// path does, with its tolerances), other weights with F32 activations.
 TEST_P(CudaForwardReal, MatchesReference) {
   PV_NEED_DEVICE();
   auto model = Model::load(model_path(GetParam().file));
   ASSERT_TRUE(model.has_value()) << model.error().message;
-  compare_with_reference(**model, 5e-3, GetParam().same_tokens);
+  compare_with_reference(**model, GetParam().tolerance, GetParam().same_tokens);
 }
 
 INSTANTIATE_TEST_SUITE_P(CudaModels, CudaForwardReal,
-                         ::testing::Values(RealCase{"stories260K.gguf", true},
-                                           RealCase{"TinyStories-656K-F16.gguf", true},
-                                           RealCase{"TinyStories-656K-Q8_0.gguf", false}),
+                         ::testing::Values(RealCase{"stories260K.gguf", true, 5e-3},
+                                           RealCase{"TinyStories-656K-F16.gguf", true, 5e-3},
+                                           RealCase{"TinyStories-656K-Q8_0.gguf", false, 0.02}),
                          [](const auto& param_info) {
                            std::string n = param_info.param.file;
                            n = n.substr(0, n.find(".gguf"));
@@ -236,12 +242,15 @@ class SynthModel {
 
 class CudaForwardSynth : public ::testing::TestWithParam<SynthCase> {};
 
+// Tolerances as for the real models: 8-bit activations for Q8_0 and Q4_0 weights.
 TEST_P(CudaForwardSynth, MatchesReference) {
   PV_NEED_DEVICE();
   const SynthCase& c = GetParam();
   SynthModel model(c.preset, c.type);
   ASSERT_NE(model.get(), nullptr);
-  compare_with_reference(*model.get(), 5e-3, std::string(c.type) == "F16");
+  const std::string type = c.type;
+  const double tolerance = type == "F16" ? 5e-3 : type == "Q8_0" ? 0.02 : 0.03;
+  compare_with_reference(*model.get(), tolerance, type == "F16");
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -258,20 +267,21 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A prompt in one pass, in chunks of 7 and token by token: the same logits after it, up to
-// summation order.
+// summation order (F32 activations throughout: no tensor-core chunks).
 TEST(CudaForward, PromptChunksMatchOnePass) {
   PV_NEED_DEVICE();
   auto model = Model::load(model_path("TinyStories-656K-F16.gguf"));
   ASSERT_TRUE(model.has_value());
   std::vector<int32_t> prompt(40);
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(1 + i * 37 % 2000);
-  auto whole = make_cuda(**model, 128, {0, 64, 0});
+  constexpr int64_t kNoGemm = 1000;
+  auto whole = make_cuda(**model, 128, {0, 64, 0, kNoGemm});
   ASSERT_NE(whole, nullptr);
   auto w = whole->eval(prompt);
   ASSERT_TRUE(w.has_value());
   const std::vector<float> want(w->begin(), w->end());
   for (int64_t max_batch : {7, 1}) {
-    auto chunked = make_cuda(**model, 128, {0, max_batch, 0});
+    auto chunked = make_cuda(**model, 128, {0, max_batch, 0, kNoGemm});
     ASSERT_NE(chunked, nullptr);
     auto c = chunked->eval(prompt);
     ASSERT_TRUE(c.has_value());
@@ -280,7 +290,7 @@ TEST(CudaForward, PromptChunksMatchOnePass) {
     EXPECT_EQ(argmax(want), argmax(*c));
   }
   // Feeding the same prompt piecewise through eval() calls gives the same, too.
-  auto pieces = make_cuda(**model, 128);
+  auto pieces = make_cuda(**model, 128, {0, 64, 0, kNoGemm});
   ASSERT_NE(pieces, nullptr);
   std::span<const float> last;
   for (size_t begin = 0; begin < prompt.size(); begin += 13) {
@@ -290,6 +300,72 @@ TEST(CudaForward, PromptChunksMatchOnePass) {
     last = *logits;
   }
   EXPECT_LT(max_diff_over_range(want, last), 1e-5);
+}
+
+// A prompt on the tensor cores against the same prompt through the F32 kernels, for each weight
+// type the tensor cores read; the logits after it agree to F16 rounding. Chunks of 24 and a
+// last one of 8 mix both paths in one prompt.
+TEST(CudaForward, TensorCorePromptMatchesF32Prompt) {
+  PV_NEED_DEVICE();
+  for (const char* type : {"F16", "Q8_0", "Q4_0"}) {
+    SCOPED_TRACE(type);
+    SynthModel model("tiny-llama", type);
+    ASSERT_NE(model.get(), nullptr);
+    const Model& m = *model.get();
+    std::vector<int32_t> prompt(56);
+    for (size_t i = 0; i < prompt.size(); ++i) {
+      prompt[i] = static_cast<int32_t>(1 + i * 7919 % static_cast<size_t>(m.hparams().n_vocab - 1));
+    }
+    auto plain = make_cuda(m, 128, {0, 64, 0, 1000});
+    auto gemm = make_cuda(m, 128, {0, 24, 0, 16});
+    ASSERT_TRUE(plain != nullptr && gemm != nullptr);
+    auto p = plain->eval(prompt);
+    ASSERT_TRUE(p.has_value());
+    const std::vector<float> want(p->begin(), p->end());
+    auto g = gemm->eval(prompt);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_LT(relative_rms(want, *g), 5e-3);
+    EXPECT_LT(max_diff_over_range(want, *g), 5e-3);
+    EXPECT_GT(max_diff_over_range(want, *g), 0.0);  // the paths differ: F16 operands
+  }
+}
+
+// One-token steps replayed from the captured graph against the same steps launched one kernel at
+// a time: identical logits for 64 greedy steps, after a prompt and again after reset().
+TEST(CudaForward, GraphDecodeMatchesPlainLaunches) {
+  PV_NEED_DEVICE();
+  for (const char* type : {"F16", "Q8_0", "Q4_0"}) {
+    SCOPED_TRACE(type);
+    SynthModel model("tiny-llama", type);
+    ASSERT_NE(model.get(), nullptr);
+    const Model& m = *model.get();
+    CudaForwardOptions graph_options;
+    CudaForwardOptions plain_options;
+    plain_options.decode_graph = false;
+    auto graph = make_cuda(m, 128, graph_options);
+    auto plain = make_cuda(m, 128, plain_options);
+    ASSERT_TRUE(graph != nullptr && plain != nullptr);
+    for (int round = 0; round < 2; ++round) {
+      std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701};
+      for (int32_t& t : prompt) t %= static_cast<int32_t>(m.hparams().n_vocab);
+      auto g = graph->eval(prompt);
+      auto p = plain->eval(prompt);
+      ASSERT_TRUE(g.has_value() && p.has_value());
+      const int steps = round == 0 ? 64 : 8;
+      for (int step = 0; step < steps; ++step) {
+        const std::vector<float> want(p->begin(), p->end());
+        ASSERT_TRUE(std::equal(want.begin(), want.end(), g->begin()))
+            << "round " << round << " step " << step;
+        const int32_t token = argmax(want);
+        g = graph->eval(std::span<const int32_t>(&token, 1));
+        p = plain->eval(std::span<const int32_t>(&token, 1));
+        ASSERT_TRUE(g.has_value() && p.has_value());
+      }
+      EXPECT_EQ(graph->n_past(), plain->n_past());
+      graph->reset();
+      plain->reset();
+    }
+  }
 }
 
 // Sliding windows on a GQA model: the GPU against the reference with the same window, a prompt

@@ -5,14 +5,13 @@
 // lane, lane + 32, ... Head sizes 64 and 128 get unrolled 16-byte K loads.
 #include <cmath>
 
+#include "kernels/cuda/attention_tc.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
 
 namespace pensieve::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * detail::kWarp;
 constexpr int kMaxDims = static_cast<int>(kMaxHeadDim);
 
 // q_s . k_row: HD > 0 reads the row in 16-byte pieces (8 halves), HD = 0 in pairs.
@@ -41,8 +40,10 @@ __device__ __forceinline__ float score(const float* q_s, const uint16_t* k_row, 
   return s;
 }
 
-template <int HD>
+// kWarps warps a block: 4 for prompts (many blocks), 8 for one token (one block a head).
+template <int HD, int kWarps>
 __global__ void attention_kernel(AttentionJob job) {
+  constexpr int kThreads = kWarps * detail::kWarp;
   constexpr int kDims =
       HD > 0 ? (HD + detail::kWarp - 1) / detail::kWarp : kMaxDims / detail::kWarp;
   __shared__ float q_s[kMaxDims];
@@ -56,7 +57,7 @@ __global__ void attention_kernel(AttentionJob job) {
   const int hd = HD > 0 ? HD : static_cast<int>(job.head_dim);
   const int64_t n_kv = job.n_head_kv * hd;
   const int64_t kv_head = h / (job.n_head / job.n_head_kv);
-  const int64_t pos = job.first_pos + t;
+  const int64_t pos = job.first_pos + (job.first_pos_dev != nullptr ? *job.first_pos_dev : 0) + t;
   const int64_t begin = job.window > 0 && pos - job.window + 1 > 0 ? pos - job.window + 1 : 0;
   const float* q = job.q + (t * job.n_head + h) * hd;  // [hd]
   for (int d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[d] * job.scale;
@@ -119,18 +120,30 @@ __global__ void attention_kernel(AttentionJob job) {
   }
 }
 
+template <int kWarps>
+void launch(const AttentionJob& job, cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>(job.n_tokens * job.n_head);
+  constexpr unsigned kThreads = kWarps * detail::kWarp;
+  if (job.head_dim == 64) {
+    attention_kernel<64, kWarps><<<blocks, kThreads, 0, stream>>>(job);
+  } else if (job.head_dim == 128) {
+    attention_kernel<128, kWarps><<<blocks, kThreads, 0, stream>>>(job);
+  } else {
+    attention_kernel<0, kWarps><<<blocks, kThreads, 0, stream>>>(job);
+  }
+}
+
 }  // namespace
 
 void attention(const AttentionJob& job, cudaStream_t stream) {
   const int64_t rows = job.n_tokens * job.n_head;
   if (rows == 0) return;
-  const auto blocks = static_cast<unsigned>(rows);
-  if (job.head_dim == 64) {
-    attention_kernel<64><<<blocks, kThreads, 0, stream>>>(job);
-  } else if (job.head_dim == 128) {
-    attention_kernel<128><<<blocks, kThreads, 0, stream>>>(job);
+  if (job.tensor_cores && job.n_tokens > 1 && detail::attention_tc_supported(job.head_dim)) {
+    detail::attention_tc(job, stream);
+  } else if (job.n_tokens == 1) {
+    launch<8>(job, stream);
   } else {
-    attention_kernel<0><<<blocks, kThreads, 0, stream>>>(job);
+    launch<4>(job, stream);
   }
 }
 

@@ -1,7 +1,8 @@
 // attention against a double-precision softmax over the same F16 cache: head sizes from 8 to
 // 256 (80: not a multiple of the warp; 64 and 128 have their own unrolled kernels), GQA groups,
 // positions around the 32-position chunk and past several rounds of the block's warps, and
-// sliding windows.
+// sliding windows; positions partly read from device memory; the tensor-core kernel for prompt
+// chunks of head sizes 64 and 128.
 #include <algorithm>
 #include <cmath>
 #include <ostream>
@@ -71,11 +72,15 @@ TEST_P(CudaAttention, MatchesReference) {
   const int64_t n_q = s.n_head * s.head_dim;
   const int64_t n_kv = s.n_head_kv * s.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-  for (int64_t n_tokens : {1, 5, 40}) {
+  const bool tc_shape = s.head_dim == 64 || s.head_dim == 128;
+  for (int64_t n_tokens : {1, 5, 40, 130}) {
     for (int64_t first_pos : {0, 31, 32, 100, 300}) {
-      for (int64_t window : {0, 1, 7, 33}) {
+      for (int64_t window : {0, 1, 7, 33, 100}) {
+        // 130 tokens (three 64-row tiles, the last partial) for the tensor-core kernel only.
+        const bool tc = tc_shape && n_tokens >= 40 && (n_tokens == 130 || window % 2 == 0);
+        if (n_tokens == 130 && !tc) continue;
         SCOPED_TRACE(testing::Message() << "tokens " << n_tokens << " first_pos " << first_pos
-                                        << " window " << window);
+                                        << " window " << window << (tc ? " tensor cores" : ""));
         const int64_t n_ctx = first_pos + n_tokens + 3;  // rows past the last are never read
         const auto q = test::random_floats(static_cast<size_t>(n_tokens * n_q), 1);
         const auto k = random_f16(static_cast<size_t>(n_ctx * n_kv), 2);
@@ -88,18 +93,26 @@ TEST_P(CudaAttention, MatchesReference) {
         job.k_cache = k_dev.get();
         job.v_cache = v_dev.get();
         job.n_tokens = n_tokens;
-        job.first_pos = first_pos;
+        // With odd windows, part of the position comes from device memory (graph replays).
+        const std::vector<int32_t> dev_part = {
+            static_cast<int32_t>(window % 2 ? first_pos / 2 : 0)};
+        test::DeviceBuffer<int32_t> dev_pos(dev_part);
+        job.first_pos = first_pos - dev_part[0];
+        job.first_pos_dev = window % 2 ? dev_pos.get() : nullptr;
         job.n_head = s.n_head;
         job.n_head_kv = s.n_head_kv;
         job.head_dim = s.head_dim;
         job.scale = scale;
         job.window = window;
+        job.tensor_cores = tc;
         attention(job, nullptr);
         ASSERT_TRUE(test::synchronize());
         const std::vector<float> got = out_dev.download();
         const std::vector<float> want = reference(q, k, v, s, n_tokens, first_pos, window, scale);
+        // The tensor cores see q and the softmax weights rounded to F16 (11-bit mantissas).
+        const double tolerance = tc ? 4e-3 : 2e-5;
         for (size_t i = 0; i < want.size(); ++i) {
-          ASSERT_NEAR(got[i], want[i], 2e-5 * (1 + std::fabs(want[i]))) << "element " << i;
+          ASSERT_NEAR(got[i], want[i], tolerance * (1 + std::fabs(want[i]))) << "element " << i;
         }
       }
     }

@@ -54,6 +54,7 @@ struct RopeKvJob {
   uint16_t* v_cache = nullptr;  // [n_ctx, n_head_kv * head_dim]
   int64_t n_tokens = 0;
   int64_t first_pos = 0;
+  const int32_t* first_pos_dev = nullptr;  // device; when set, added to first_pos (graph replays)
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;
@@ -76,12 +77,58 @@ struct AttentionJob {
   const uint16_t* v_cache = nullptr;
   int64_t n_tokens = 0;
   int64_t first_pos = 0;
+  const int32_t* first_pos_dev = nullptr;  // device; when set, added to first_pos (graph replays)
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;  // even, <= kMaxHeadDim
   float scale = 1.0f;    // applied to q.k, usually 1/sqrt(head_dim)
   int64_t window = 0;    // positions each token attends, its own included; 0 = all
+  // Several tokens of head size 64 or 128 on the tensor cores: q (scaled) and the softmax
+  // weights rounded to F16, F32 sums. Otherwise, and for one token, F32 throughout.
+  bool tensor_cores = false;
 };
 void attention(const AttentionJob& job, cudaStream_t stream);
+
+// Activations quantized to 8 bits in blocks of 32, as Q8_0 quantizes (d = max|x| / 127, codes
+// rounded to nearest), with each block's scale and scale * sum of codes apart from the codes.
+struct Q8Act {
+  int8_t* qs = nullptr;  // [n_rows, n] codes, 16-byte aligned
+  float2* ds = nullptr;  // [n_rows, n / 32] (d, d * sum(qs))
+};
+
+// x quantized row by row; n a multiple of 32.                                 x: [n_rows, n]
+void quantize_q8(const float* x, int64_t n_rows, int64_t n, Q8Act out, cudaStream_t stream);
+
+// rms_norm of one row, written as F32 to `out` and quantized to `q` (n a multiple of 32, at
+// most kRmsNormQ8MaxWidth).
+inline constexpr int64_t kRmsNormQ8MaxWidth = 16384;
+void rms_norm_q8(const float* x, const float* weight, int64_t n, float eps, float* out, Q8Act q,
+                 cudaStream_t stream);
+
+// One token's products with up to three matrices of one type and width in one launch (the
+// decode step): y_i = W_i x. F16 and F32 rows multiply x in F32; Q8_0 and Q4_0 rows multiply the
+// 8-bit codes of x (xq, __dp4a) and scale per block. kAdd adds to y (the residual); kSwiglu
+// takes w[0] as the gate and w[1] as the up matrix and writes silu(w[0] x) * (w[1] x) to y[0].
+enum class MatvecOut { kStore, kAdd, kSwiglu };
+inline constexpr int kMaxMatvecs = 3;
+struct MatvecJob {
+  const Matrix* w[kMaxMatvecs] = {};  // w[0..n_w), all of w[0]'s type and width
+  float* y[kMaxMatvecs] = {};         // [w[i]->n_rows]
+  int n_w = 1;
+  const float* x = nullptr;  // [n_cols], F16 and F32 weights; 16-byte aligned
+  Q8Act xq;                  // x quantized, Q8_0 and Q4_0 weights
+  MatvecOut out = MatvecOut::kStore;
+};
+void matvec(const MatvecJob& job, cudaStream_t stream);
+
+// Prompt-sized products on the tensor cores: F16 operands, F32 accumulation.
+// x converted to F16 bits.                                                          x, out: [n]
+void to_f16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
+// Every row of w as F16 bits, densely packed.                        out: [w.n_rows, w.n_cols]
+void dequantize_f16(const Matrix& w, uint16_t* out, cudaStream_t stream);
+// c = a b^T (c += a b^T with accumulate). k a multiple of 8, a and b 16-byte aligned.
+// a: [m, k] F16, b: [n, k] F16, c: [m, n] F32
+void gemm_f16(const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k, float* c,
+              bool accumulate, cudaStream_t stream);
 
 }  // namespace pensieve::cuda

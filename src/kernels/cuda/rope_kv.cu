@@ -17,7 +17,7 @@ __device__ __forceinline__ float bias_at(const float* bias, int64_t i) {
 
 __global__ void rope_kv_kernel(RopeKvJob job) {
   const int64_t t = blockIdx.x;
-  const int64_t pos = job.first_pos + t;
+  const int64_t pos = job.first_pos + (job.first_pos_dev != nullptr ? *job.first_pos_dev : 0) + t;
   const int64_t hd = job.head_dim;
   const int64_t half = job.n_rot / 2;
   const int64_t n_q = job.n_head * hd;

@@ -1,7 +1,7 @@
 // rope_store_kv against ref::rope: both pair layouts, partial rotation (n_rot < head_dim),
 // per-pair frequency factors, an attention factor, biases, GQA head counts, and positions far
-// from 0. The cache rows written must be the reference's k and v rounded to F16; the other rows
-// must stay as they were.
+// from 0, also read from device memory. The cache rows written must be the reference's k and v
+// rounded to F16; the other rows must stay as they were.
 #include <cmath>
 #include <ostream>
 
@@ -74,7 +74,12 @@ TEST_P(CudaRopeKv, MatchesReference) {
       job.k_cache = k_cache.get();
       job.v_cache = v_cache.get();
       job.n_tokens = n_tokens;
-      job.first_pos = first_pos;
+      // With several tokens, part of the position comes from device memory (graph replays).
+      const std::vector<int32_t> dev_part = {
+          static_cast<int32_t>(n_tokens > 1 ? first_pos / 2 : 0)};
+      test::DeviceBuffer<int32_t> dev_pos(dev_part);
+      job.first_pos = first_pos - dev_part[0];
+      job.first_pos_dev = n_tokens > 1 ? dev_pos.get() : nullptr;
       job.n_head = c.n_head;
       job.n_head_kv = c.n_head_kv;
       job.head_dim = c.head_dim;

@@ -1,0 +1,117 @@
+// The tensor-core path against host references: to_f16 and dequantize_f16 bit for bit (the
+// reference's dequantized value rounded to F16), gemm_f16 against double sums of the same F16
+// operands, over m, n and k around the 64/128-row tiles and the 32-wide k slices, with and
+// without accumulation.
+#include <cmath>
+#include <cstring>
+
+#include "core/half.h"
+#include "kernels/cuda/ops.h"
+#include "kernels/cuda/test_util.h"
+#include "kernels/ref/ops.h"
+#include "kernels/ref/quants.h"
+
+namespace pensieve::cuda {
+namespace {
+
+std::vector<uint16_t> random_halves(size_t n, uint64_t seed) {
+  const std::vector<float> f = test::random_floats(n, seed);
+  std::vector<uint16_t> h(n);
+  for (size_t i = 0; i < n; ++i) h[i] = f32_to_f16(f[i]);
+  return h;
+}
+
+class CudaGemm : public test::CudaTest {};
+
+TEST_F(CudaGemm, ToF16RoundsLikeTheHost) {
+  std::vector<float> x = test::random_floats(1000, 3, 70000.0f);  // past F16's range too
+  x[0] = 1e-8f;                                                   // subnormal in F16
+  test::DeviceBuffer<float> x_dev(x);
+  test::DeviceBuffer<uint16_t> out(x.size());
+  to_f16(x_dev.get(), static_cast<int64_t>(x.size()), out.get(), nullptr);
+  ASSERT_TRUE(test::synchronize());
+  const std::vector<uint16_t> got = out.download();
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(got[i], f32_to_f16(x[i])) << i << " " << x[i];
+}
+
+TEST_F(CudaGemm, DequantizeF16MatchesReferenceRows) {
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    for (int64_t n_cols : {32, 96, 2048}) {
+      for (size_t offset : {size_t{0}, size_t{4}}) {
+        SCOPED_TRACE(testing::Message()
+                     << ggml_type_name(type) << " cols " << n_cols << " offset " << offset);
+        const int64_t n_rows = 37;
+        const size_t row_bytes = ggml_row_bytes(ggml_type_traits(type), n_cols);
+        std::vector<uint8_t> bytes(offset + row_bytes * n_rows);
+        const auto values = test::random_floats(static_cast<size_t>(n_rows * n_cols), 9);
+        for (int64_t r = 0; r < n_rows; ++r) {
+          ref::quantize_row(type, values.data() + r * n_cols, bytes.data() + offset + r * row_bytes,
+                            n_cols);
+        }
+        test::DeviceBuffer<uint8_t> w_dev(bytes);
+        test::DeviceBuffer<uint16_t> out(static_cast<size_t>(n_rows * n_cols));
+        dequantize_f16({type, n_cols, n_rows, row_bytes, w_dev.get() + offset}, out.get(), nullptr);
+        ASSERT_TRUE(test::synchronize());
+        const std::vector<uint16_t> got = out.download();
+        const Matrix host{type, n_cols, n_rows, row_bytes, bytes.data() + offset};
+        std::vector<float> row(static_cast<size_t>(n_cols));
+        for (int64_t r = 0; r < n_rows; ++r) {
+          ref::matrix_row(host, r, row.data());
+          for (int64_t c = 0; c < n_cols; ++c) {
+            ASSERT_EQ(got[r * n_cols + c], f32_to_f16(row[c])) << "row " << r << " col " << c;
+          }
+        }
+      }
+    }
+  }
+}
+
+// c = a b^T (+ c0) on the device against double sums; F32 accumulation of exact F16 products
+// differs by rounding only: |c - want| <= 1e-5 * sum |a b| + 1e-6.
+void check_gemm(int64_t m, int64_t n, int64_t k, bool accumulate) {
+  SCOPED_TRACE(testing::Message() << "m " << m << " n " << n << " k " << k
+                                  << (accumulate ? " accumulate" : ""));
+  const auto a = random_halves(static_cast<size_t>(m * k), static_cast<uint64_t>(m + 7 * k));
+  const auto b = random_halves(static_cast<size_t>(n * k), static_cast<uint64_t>(n + 13 * k));
+  const auto c0 = test::random_floats(static_cast<size_t>(m * n), 21);
+  test::DeviceBuffer<uint16_t> a_dev(a), b_dev(b);
+  test::DeviceBuffer<float> c_dev(c0);
+  gemm_f16(a_dev.get(), b_dev.get(), m, n, k, c_dev.get(), accumulate, nullptr);
+  ASSERT_TRUE(test::synchronize());
+  const std::vector<float> c = c_dev.download();
+  std::vector<float> af(a.size()), bf(b.size());
+  for (size_t i = 0; i < a.size(); ++i) af[i] = f16_to_f32(a[i]);
+  for (size_t i = 0; i < b.size(); ++i) bf[i] = f16_to_f32(b[i]);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0, magnitude = 0;
+      for (int64_t e = 0; e < k; ++e) {
+        const double p = static_cast<double>(af[i * k + e]) * bf[j * k + e];
+        sum += p;
+        magnitude += std::fabs(p);
+      }
+      if (accumulate) sum += c0[i * n + j];
+      ASSERT_NEAR(c[i * n + j], sum, 1e-5 * magnitude + 1e-6) << "row " << i << " col " << j;
+    }
+  }
+}
+
+TEST_F(CudaGemm, MatchesReferenceAroundTileEdges) {
+  for (int64_t m : {1, 2, 16, 63, 64, 65, 129}) {
+    for (int64_t n : {1, 8, 127, 128, 129, 260}) {
+      for (int64_t k : {8, 32, 40, 264}) {
+        check_gemm(m, n, k, false);
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+TEST_F(CudaGemm, AccumulatesAndHandlesRealSizes) {
+  check_gemm(70, 200, 64, true);
+  check_gemm(1100, 1920, 72, false);  // enough tiles for the 128-row blocks
+  check_gemm(200, 640, 2048, true);
+}
+
+}  // namespace
+}  // namespace pensieve::cuda

@@ -1,0 +1,203 @@
+// One token's matrix-vector products (the decode step): one warp per weight row, lanes striding
+// over the row in units (a quantized block of 32, 8 F16 or 4 F32 values when rows are 16-byte
+// aligned, else single elements), F32 sums per lane reduced across the warp. Quantized rows
+// multiply the 8-bit codes of x with __dp4a; the block scales apply once per block. Up to three
+// matrices share a launch, their rows numbered one after another; SwiGLU reads the gate and up
+// rows of one index in one warp. Thread blocks of 8 warps: fewer, fuller blocks start faster.
+#include <cstdio>
+#include <cstdlib>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace pensieve::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 8;  // weight rows per thread block
+constexpr unsigned kThreads = kWarpsPerBlock * detail::kWarp;
+
+struct Targets {
+  const uint8_t* w[kMaxMatvecs];
+  size_t row_bytes[kMaxMatvecs];
+  int64_t first_row[kMaxMatvecs + 1];  // matrix i's rows are [first_row[i], first_row[i + 1])
+  float* y[kMaxMatvecs];
+};
+
+// 4 bytes of a quantized block that start 2-byte aligned.
+__device__ __forceinline__ int load_int_b2(const uint16_t* p) {
+  return static_cast<int>(static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 16));
+}
+
+// Block b of a Q4_0 row times block b of x: d_w * (d_x * sum(nibble * q_x) - 8 * d_x * sum(q_x)).
+__device__ __forceinline__ float q4_0_block_dot(const uint8_t* row, int64_t b, const Q8Act& xq) {
+  const auto* h = reinterpret_cast<const uint16_t*>(row + b * detail::kQ4_0Bytes);
+  const float dw = detail::f16_bits_to_float(h[0]);
+  const auto* xv = reinterpret_cast<const int4*>(xq.qs + b * detail::kQk);
+  const int4 lo = xv[0];  // x codes 0..15, against the low nibbles
+  const int4 hi = xv[1];  // x codes 16..31, against the high nibbles
+  const int xs_lo[4] = {lo.x, lo.y, lo.z, lo.w};
+  const int xs_hi[4] = {hi.x, hi.y, hi.z, hi.w};
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int v = load_int_b2(h + 1 + 2 * i);
+    s = __dp4a(v & 0x0F0F0F0F, xs_lo[i], s);
+    s = __dp4a((v >> 4) & 0x0F0F0F0F, xs_hi[i], s);
+  }
+  const float2 ds = xq.ds[b];
+  return dw * (ds.x * static_cast<float>(s) - 8.0f * ds.y);
+}
+
+__device__ __forceinline__ float q8_0_block_dot(const uint8_t* row, int64_t b, const Q8Act& xq) {
+  const auto* h = reinterpret_cast<const uint16_t*>(row + b * detail::kQ8_0Bytes);
+  const float dw = detail::f16_bits_to_float(h[0]);
+  const auto* xv = reinterpret_cast<const int4*>(xq.qs + b * detail::kQk);
+  const int4 x0 = xv[0];
+  const int4 x1 = xv[1];
+  const int xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) s = __dp4a(load_int_b2(h + 1 + 2 * i), xs[i], s);
+  return dw * xq.ds[b].x * static_cast<float>(s);
+}
+
+// This lane's part of row . x.
+template <GgmlType T, bool kVec>
+__device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, const Q8Act& xq,
+                         int lane) {
+  float acc = 0.0f;
+  if constexpr (T == GgmlType::kQ4_0 || T == GgmlType::kQ8_0) {
+    const int64_t n_blocks = n_cols / detail::kQk;
+#pragma unroll 2
+    for (int64_t b = lane; b < n_blocks; b += detail::kWarp) {
+      acc += T == GgmlType::kQ4_0 ? q4_0_block_dot(row, b, xq) : q8_0_block_dot(row, b, xq);
+    }
+  } else if constexpr (kVec && T == GgmlType::kF16) {
+    const auto* w8 = reinterpret_cast<const uint4*>(row);
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+#pragma unroll 2
+    for (int64_t u = lane; u < n_cols / 8; u += detail::kWarp) {
+      const uint4 raw = w8[u];
+      const auto* h2 = reinterpret_cast<const __half2*>(&raw);
+      const float4 xa = x4[2 * u];
+      const float4 xb = x4[2 * u + 1];
+      const float2 w0 = __half22float2(h2[0]);
+      const float2 w1 = __half22float2(h2[1]);
+      const float2 w2 = __half22float2(h2[2]);
+      const float2 w3 = __half22float2(h2[3]);
+      acc += w0.x * xa.x + w0.y * xa.y + w1.x * xa.z + w1.y * xa.w;
+      acc += w2.x * xb.x + w2.y * xb.y + w3.x * xb.z + w3.y * xb.w;
+    }
+  } else if constexpr (kVec && T == GgmlType::kF32) {
+    const auto* w4 = reinterpret_cast<const float4*>(row);
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+#pragma unroll 2
+    for (int64_t u = lane; u < n_cols / 4; u += detail::kWarp) {
+      const float4 w = w4[u];
+      const float4 v = x4[u];
+      acc += w.x * v.x + w.y * v.y + w.z * v.z + w.w * v.w;
+    }
+  } else {
+    for (int64_t i = lane; i < n_cols; i += detail::kWarp) {
+      acc += detail::load_element<T>(row, i) * x[i];
+    }
+  }
+  return acc;
+}
+
+template <GgmlType T, bool kVec, MatvecOut O>
+__global__ void __launch_bounds__(kThreads)
+    matvec_kernel(Targets t, int64_t n_cols, const float* x, Q8Act xq) {
+  const int lane = threadIdx.x % detail::kWarp;
+  const int64_t g = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / detail::kWarp;
+  if (g >= t.first_row[kMaxMatvecs]) return;  // the whole warp leaves together
+  // Which matrix, by selects: indexing the parameter arrays would copy them to local memory.
+  const int i = g < t.first_row[1] ? 0 : g < t.first_row[2] ? 1 : 2;
+  const uint8_t* w = i == 0 ? t.w[0] : i == 1 ? t.w[1] : t.w[2];
+  const size_t row_bytes = i == 0 ? t.row_bytes[0] : i == 1 ? t.row_bytes[1] : t.row_bytes[2];
+  float* y = i == 0 ? t.y[0] : i == 1 ? t.y[1] : t.y[2];
+  const int64_t r = g - (i == 0 ? 0 : i == 1 ? t.first_row[1] : t.first_row[2]);
+  const float sum = detail::warp_sum(
+      row_dot<T, kVec>(w + static_cast<size_t>(r) * row_bytes, n_cols, x, xq, lane));
+  if constexpr (O == MatvecOut::kSwiglu) {
+    const float up = detail::warp_sum(
+        row_dot<T, kVec>(t.w[1] + static_cast<size_t>(r) * t.row_bytes[1], n_cols, x, xq, lane));
+    if (lane == 0) y[r] = sum / (1.0f + expf(-sum)) * up;
+  } else if (lane == 0) {
+    if constexpr (O == MatvecOut::kAdd) {
+      y[r] += sum;
+    } else {
+      y[r] = sum;
+    }
+  }
+}
+
+[[noreturn]] void bad_job(const char* what) {
+  std::fprintf(stderr, "cuda matvec: %s\n", what);
+  std::abort();
+}
+
+template <GgmlType T, bool kVec>
+void launch(const Targets& t, int64_t n_cols, const MatvecJob& job, dim3 grid,
+            cudaStream_t stream) {
+  switch (job.out) {
+    case MatvecOut::kStore:
+      matvec_kernel<T, kVec, MatvecOut::kStore>
+          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.x, job.xq);
+      return;
+    case MatvecOut::kAdd:
+      matvec_kernel<T, kVec, MatvecOut::kAdd>
+          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.x, job.xq);
+      return;
+    case MatvecOut::kSwiglu:
+      matvec_kernel<T, kVec, MatvecOut::kSwiglu>
+          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.x, job.xq);
+      return;
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+void matvec(const MatvecJob& job, cudaStream_t stream) {
+  if (job.n_w < 1 || job.n_w > kMaxMatvecs) bad_job("between 1 and 3 matrices");
+  if (job.out == MatvecOut::kSwiglu && job.n_w != 2) bad_job("SwiGLU takes two matrices");
+  const Matrix& w0 = *job.w[0];
+  Targets t{};
+  bool vec = aligned16(job.x);
+  for (int i = 0; i < job.n_w; ++i) {
+    const Matrix& w = *job.w[i];
+    if (w.type != w0.type || w.n_cols != w0.n_cols) bad_job("matrices differ in type or width");
+    if (job.out == MatvecOut::kSwiglu && w.n_rows != w0.n_rows) bad_job("gate and up differ");
+    t.w[i] = w.data;
+    t.row_bytes[i] = w.row_bytes;
+    t.y[i] = job.y[i];
+    vec = vec && aligned16(w.data) && w.row_bytes % 16 == 0;
+  }
+  // SwiGLU's warps walk the gate's rows only (each reads the up row too).
+  const int n_walked = job.out == MatvecOut::kSwiglu ? 1 : job.n_w;
+  for (int i = 0; i < kMaxMatvecs; ++i) {
+    t.first_row[i + 1] = t.first_row[i] + (i < n_walked ? job.w[i]->n_rows : 0);
+  }
+  const int64_t n_rows = t.first_row[kMaxMatvecs];
+  if (n_rows == 0) return;
+  const int64_t n_cols = w0.n_cols;
+  const dim3 grid(detail::grid_for(n_rows, kWarpsPerBlock));
+  switch (w0.type) {
+    case GgmlType::kF32:
+      if (vec && n_cols % 4 == 0) return launch<GgmlType::kF32, true>(t, n_cols, job, grid, stream);
+      return launch<GgmlType::kF32, false>(t, n_cols, job, grid, stream);
+    case GgmlType::kF16:
+      if (vec && n_cols % 8 == 0) return launch<GgmlType::kF16, true>(t, n_cols, job, grid, stream);
+      return launch<GgmlType::kF16, false>(t, n_cols, job, grid, stream);
+    case GgmlType::kQ8_0:
+      return launch<GgmlType::kQ8_0, false>(t, n_cols, job, grid, stream);
+    case GgmlType::kQ4_0:
+      return launch<GgmlType::kQ4_0, false>(t, n_cols, job, grid, stream);
+    default:
+      detail::unsupported_type("matvec", w0.type);
+  }
+}
+
+}  // namespace pensieve::cuda

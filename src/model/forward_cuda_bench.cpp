@@ -1,0 +1,363 @@
+// Prompt and generation speed of CudaForward, as llama-bench reports them: pp<N> (one prompt of
+// N tokens from an empty context) and tg<N> (N one-token steps from an empty context), tokens/s,
+// each with the tensor-core prompt path and the decode graph on and off, the decode rate after
+// the prompt, and the weight bytes read per second of decoding. --kernels times the matrix
+// kernels alone on layer 0's feed-forward matrices.
+//   cuda_bench (MODEL.gguf | --synth PRESET [--type F16|Q8_0|Q4_0] [--dir DIR])
+//              [--pp 512] [--tg 128] [--reps 3] [--kernels] [--make-only]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/ops.h"
+#include "model/device_forward.h"
+#include "model/forward_cuda.h"
+#include "model/model.h"
+#include "model/quantize.h"
+#include "model/synth.h"
+
+namespace pensieve {
+namespace {
+
+struct Args {
+  std::string model;
+  std::string synth;
+  std::string type = "F16";
+  std::string dir = "/tmp";
+  int64_t pp = 512;
+  int64_t tg = 128;
+  int reps = 3;
+  bool kernels = false;
+  bool make_only = false;  // write the synthetic model files and stop
+};
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "cuda_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) die(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--synth") {
+      a.synth = value();
+    } else if (arg == "--type") {
+      a.type = value();
+    } else if (arg == "--dir") {
+      a.dir = value();
+    } else if (arg == "--pp") {
+      a.pp = std::stoll(value());
+    } else if (arg == "--tg") {
+      a.tg = std::stoll(value());
+    } else if (arg == "--reps") {
+      a.reps = std::stoi(value());
+    } else if (arg == "--kernels") {
+      a.kernels = true;
+    } else if (arg == "--make-only") {
+      a.make_only = true;
+    } else if (!arg.empty() && arg[0] != '-' && a.model.empty()) {
+      a.model = arg;
+    } else {
+      die("unknown argument " + arg);
+    }
+  }
+  if (a.model.empty() == a.synth.empty()) die("give a GGUF path or --synth PRESET");
+  return a;
+}
+
+// The model file: the path given, or a synthetic preset written (and quantized) under dir.
+std::string model_file(const Args& a) {
+  if (!a.model.empty()) return a.model;
+  SynthOptions o;
+  o.preset = a.synth;
+  o.output_path = a.dir + "/" + a.synth + "-F16.gguf";
+  o.shared_dir = PENSIEVE_SHARED_DIR;
+  if (!std::filesystem::exists(o.output_path)) {
+    if (auto made = synth_model(o); !made) die(made.error().message);
+  }
+  if (a.type == "F16") return o.output_path;
+  const std::string out = a.dir + "/" + a.synth + "-" + a.type + ".gguf";
+  if (!std::filesystem::exists(out)) {
+    if (auto q = quantize_model({o.output_path, out, a.type, 0}); !q) die(q.error().message);
+  }
+  return out;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::unique_ptr<CudaForward> make(const Model& m, int64_t n_ctx, const CudaForwardOptions& o) {
+  auto fwd = CudaForward::create(m.hparams(), m.weights(), n_ctx, o);
+  if (!fwd) die(fwd.error().message);
+  return std::move(*fwd);
+}
+
+std::vector<int32_t> prompt_tokens(int64_t n, int64_t n_vocab) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = static_cast<int32_t>(1 + static_cast<int64_t>(i) * 7919 % (n_vocab - 1));
+  }
+  return ids;
+}
+
+// The best of `reps` prompts of n tokens from an empty context, tokens/s; the first run warms up.
+double prompt_rate(CudaForward& fwd, const std::vector<int32_t>& ids, int reps) {
+  double best = 1e30;
+  for (int r = 0; r <= reps; ++r) {
+    fwd.reset();
+    const double t0 = now_s();
+    if (auto l = fwd.eval(ids); !l) die(l.error().message);
+    if (r > 0) best = std::min(best, now_s() - t0);
+  }
+  return static_cast<double>(ids.size()) / best;
+}
+
+// n greedy steps from the current context, tokens/s.
+double decode_rate(CudaForward& fwd, int64_t n) {
+  int32_t token = 1;
+  const double t0 = now_s();
+  for (int64_t i = 0; i < n; ++i) {
+    auto logits = fwd.eval(std::span<const int32_t>(&token, 1));
+    if (!logits) die(logits.error().message);
+    token =
+        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
+  }
+  return static_cast<double>(n) / (now_s() - t0);
+}
+
+// Milliseconds per call of `launch(stream)` on the GPU: 20 calls captured in a graph (as the
+// decode step runs), the graph replayed 5 times after a warm-up.
+template <class F>
+double time_ms(F launch) {
+  cudaStream_t stream = nullptr;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  for (int i = 0; i < 3; ++i) launch(stream);
+  cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed);
+  for (int i = 0; i < 20; ++i) launch(stream);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaStreamEndCapture(stream, &graph);
+  cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphLaunch(exec, stream);
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < 5; ++i) cudaGraphLaunch(exec, stream);
+  cudaEventRecord(stop, stream);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  return ms / 100;
+}
+
+template <class T>
+T* device_alloc(size_t n) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, n * sizeof(T)) != cudaSuccess) die("cudaMalloc");
+  cudaMemset(p, 0, n * sizeof(T));
+  return static_cast<T*>(p);
+}
+
+Matrix upload(const Matrix& host) {
+  const size_t bytes = host.row_bytes * static_cast<size_t>(host.n_rows);
+  auto* d = device_alloc<uint8_t>(bytes);
+  cudaMemcpy(d, host.data, bytes, cudaMemcpyHostToDevice);
+  return {host.type, host.n_cols, host.n_rows, host.row_bytes, d};
+}
+
+// The small kernels of a decode step, and attention over n_tokens of a prompt both ways.
+void bench_step_kernels(const Model& m, int64_t n_tokens, float* x, cuda::Q8Act xq) {
+  const Hparams& hp = m.hparams();
+  const LayerWeights& l = m.weights().layers[0];
+  const Matrix wq = upload(l.wq);
+  const Matrix wk = upload(l.wk);
+  const Matrix wv = upload(l.wv);
+  auto* norm_w = device_alloc<float>(static_cast<size_t>(hp.n_embd));
+  auto* y = device_alloc<float>(static_cast<size_t>(n_tokens * hp.n_head * hp.head_dim));
+  const int64_t n_ctx = n_tokens + 256;
+  auto* k_cache = device_alloc<uint16_t>(static_cast<size_t>(n_ctx * hp.n_embd_kv()));
+  auto* v_cache = device_alloc<uint16_t>(static_cast<size_t>(n_ctx * hp.n_embd_kv()));
+  const double t_norm =
+      time_ms([&](cudaStream_t st) { cuda::rms_norm_q8(x, norm_w, hp.n_embd, 1e-5f, y, xq, st); });
+  cuda::MatvecJob qkv;
+  qkv.n_w = 3;
+  qkv.w[0] = &wq;
+  qkv.w[1] = &wk;
+  qkv.w[2] = &wv;
+  qkv.y[0] = qkv.y[1] = qkv.y[2] = y;
+  qkv.x = x;
+  qkv.xq = xq;
+  const double t_qkv = time_ms([&](cudaStream_t st) { cuda::matvec(qkv, st); });
+  auto attend = [&](int64_t tokens, int64_t first_pos, bool tc) {
+    cuda::AttentionJob a;
+    a.q = x;
+    a.out = y;
+    a.k_cache = k_cache;
+    a.v_cache = v_cache;
+    a.n_tokens = tokens;
+    a.first_pos = first_pos;
+    a.n_head = hp.n_head;
+    a.n_head_kv = hp.n_head_kv;
+    a.head_dim = hp.head_dim;
+    a.scale = 0.125f;
+    a.tensor_cores = tc;
+    return time_ms([&](cudaStream_t st) { cuda::attention(a, st); });
+  };
+  std::printf(
+      "  rms_norm_q8 %lld: %.1f us; q/k/v matvec: %.1f us; one-token attention at "
+      "position 128: %.1f us, at %lld: %.1f us\n",
+      static_cast<long long>(hp.n_embd), t_norm * 1e3, t_qkv * 1e3, attend(1, 128, false) * 1e3,
+      static_cast<long long>(n_tokens + 128), attend(1, n_tokens + 128, false) * 1e3);
+  std::printf("  attention of a %lld-token prompt: scalar %.1f us, tensor cores %.1f us\n",
+              static_cast<long long>(n_tokens), attend(n_tokens, 0, false) * 1e3,
+              attend(n_tokens, 0, true) * 1e3);
+}
+
+// Layer 0's gate/up/down alone: decode products (GB/s of weights), dequantization and the
+// tensor-core product of n_tokens (TFLOP/s).
+void bench_kernels(const Model& m, int64_t n_tokens) {
+  const LayerWeights& l = m.weights().layers[0];
+  const Matrix gate = upload(l.ffn_gate);
+  const Matrix up = upload(l.ffn_up);
+  const Matrix down = upload(l.ffn_down);
+  const int64_t widest = std::max(gate.n_cols, down.n_cols);
+  auto* x = device_alloc<float>(static_cast<size_t>(n_tokens * widest));
+  auto* y = device_alloc<float>(static_cast<size_t>(n_tokens * std::max(gate.n_rows, down.n_rows)));
+  cuda::Q8Act xq{device_alloc<int8_t>(static_cast<size_t>(widest)),
+                 device_alloc<float2>(static_cast<size_t>(widest / 32))};
+  auto bytes = [](const Matrix& w) { return static_cast<double>(w.row_bytes) * w.n_rows; };
+  auto run = [&](std::initializer_list<const Matrix*> w, cuda::MatvecOut out) {
+    cuda::MatvecJob job;
+    job.n_w = static_cast<int>(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      job.w[i] = w.begin()[i];
+      job.y[i] = y;
+    }
+    job.x = x;
+    job.xq = xq;
+    job.out = out;
+    return time_ms([&](cudaStream_t st) { cuda::matvec(job, st); });
+  };
+  const double t_gate = run({&gate}, cuda::MatvecOut::kStore);
+  const double t_glu = run({&gate, &up}, cuda::MatvecOut::kSwiglu);
+  const double t_down = run({&down}, cuda::MatvecOut::kAdd);
+  std::printf(
+      "  matvec %s %lldx%lld: %.1f us, %.0f GB/s; gate+up+SwiGLU %.1f us, %.0f GB/s; "
+      "down+add %.1f us, %.0f GB/s\n",
+      std::string(ggml_type_name(gate.type)).c_str(), static_cast<long long>(gate.n_rows),
+      static_cast<long long>(gate.n_cols), t_gate * 1e3, bytes(gate) / t_gate / 1e6, t_glu * 1e3,
+      (bytes(gate) + bytes(up)) / t_glu / 1e6, t_down * 1e3, bytes(down) / t_down / 1e6);
+  const double t_q =
+      time_ms([&](cudaStream_t st) { cuda::quantize_q8(x, 1, down.n_cols, xq, st); });
+  auto* w16 = device_alloc<uint16_t>(static_cast<size_t>(gate.n_rows * gate.n_cols));
+  auto* x16 = device_alloc<uint16_t>(static_cast<size_t>(n_tokens * widest));
+  const double t_deq = time_ms([&](cudaStream_t st) { cuda::dequantize_f16(gate, w16, st); });
+  const double t_mm = time_ms([&](cudaStream_t st) {
+    cuda::gemm_f16(x16, w16, n_tokens, gate.n_rows, gate.n_cols, y, false, st);
+  });
+  const double t_mm_down = time_ms([&](cudaStream_t st) {
+    cuda::gemm_f16(x16, w16, n_tokens, down.n_rows, down.n_cols, y, true, st);
+  });
+  const double t_old = time_ms([&](cudaStream_t st) { cuda::matmul(gate, x, n_tokens, y, st); });
+  const double flops = 2.0 * static_cast<double>(n_tokens) * gate.n_rows * gate.n_cols;
+  std::printf("  quantize %lld: %.1f us; dequantize gate to F16: %.1f us (%.0f GB/s written)\n",
+              static_cast<long long>(down.n_cols), t_q * 1e3, t_deq * 1e3,
+              2.0 * gate.n_rows * gate.n_cols / t_deq / 1e6);
+  std::printf(
+      "  gemm_f16 %lld x %lld x %lld: %.1f us, %.1f TFLOP/s; as down %lld x %lld x %lld: "
+      "%.1f us, %.1f TFLOP/s; tiled F32 matmul: %.1f us, %.1f TFLOP/s\n",
+      static_cast<long long>(n_tokens), static_cast<long long>(gate.n_rows),
+      static_cast<long long>(gate.n_cols), t_mm * 1e3, flops / t_mm / 1e9,
+      static_cast<long long>(n_tokens), static_cast<long long>(down.n_rows),
+      static_cast<long long>(down.n_cols), t_mm_down * 1e3, flops / t_mm_down / 1e9, t_old * 1e3,
+      flops / t_old / 1e9);
+  bench_step_kernels(m, n_tokens, x, xq);
+  const cudaError_t err = cudaDeviceSynchronize();
+  if (err != cudaSuccess) die(std::string("kernels: ") + cudaGetErrorString(err));
+}
+
+int run(const Args& a) {
+  const std::string path = model_file(a);
+  if (a.make_only) return 0;
+  auto loaded = Model::load(path);
+  if (!loaded) die(loaded.error().message);
+  const Model& m = **loaded;
+  const Hparams& hp = m.hparams();
+  auto info = cuda_device_info(0);
+  if (!info) die(info.error().message);
+  const double weights_gb = static_cast<double>(m.weights_bytes()) / 1e9;
+  std::printf("%s: %s, %.2f GB of weights; %s, %.0f GB/s copy bandwidth\n", path.c_str(),
+              std::string(ggml_type_name(m.weights().layers[0].ffn_gate.type)).c_str(), weights_gb,
+              info->name.c_str(), info->bandwidth_gb_per_s);
+  if (a.kernels) bench_kernels(m, a.pp);
+  const int64_t n_ctx = a.pp + a.tg + 8;
+  const auto ids = prompt_tokens(a.pp, hp.n_vocab);
+  CudaForwardOptions fast;
+  fast.max_batch = a.pp;
+  CudaForwardOptions plain = fast;
+  plain.gemm_min_tokens = a.pp + 1;
+  plain.decode_graph = false;
+  auto slow = make(m, n_ctx, plain);
+  {
+    const double pp = prompt_rate(*slow, ids, a.reps);
+    slow->reset();
+    decode_rate(*slow, 8);  // warm up
+    slow->reset();
+    const double tg = decode_rate(*slow, a.tg);
+    std::printf("  F32 prompt kernels, no graph:  pp%lld %9.1f tok/s   tg%lld %7.1f tok/s\n",
+                static_cast<long long>(a.pp), pp, static_cast<long long>(a.tg), tg);
+  }
+  auto fwd = make(m, n_ctx, fast);
+  const double pp = prompt_rate(*fwd, ids, a.reps);
+  fwd->reset();
+  decode_rate(*fwd, 8);  // captures the graph
+  fwd->reset();
+  const double tg = decode_rate(*fwd, a.tg);
+  fwd->reset();
+  if (auto l = fwd->eval(ids); !l) die(l.error().message);
+  const double tg_after = decode_rate(*fwd, a.tg);
+  std::printf(
+      "  tensor cores, decode graph:    pp%lld %9.1f tok/s   tg%lld %7.1f tok/s "
+      "(%.0f GB/s of weights, %.0f%% of the copy bandwidth); tg%lld after pp%lld: "
+      "%.1f tok/s\n",
+      static_cast<long long>(a.pp), pp, static_cast<long long>(a.tg), tg, weights_gb * tg,
+      100.0 * weights_gb * tg / info->bandwidth_gb_per_s, static_cast<long long>(a.tg),
+      static_cast<long long>(a.pp), tg_after);
+  // Where the tensor cores start to pay: short prompts both ways.
+  fwd.reset();
+  CudaForwardOptions tc = fast;
+  tc.gemm_min_tokens = 2;
+  auto with = make(m, n_ctx, tc);
+  for (int64_t n : {4, 8, 16, 32, 64}) {
+    if (n > a.pp) break;
+    const std::vector<int32_t> few(ids.begin(), ids.begin() + n);
+    std::printf("    pp%lld: tensor cores %.1f tok/s, F32 kernels %.1f tok/s\n",
+                static_cast<long long>(n), prompt_rate(*with, few, a.reps),
+                prompt_rate(*slow, few, a.reps));
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace pensieve
+
+int main(int argc, char** argv) { return pensieve::run(pensieve::parse(argc, argv)); }

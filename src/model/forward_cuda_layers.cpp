@@ -1,0 +1,205 @@
+// CudaForward's passes: a prompt chunk of n tokens layer by layer (tensor cores for long
+// chunks), the one-token step with fused kernels (norm and 8-bit quantization in one, q/k/v in
+// one launch, the residual added by the projections, SwiGLU inside the gate/up product), and
+// the logits of one row.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <initializer_list>
+
+#include "kernels/cuda/ops.h"
+#include "model/forward_cuda.h"
+
+namespace pensieve {
+namespace {
+
+size_t sz(int64_t n) { return static_cast<size_t>(n); }
+
+bool quantized(const Matrix& w) { return w.type == GgmlType::kQ8_0 || w.type == GgmlType::kQ4_0; }
+
+bool same_shape_group(std::initializer_list<const Matrix*> w) {
+  for (const Matrix* m : w) {
+    if (m->type != (*w.begin())->type || m->n_cols != (*w.begin())->n_cols) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool CudaForward::gemm_capable(const Matrix& w) {
+  return w.n_cols % 8 == 0 && (w.type == GgmlType::kF16 || quantized(w));
+}
+
+bool CudaForward::gemm_direct(const Matrix& w) {
+  return w.type == GgmlType::kF16 && w.n_cols % 8 == 0;
+}
+
+void CudaForward::run_chunk(const int32_t* ids, int64_t n, int64_t first_pos,
+                            const int32_t* first_pos_dev) {
+  cuda::get_rows(token_embd_, ids, n, x_, stream_);  // x: [n, n_embd]
+  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+    if (n == 1) {
+      decode_layer(il, first_pos, first_pos_dev);
+    } else {
+      prompt_layer(il, n, first_pos);
+    }
+  }
+}
+
+// RoPE, the cache write and attention for q_, k_, v_ into attn_.
+void CudaForward::attention_core(int64_t il, int64_t n, int64_t first_pos,
+                                 const int32_t* first_pos_dev) {
+  const DeviceLayer& l = layers_[sz(il)];
+  auto* k_cache = reinterpret_cast<uint16_t*>(kv_mem_ + sz(il) * 2 * kv_layer_bytes_);
+  auto* v_cache = reinterpret_cast<uint16_t*>(kv_mem_ + (sz(il) * 2 + 1) * kv_layer_bytes_);
+  cuda::RopeKvJob rope;
+  rope.q = q_;
+  rope.k = k_;
+  rope.v = v_;
+  rope.bq = l.bq;
+  rope.bk = l.bk;
+  rope.bv = l.bv;
+  rope.k_cache = k_cache;
+  rope.v_cache = v_cache;
+  rope.n_tokens = n;
+  rope.first_pos = first_pos;
+  rope.first_pos_dev = first_pos_dev;
+  rope.n_head = hp_.n_head;
+  rope.n_head_kv = hp_.n_head_kv;
+  rope.head_dim = hp_.head_dim;
+  rope.n_rot = hp_.n_rot;
+  rope.half_split = hp_.rope_style == ref::RopeStyle::kHalfSplit;
+  rope.freqs = rope_freqs_;
+  rope.attn_factor = rope_attn_factor_;
+  cuda::rope_store_kv(rope, stream_);
+  cuda::AttentionJob a;
+  a.q = q_;
+  a.out = attn_;  // [n, n_head * head_dim]
+  a.k_cache = k_cache;
+  a.v_cache = v_cache;
+  a.n_tokens = n;
+  a.first_pos = first_pos;
+  a.first_pos_dev = first_pos_dev;
+  a.n_head = hp_.n_head;
+  a.n_head_kv = hp_.n_head_kv;
+  a.head_dim = hp_.head_dim;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(hp_.head_dim));
+  a.window = window_;
+  a.tensor_cores = n >= gemm_min_tokens_;
+  cuda::attention(a, stream_);
+}
+
+// y = x W^T for n tokens, or y += x W^T. On the tensor cores when the chunk is long enough and
+// W allows it: x16 holds x in F16, W is read as is or dequantized into w16_ first.
+void CudaForward::prompt_matmul(const Matrix& w, const float* x, const uint16_t* x16, int64_t n,
+                                float* y, bool accumulate) {
+  if (x16 != nullptr && gemm_capable(w)) {
+    const uint16_t* b = reinterpret_cast<const uint16_t*>(w.data);
+    if (!gemm_direct(w)) {
+      cuda::dequantize_f16(w, w16_, stream_);
+      b = w16_;
+    }
+    cuda::gemm_f16(x16, b, n, w.n_rows, w.n_cols, y, accumulate, stream_);
+    return;
+  }
+  if (!accumulate) {
+    cuda::matmul(w, x, n, y, stream_);
+    return;
+  }
+  cuda::matmul(w, x, n, proj_, stream_);
+  cuda::add(y, proj_, n * w.n_rows, y, stream_);
+}
+
+void CudaForward::prompt_layer(int64_t il, int64_t n, int64_t first_pos) {
+  const DeviceLayer& l = layers_[sz(il)];
+  const bool gemm = n >= gemm_min_tokens_;  // then max_batch_ is, too: the scratch exists
+  // x in F16 for the tensor cores, converted once per input.
+  auto f16 = [&](const float* x, int64_t width) -> const uint16_t* {
+    if (!gemm) return nullptr;
+    cuda::to_f16(x, n * width, x16_, stream_);
+    return x16_;
+  };
+  const int64_t n_q = hp_.n_head * hp_.head_dim;
+  cuda::rms_norm(x_, l.attn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
+  const uint16_t* xn16 = f16(xn_, hp_.n_embd);
+  prompt_matmul(l.wq, xn_, xn16, n, q_, false);  // [n, n_head * head_dim]
+  prompt_matmul(l.wk, xn_, xn16, n, k_, false);  // [n, n_embd_kv]
+  prompt_matmul(l.wv, xn_, xn16, n, v_, false);  // [n, n_embd_kv]
+  attention_core(il, n, first_pos, nullptr);
+  prompt_matmul(l.wo, attn_, f16(attn_, n_q), n, x_, true);  // x += [n, n_embd]
+
+  cuda::rms_norm(x_, l.ffn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
+  const uint16_t* ffn16 = f16(xn_, hp_.n_embd);
+  prompt_matmul(l.ffn_gate, xn_, ffn16, n, gate_, false);  // [n, n_ff]
+  prompt_matmul(l.ffn_up, xn_, ffn16, n, up_, false);      // [n, n_ff]
+  cuda::swiglu(gate_, up_, n * hp_.n_ff, gate_, stream_);
+  prompt_matmul(l.ffn_down, gate_, f16(gate_, hp_.n_ff), n, x_, true);  // x += [n, n_embd]
+}
+
+void CudaForward::norm_one(const float* x, const float* weight) {
+  const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
+  if (hp_.n_embd % 32 == 0 && hp_.n_embd <= cuda::kRmsNormQ8MaxWidth) {
+    cuda::rms_norm_q8(x, weight, hp_.n_embd, hp_.rms_eps, xn_, xq, stream_);
+    return;
+  }
+  cuda::rms_norm(x, weight, 1, hp_.n_embd, hp_.rms_eps, xn_, stream_);
+  if (hp_.n_embd % 32 == 0) cuda::quantize_q8(xn_, 1, hp_.n_embd, xq, stream_);
+}
+
+namespace {
+
+// One launch for matrices of one type and width; else one each. x is quantized already when
+// quantized weights read it.
+void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<float*> y,
+                  const float* x, cuda::Q8Act xq, cuda::MatvecOut out, cudaStream_t stream) {
+  cuda::MatvecJob job;
+  job.x = x;
+  job.xq = xq;
+  job.out = out;
+  if (same_shape_group(w)) {
+    job.n_w = static_cast<int>(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      job.w[i] = w.begin()[i];
+      job.y[i] = y.begin()[i];
+    }
+    cuda::matvec(job, stream);
+    return;
+  }
+  for (size_t i = 0; i < w.size(); ++i) {
+    job.w[0] = w.begin()[i];
+    job.y[0] = y.begin()[i];
+    cuda::matvec(job, stream);
+  }
+}
+
+}  // namespace
+
+void CudaForward::decode_layer(int64_t il, int64_t first_pos, const int32_t* first_pos_dev) {
+  const DeviceLayer& l = layers_[sz(il)];
+  const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
+  const int64_t n_q = hp_.n_head * hp_.head_dim;
+  norm_one(x_, l.attn_norm);
+  matvec_group({&l.wq, &l.wk, &l.wv}, {q_, k_, v_}, xn_, xq, cuda::MatvecOut::kStore, stream_);
+  attention_core(il, 1, first_pos, first_pos_dev);
+  if (quantized(l.wo)) cuda::quantize_q8(attn_, 1, n_q, xq, stream_);
+  matvec_group({&l.wo}, {x_}, attn_, xq, cuda::MatvecOut::kAdd, stream_);  // x += wo attn
+
+  norm_one(x_, l.ffn_norm);
+  if (same_shape_group({&l.ffn_gate, &l.ffn_up}) && l.ffn_gate.n_rows == l.ffn_up.n_rows) {
+    matvec_group({&l.ffn_gate, &l.ffn_up}, {gate_, nullptr}, xn_, xq, cuda::MatvecOut::kSwiglu,
+                 stream_);
+  } else {
+    matvec_group({&l.ffn_gate, &l.ffn_up}, {gate_, up_}, xn_, xq, cuda::MatvecOut::kStore, stream_);
+    cuda::swiglu(gate_, up_, hp_.n_ff, gate_, stream_);
+  }
+  if (quantized(l.ffn_down)) cuda::quantize_q8(gate_, 1, hp_.n_ff, xq, stream_);
+  matvec_group({&l.ffn_down}, {x_}, gate_, xq, cuda::MatvecOut::kAdd, stream_);  // x += down
+}
+
+void CudaForward::logits_of(const float* x_row) {
+  norm_one(x_row, output_norm_);
+  matvec_group({&output_}, {logits_dev_}, xn_, {xq_qs_, reinterpret_cast<float2*>(xq_ds_)},
+               cuda::MatvecOut::kStore, stream_);  // [n_vocab]
+}
+
+}  // namespace pensieve
