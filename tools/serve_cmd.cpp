@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "core/duration.h"
@@ -21,9 +22,11 @@
 #include "engine/scheduler.h"
 #include "engine/weight_residency.h"
 #include "memory/budget.h"
+#include "memory/device_budget.h"
 #include "memory/governor.h"
 #include "memory/registry.h"
 #include "memory/system_memory.h"
+#include "model/device_forward.h"
 #include "model/forward_cpu.h"
 #include "model/model.h"
 #include "server/config.h"
@@ -132,6 +135,38 @@ Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const G
   return memory::plan_budget(inputs, request, room);
 }
 
+struct GpuForward {
+  CudaBatchForward batch;
+  server::MemoryContext::Gpu budget;
+};
+
+// The model on GPU 0 with a KV pool sized by the GPU budget: the n_ctx x n_parallel positions
+// the host budget planned when they fit in the free device memory, else the whole blocks that
+// do (at least one sequence of n_ctx; otherwise a refusal that names the sizes).
+Expected<GpuForward> make_gpu_forward(const Hparams& hp, const ModelWeights& weights,
+                                      const memory::Budget& budget, int64_t attention_window) {
+  DeviceForwardOptions options;
+  options.max_batch = kMaxBatch;
+  options.attention_window = attention_window;
+  options.max_segments = budget.n_parallel;
+  PV_TRY(const CudaDeviceInfo device, cuda_device_info(options.device));
+  PV_TRY(const DeviceMemoryPlan device_plan, cuda_memory_plan(hp, weights, budget.n_ctx, options));
+  memory::DeviceKvRequest request;
+  request.weights_bytes = device_plan.weights_bytes;
+  request.scratch_bytes = device_plan.scratch_bytes;
+  request.block_bytes = device_plan.kv_block_bytes;
+  request.block_positions = BatchForward::kKvBlockPositions;
+  request.n_ctx = budget.n_ctx;
+  request.n_parallel = budget.n_parallel;
+  const memory::DeviceRoom room{device.name, device_plan.free_bytes, device_plan.total_bytes, -1};
+  PV_TRY(const memory::DeviceKvPlan kv, memory::plan_device_kv(request, room));
+  log::info("serve: {}", memory::describe(kv, room));
+  options.kv_blocks = kv.n_blocks;
+  PV_TRY(CudaBatchForward batch, make_cuda_batch_forward(hp, weights, budget.n_ctx, options));
+  return GpuForward{std::move(batch),
+                    {room, kv, device_plan.kv_block_bytes / BatchForward::kKvBlockPositions}};
+}
+
 // After the first signal: no new connections; in-flight requests get `drain_timeout` to finish,
 // then the rest are ended with an error. A second signal exits at once.
 [[noreturn]] void drain_and_exit(const server::ServerConfig& config, server::HttpServer& http,
@@ -186,6 +221,12 @@ int serve(const server::ServerConfig& config) {
   if (!kv_type || !cpu::kv_type_supported(*kv_type)) {
     return fail("serve: KV cache type '" + config.kv_type + "' is not one of F16, Q8_0, F32");
   }
+  const bool on_gpu = config.device == "cuda";
+  if (on_gpu && !cuda_built()) {
+    return fail(
+        "serve: --device cuda: this pensieve was built without CUDA (configure with "
+        "-DPENSIEVE_CUDA=ON, see README)");
+  }
   const int n_threads = config.threads > 0
                             ? config.threads
                             : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -214,6 +255,9 @@ int serve(const server::ServerConfig& config) {
     if (!hp) return fail(hp.error().message);
     n_ctx_train = hp->n_ctx_train;
     plan = CpuForward::memory_plan(*hp, kMaxBatch, n_threads, *kv_type, config.parallel);
+    // On the GPU the KV cache lives in device memory (budgeted there, below): host memory holds
+    // the mapped weights, the buffers and what the CPU plan counts as scratch (an upper bound).
+    if (on_gpu) plan.kv_bytes_per_position = 0;
     auto planned = plan_memory(config, **header, *hp, plan, *machine, others_outstanding);
     if (!planned) return fail("serve: " + planned.error().message);
     budget = *planned;
@@ -246,22 +290,41 @@ int serve(const server::ServerConfig& config) {
   auto chat_template = choose_template(config, (*model)->file());
   if (!chat_template) return fail(chat_template.error().message);
   const Hparams& hp = (*model)->hparams();
-  // The KV pool holds what the budget counted: n_ctx x n_parallel positions, shared by the
-  // running sequences (one may use up to n_ctx of them).
-  const int64_t n_positions = budget.kv_bytes / plan.kv_bytes_per_position;
-  const int64_t n_blocks =
-      (n_positions + BatchForward::kKvBlockPositions - 1) / BatchForward::kKvBlockPositions;
-  CpuForward forward(hp, (*model)->weights(), budget.n_ctx, n_threads, kMaxBatch, *kv_type,
-                     n_blocks, budget.n_parallel, attention_window);
+  std::unique_ptr<BatchForward> forward;
+  std::optional<server::MemoryContext::Gpu> gpu_budget;
+  std::unique_ptr<WeightResidency> residency;
+  if (on_gpu) {
+    auto made = make_gpu_forward(hp, (*model)->weights(), budget, attention_window);
+    if (!made) return fail("serve: " + made.error().message);
+    forward = std::move(made->batch.forward);
+    gpu_budget = made->budget;
+    // Keep-alive frees the GPU's copy of the weights.
+    residency = std::make_unique<DeviceResidency>(**model, std::move(made->batch.release),
+                                                  std::move(made->batch.restore),
+                                                  made->batch.weights_bytes);
+    // The GPU holds its own copy: the host's pages of the weights go back to the system.
+    if (auto released = (*model)->release_weights(); !released) {
+      log::warn("serve: the host copy of the weights stays resident: {}", released.error().message);
+    }
+  } else {
+    // The KV pool holds what the budget counted: n_ctx x n_parallel positions, shared by the
+    // running sequences (one may use up to n_ctx of them).
+    const int64_t n_positions = budget.kv_bytes / plan.kv_bytes_per_position;
+    const int64_t n_blocks =
+        (n_positions + BatchForward::kKvBlockPositions - 1) / BatchForward::kKvBlockPositions;
+    forward =
+        std::make_unique<CpuForward>(hp, (*model)->weights(), budget.n_ctx, n_threads, kMaxBatch,
+                                     *kv_type, n_blocks, budget.n_parallel, attention_window);
+  }
 
-  ModelResidency residency(**model);
   SchedulerOptions scheduler_options;
   scheduler_options.max_waiting = config.max_queue;
   scheduler_options.max_parallel = budget.n_parallel;
   scheduler_options.token_delay_ms = config.debug_token_delay_ms;
   scheduler_options.keep_alive = config.keep_alive;
-  scheduler_options.residency = &residency;
-  Scheduler scheduler(forward, **tokenizer, scheduler_options);
+  if (!on_gpu) residency = std::make_unique<ModelResidency>(**model);
+  scheduler_options.residency = residency.get();
+  Scheduler scheduler(*forward, **tokenizer, scheduler_options);
 
   memory::Governor::Options governor_options;
   governor_options.thresholds = config.tiers;
@@ -286,8 +349,9 @@ int serve(const server::ServerConfig& config) {
 
   PromptRenderer renderer(**tokenizer, **chat_template);
   server::Metrics metrics;
-  server::Router router(config, scheduler, renderer, metrics, served_model(config),
-                        server::MemoryContext{&governor, budget, plan.kv_bytes_per_position});
+  server::Router router(
+      config, scheduler, renderer, metrics, served_model(config),
+      server::MemoryContext{&governor, budget, plan.kv_bytes_per_position, gpu_budget});
   server::HttpServer http(config, router);
   auto port = http.bind();
   if (!port) return fail(port.error().message);

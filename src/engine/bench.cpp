@@ -38,8 +38,20 @@ Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_th
   constexpr int64_t kBlock = BatchForward::kKvBlockPositions;
   const int64_t n_positions = o.n_generate + 1;
   const int64_t blocks_per_stream = (n_positions + kBlock - 1) / kBlock;
-  CpuForward fwd(hp, model.weights(), n_positions, n_threads, n_streams, kv_type,
-                 blocks_per_stream * n_streams, n_streams);
+  std::unique_ptr<BatchForward> forward;
+  if (o.device == "cuda") {
+    DeviceForwardOptions options;
+    options.max_batch = n_streams;
+    options.kv_blocks = blocks_per_stream * n_streams;
+    options.max_segments = n_streams;
+    PV_TRY(CudaBatchForward gpu,
+           make_cuda_batch_forward(hp, model.weights(), n_positions, options));
+    forward = std::move(gpu.forward);
+  } else {
+    forward = std::make_unique<CpuForward>(hp, model.weights(), n_positions, n_threads, n_streams,
+                                           kv_type, blocks_per_stream * n_streams, n_streams);
+  }
+  BatchForward& fwd = *forward;
   std::vector<int32_t> tables(static_cast<size_t>(blocks_per_stream * n_streams));
   for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>(i);
   std::vector<int32_t> tokens(static_cast<size_t>(n_streams));
@@ -122,9 +134,6 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   std::unique_ptr<Forward> forward;
   result.weight_bytes_per_token = matmul_weight_bytes(model->weights());
   if (o.device == "cuda") {
-    if (!o.streams.empty()) {
-      return make_error(ErrorCode::kUnsupported, "bench: --streams is not supported on cuda yet");
-    }
     PV_TRY(const CudaDeviceInfo device, cuda_device_info());
     PV_TRY(forward,
            make_cuda_forward(hp, model->weights(), n_ctx,
@@ -174,6 +183,7 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
     if (o.n_prompt > 0) pp.push_back(static_cast<double>(o.n_prompt) / prompt_s);
     if (o.n_generate > 0) tg.push_back(static_cast<double>(o.n_generate) / gen_s);
   }
+  forward.reset();  // its device memory, before the batched runs take theirs
   for (const int n_streams : o.streams) {
     if (n_streams < 1 || n_streams > 256) {
       return make_error(ErrorCode::kInvalidArgument, "bench: --streams {} is not in 1..256",

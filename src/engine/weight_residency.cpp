@@ -8,4 +8,13 @@ Expected<void> ModelResidency::release() { return model_.release_weights(); }
 Expected<void> ModelResidency::restore() { return model_.restore_weights(); }
 int64_t ModelResidency::bytes() const { return model_.weights_bytes(); }
 
+Expected<void> DeviceResidency::restore() {
+  PV_TRY_VOID(model_.restore_weights());
+  Expected<void> uploaded = restore_device_();
+  // The host pages go back either way: the device copy is the one the pass reads.
+  Expected<void> released = model_.release_weights();
+  if (!uploaded) return uploaded;
+  return released;
+}
+
 }  // namespace pensieve

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 
 #include "core/result.h"
 
@@ -29,6 +31,27 @@ class ModelResidency final : public WeightResidency {
 
  private:
   Model& model_;
+};
+
+// Weights on a GPU, whose host copy is given back once uploaded: release() frees the device
+// copy; restore() brings the host pages back, uploads them, and gives the host pages back again.
+class DeviceResidency final : public WeightResidency {
+ public:
+  using Step = std::function<Expected<void>()>;
+  DeviceResidency(Model& model, Step release_device, Step restore_device, int64_t device_bytes)
+      : model_(model),
+        release_device_(std::move(release_device)),
+        restore_device_(std::move(restore_device)),
+        device_bytes_(device_bytes) {}
+  Expected<void> release() override { return release_device_(); }
+  Expected<void> restore() override;
+  int64_t bytes() const override { return device_bytes_; }
+
+ private:
+  Model& model_;
+  Step release_device_;
+  Step restore_device_;
+  int64_t device_bytes_;
 };
 
 }  // namespace pensieve

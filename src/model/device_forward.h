@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,10 @@ struct DeviceForwardOptions {
   int device = 0;                // CUDA device index
   int64_t max_batch = 512;       // prompt tokens one pass carries
   int64_t attention_window = 0;  // positions each token attends, its own included; 0 = all
+  // The batch forward's KV pool in blocks of BatchForward::kKvBlockPositions positions (0: one
+  // sequence of n_ctx) and the sequences one step carries.
+  int64_t kv_blocks = 0;
+  int64_t max_segments = 1;
 };
 
 // Whether this build has the CUDA backend.
@@ -29,6 +34,33 @@ bool cuda_built();
 Expected<std::unique_ptr<Forward>> make_cuda_forward(const Hparams& hp, const ModelWeights& weights,
                                                      int64_t n_ctx,
                                                      const DeviceForwardOptions& options);
+
+// The whole model on one CUDA GPU with a paged KV cache, for the batching scheduler, and its
+// weights' keep-alive: release() frees their device memory, restore() uploads them again from
+// the weights given here (whose host pages must then be resident).
+struct CudaBatchForward {
+  std::unique_ptr<BatchForward> forward;
+  std::function<Expected<void>()> release;
+  std::function<Expected<void>()> restore;
+  int64_t weights_bytes = 0;  // device memory release() gives back
+};
+// Errors as make_cuda_forward's.
+Expected<CudaBatchForward> make_cuda_batch_forward(const Hparams& hp, const ModelWeights& weights,
+                                                   int64_t n_ctx,
+                                                   const DeviceForwardOptions& options);
+
+// What the CUDA backend would allocate on the device for these settings, and what the device
+// has now: the numbers a VRAM budget is made of.
+struct DeviceMemoryPlan {
+  int64_t weights_bytes = 0;
+  int64_t scratch_bytes = 0;   // activations, logits, inputs
+  int64_t kv_bytes = 0;        // the KV pool as asked
+  int64_t kv_block_bytes = 0;  // one block of the pool
+  int64_t free_bytes = 0;      // free on the device now
+  int64_t total_bytes = 0;
+};
+Expected<DeviceMemoryPlan> cuda_memory_plan(const Hparams& hp, const ModelWeights& weights,
+                                            int64_t n_ctx, const DeviceForwardOptions& options);
 
 struct CudaDeviceInfo {
   std::string name;

@@ -17,6 +17,16 @@ Error cuda_error(std::string_view what, cudaError_t status) {
                fmt::format("cuda: {}: {}", what, cudaGetErrorString(status))};
 }
 
+CudaForwardOptions cuda_options(const DeviceForwardOptions& options) {
+  CudaForwardOptions o;
+  o.device = options.device;
+  o.max_batch = options.max_batch;
+  o.attention_window = options.attention_window;
+  o.kv_blocks = options.kv_blocks;
+  o.max_segments = options.max_segments;
+  return o;
+}
+
 }  // namespace
 
 bool cuda_built() { return true; }
@@ -24,12 +34,45 @@ bool cuda_built() { return true; }
 Expected<std::unique_ptr<Forward>> make_cuda_forward(const Hparams& hp, const ModelWeights& weights,
                                                      int64_t n_ctx,
                                                      const DeviceForwardOptions& options) {
-  CudaForwardOptions o;
-  o.device = options.device;
-  o.max_batch = options.max_batch;
-  o.attention_window = options.attention_window;
-  PV_TRY(std::unique_ptr<CudaForward> forward, CudaForward::create(hp, weights, n_ctx, o));
+  PV_TRY(std::unique_ptr<CudaForward> forward,
+         CudaForward::create(hp, weights, n_ctx, cuda_options(options)));
   return std::unique_ptr<Forward>(std::move(forward));
+}
+
+Expected<CudaBatchForward> make_cuda_batch_forward(const Hparams& hp, const ModelWeights& weights,
+                                                   int64_t n_ctx,
+                                                   const DeviceForwardOptions& options) {
+  PV_TRY(std::unique_ptr<CudaForward> forward,
+         CudaForward::create(hp, weights, n_ctx, cuda_options(options)));
+  CudaForward* fwd = forward.get();
+  CudaBatchForward out;
+  out.weights_bytes = fwd->allocated().weights_bytes;
+  out.release = [fwd] { return fwd->release_weights(); };
+  out.restore = [fwd, &weights] { return fwd->restore_weights(weights); };
+  out.forward = std::move(forward);
+  return out;
+}
+
+Expected<DeviceMemoryPlan> cuda_memory_plan(const Hparams& hp, const ModelWeights& weights,
+                                            int64_t n_ctx, const DeviceForwardOptions& options) {
+  if (cudaError_t s = cudaSetDevice(options.device); s != cudaSuccess) {
+    return Unexpected<Error>(cuda_error("no usable device", s));
+  }
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  if (cudaError_t s = cudaMemGetInfo(&free_bytes, &total_bytes); s != cudaSuccess) {
+    return Unexpected<Error>(cuda_error("reading free device memory", s));
+  }
+  const CudaForward::MemoryPlan plan =
+      CudaForward::memory_plan(hp, weights, n_ctx, cuda_options(options));
+  DeviceMemoryPlan out;
+  out.weights_bytes = plan.weights_bytes;
+  out.scratch_bytes = plan.scratch_bytes;
+  out.kv_bytes = plan.kv_bytes;
+  out.kv_block_bytes = CudaForward::kv_block_bytes(hp);
+  out.free_bytes = static_cast<int64_t>(free_bytes);
+  out.total_bytes = static_cast<int64_t>(total_bytes);
+  return out;
 }
 
 Expected<CudaDeviceInfo> cuda_device_info(int device) {

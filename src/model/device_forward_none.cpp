@@ -18,6 +18,16 @@ Expected<std::unique_ptr<Forward>> make_cuda_forward(const Hparams&, const Model
   return Unexpected<Error>(no_cuda());
 }
 
+Expected<CudaBatchForward> make_cuda_batch_forward(const Hparams&, const ModelWeights&, int64_t,
+                                                   const DeviceForwardOptions&) {
+  return Unexpected<Error>(no_cuda());
+}
+
+Expected<DeviceMemoryPlan> cuda_memory_plan(const Hparams&, const ModelWeights&, int64_t,
+                                            const DeviceForwardOptions&) {
+  return Unexpected<Error>(no_cuda());
+}
+
 Expected<CudaDeviceInfo> cuda_device_info(int) { return Unexpected<Error>(no_cuda()); }
 
 }  // namespace pensieve

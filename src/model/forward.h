@@ -51,4 +51,15 @@ class BatchForward {
   virtual int64_t max_segments() const = 0;
 };
 
+// What a BatchForward accepts; check_batch() returns the batch's token count, or the first
+// reason the segments do not fit (the messages both backends give).
+struct BatchLimits {
+  int64_t n_ctx = 0;
+  int64_t n_blocks = 0;
+  int64_t n_vocab = 0;
+  int64_t max_batch = 0;
+  int64_t max_segments = 0;
+};
+Expected<int64_t> check_batch(std::span<const BatchSegment> segments, const BatchLimits& limits);
+
 }  // namespace pensieve

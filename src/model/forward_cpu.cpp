@@ -163,45 +163,9 @@ Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> token
 }
 
 Expected<std::span<const float>> CpuForward::eval_batch(std::span<const BatchSegment> segments) {
+  PV_TRY(const int64_t n_tokens,
+         check_batch(segments, {n_ctx_, n_blocks_, hp_.n_vocab, max_batch_, max_segments_}));
   const auto n_segments = static_cast<int64_t>(segments.size());
-  if (n_segments == 0 || n_segments > max_segments_) {
-    return make_error(ErrorCode::kInvalidArgument, "forward: {} sequences in a batch; 1..{} fit",
-                      n_segments, max_segments_);
-  }
-  int64_t n_tokens = 0;
-  for (const BatchSegment& s : segments) {
-    const auto n = static_cast<int64_t>(s.tokens.size());
-    if (n == 0) return make_error(ErrorCode::kInvalidArgument, "forward: a sequence has no tokens");
-    if (s.first_pos < 0 || s.first_pos + n > n_ctx_) {
-      return make_error(ErrorCode::kOutOfRange,
-                        "forward: positions {}..{} are outside the context of {}", s.first_pos,
-                        s.first_pos + n - 1, n_ctx_);
-    }
-    const int64_t blocks = blocks_for(s.first_pos + n);
-    if (static_cast<int64_t>(s.block_table.size()) < blocks) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "forward: a block table of {} blocks does not cover {} positions",
-                        s.block_table.size(), s.first_pos + n);
-    }
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int32_t id = s.block_table[sz(b)];
-      if (id < 0 || id >= n_blocks_) {
-        return make_error(ErrorCode::kInvalidArgument,
-                          "forward: block {} is outside the pool of {} blocks", id, n_blocks_);
-      }
-    }
-    for (int32_t t : s.tokens) {
-      if (t < 0 || t >= hp_.n_vocab) {
-        return make_error(ErrorCode::kInvalidArgument, "forward: token id {} is outside [0, {})", t,
-                          hp_.n_vocab);
-      }
-    }
-    n_tokens += n;
-  }
-  if (n_tokens > max_batch_) {
-    return make_error(ErrorCode::kInvalidArgument, "forward: {} tokens in a batch; at most {} fit",
-                      n_tokens, max_batch_);
-  }
   eval_step(segments, n_tokens);
   return std::span<const float>(logits_.data(), sz(n_segments * hp_.n_vocab));
 }

@@ -86,8 +86,29 @@ WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w) {
 
 // Offsets of the activation buffers in the scratch allocation.
 struct ScratchLayout {
-  size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, step, xq_qs, xq_ds, x16, w16, total;
+  size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, step, xq_qs, xq_ds, x16, w16;
+  size_t batch_ints, split_k, total;
 };
+
+// The tensor cores' split-k workspace: 8 partial products of up to 64 tokens.
+int64_t split_k_floats(const Hparams& hp, int64_t max_batch) {
+  const int64_t widest = std::max({hp.n_embd, hp.n_head * hp.head_dim, hp.n_ff});
+  return 8 * std::min<int64_t>(max_batch, 64) * widest;
+}
+
+int64_t resolved_kv_blocks(int64_t n_ctx, const CudaForwardOptions& o) {
+  const int64_t per_sequence =
+      (n_ctx + BatchForward::kKvBlockPositions - 1) / BatchForward::kKvBlockPositions;
+  return o.kv_blocks > 0 ? o.kv_blocks : per_sequence;
+}
+
+// eval_batch's int32 inputs: ids, positions and table offsets per token, the last row of each
+// segment, and each segment's block table (at most one sequence of n_ctx).
+int64_t batch_ints(int64_t n_ctx, const CudaForwardOptions& o) {
+  const int64_t per_sequence =
+      (n_ctx + BatchForward::kKvBlockPositions - 1) / BatchForward::kKvBlockPositions;
+  return 3 * o.max_batch + o.max_segments + o.max_segments * per_sequence;
+}
 
 // Elements of the largest layer matrix that the tensor cores read dequantized.
 int64_t dequantized_elements(const ModelWeights& w) {
@@ -102,8 +123,9 @@ int64_t dequantized_elements(const ModelWeights& w) {
   return most;
 }
 
-ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t max_batch,
-                             int64_t gemm_min_tokens) {
+ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n_ctx,
+                             const CudaForwardOptions& o) {
+  const int64_t max_batch = o.max_batch;
   size_t at = 0;
   auto take = [&at](int64_t n, size_t element_bytes) {
     const size_t offset = at;
@@ -122,20 +144,26 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t m
   s.gate = take(max_batch * hp.n_ff, sizeof(float));
   s.up = take(max_batch * hp.n_ff, sizeof(float));
   s.proj = take(max_batch * hp.n_embd, sizeof(float));
-  s.logits = take(hp.n_vocab, sizeof(float));
+  s.logits = take(o.max_segments * hp.n_vocab, sizeof(float));
   s.step = take(2, sizeof(int32_t));
   const int64_t widest = std::max({hp.n_embd, n_q, hp.n_ff});
-  s.xq_qs = take(widest, sizeof(int8_t));
-  s.xq_ds = take(widest / 32 * 2, sizeof(float));
-  const bool gemm = max_batch >= gemm_min_tokens;
+  const int64_t q8_rows = std::clamp<int64_t>(o.matvec_max_tokens, 1, max_batch);
+  s.xq_qs = take(q8_rows * widest, sizeof(int8_t));
+  s.xq_ds = take(q8_rows * widest / 32 * 2, sizeof(float));
+  const bool gemm = max_batch >= o.gemm_min_tokens;
   s.x16 = take(gemm ? max_batch * widest : 0, sizeof(uint16_t));
   s.w16 = take(gemm ? dequantized_elements(w) : 0, sizeof(uint16_t));
+  s.batch_ints = take(batch_ints(n_ctx, o), sizeof(int32_t));
+  s.split_k = take(gemm ? split_k_floats(hp, max_batch) : 0, sizeof(float));
   s.total = at;
   return s;
 }
 
-size_t kv_layer_bytes(const Hparams& hp, int64_t n_ctx) {
-  return sz(n_ctx) * sz(hp.n_embd_kv()) * sizeof(uint16_t);
+// One layer's K (or V) rows: n_ctx for eval(), the pool's blocks for eval_batch().
+size_t kv_layer_bytes(const Hparams& hp, int64_t n_ctx, const CudaForwardOptions& o) {
+  const int64_t rows =
+      std::max(n_ctx, resolved_kv_blocks(n_ctx, o) * BatchForward::kKvBlockPositions);
+  return sz(rows) * sz(hp.n_embd_kv()) * sizeof(uint16_t);
 }
 
 Expected<void> cuda_ok(cudaError_t err, const char* what) {
@@ -158,7 +186,7 @@ Expected<void> check_supported(const Hparams& hp, const ModelWeights& w) {
     if (!cuda::matrix_type_supported(nm.m->type)) {
       return make_error(ErrorCode::kUnsupported,
                         "cuda: tensor '{}' has type {}; the CUDA backend computes with F32, F16, "
-                        "Q8_0 and Q4_0 weights",
+                        "BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights",
                         nm.name, ggml_type_name(nm.m->type));
     }
   }
@@ -168,14 +196,18 @@ Expected<void> check_supported(const Hparams& hp, const ModelWeights& w) {
 }  // namespace
 
 CudaForward::MemoryPlan CudaForward::memory_plan(const Hparams& hp, const ModelWeights& weights,
-                                                 int64_t n_ctx, int64_t max_batch,
-                                                 int64_t gemm_min_tokens) {
+                                                 int64_t n_ctx, const CudaForwardOptions& options) {
   MemoryPlan plan;
   plan.weights_bytes = static_cast<int64_t>(layout_weights(hp, weights).total);
-  plan.kv_bytes = static_cast<int64_t>(2 * sz(hp.n_layer) * align_up(kv_layer_bytes(hp, n_ctx)));
-  plan.scratch_bytes =
-      static_cast<int64_t>(layout_scratch(hp, weights, max_batch, gemm_min_tokens).total);
+  plan.kv_bytes =
+      static_cast<int64_t>(2 * sz(hp.n_layer) * align_up(kv_layer_bytes(hp, n_ctx, options)));
+  plan.scratch_bytes = static_cast<int64_t>(layout_scratch(hp, weights, n_ctx, options).total);
   return plan;
+}
+
+int64_t CudaForward::kv_block_bytes(const Hparams& hp) {
+  return 2 * hp.n_layer * BatchForward::kKvBlockPositions * hp.n_embd_kv() *
+         static_cast<int64_t>(sizeof(uint16_t));
 }
 
 Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
@@ -183,11 +215,14 @@ Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
                                                            int64_t n_ctx,
                                                            const CudaForwardOptions& options) {
   if (n_ctx <= 0 || options.max_batch <= 0 || options.attention_window < 0 ||
-      options.gemm_min_tokens < 2) {
+      options.gemm_min_tokens < 2 || options.matvec_max_tokens < 1 || options.kv_blocks < 0 ||
+      options.max_segments <= 0 || options.max_segments > options.max_batch) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "cuda: context {}, batch {} and attention window {} must be positive "
-                      "(the window may be 0), the tensor core threshold {} at least 2",
-                      n_ctx, options.max_batch, options.attention_window, options.gemm_min_tokens);
+                      "cuda: context {}, batch {}, attention window {}, KV blocks {} and "
+                      "sequences per step {} must be positive (the window and blocks may be 0, "
+                      "the sequences at most the batch), the tensor core threshold {} at least 2",
+                      n_ctx, options.max_batch, options.attention_window, options.kv_blocks,
+                      options.max_segments, options.gemm_min_tokens);
   }
   PV_TRY_VOID(check_supported(hp, weights));
   int count = 0;
@@ -201,8 +236,7 @@ Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
                       options.device, count);
   }
   PV_TRY_VOID(cuda_ok(cudaSetDevice(options.device), "selecting the device"));
-  const MemoryPlan plan =
-      memory_plan(hp, weights, n_ctx, options.max_batch, options.gemm_min_tokens);
+  const MemoryPlan plan = memory_plan(hp, weights, n_ctx, options);
   size_t free_bytes = 0;
   size_t total_bytes = 0;
   PV_TRY_VOID(cuda_ok(cudaMemGetInfo(&free_bytes, &total_bytes), "reading free device memory"));
@@ -211,7 +245,8 @@ Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
                       "cuda: the model needs {:.1f} MiB of GPU memory (weights {:.1f}, KV cache "
                       "for {} positions {:.1f}, activations {:.1f}) but device {} has {:.1f} MiB "
                       "free of {:.1f}",
-                      mib(sz(plan.total())), mib(sz(plan.weights_bytes)), n_ctx,
+                      mib(sz(plan.total())), mib(sz(plan.weights_bytes)),
+                      std::max(n_ctx, resolved_kv_blocks(n_ctx, options) * kKvBlockPositions),
                       mib(sz(plan.kv_bytes)), mib(sz(plan.scratch_bytes)), options.device,
                       mib(free_bytes), mib(total_bytes));
   }
@@ -227,68 +262,53 @@ CudaForward::CudaForward(const Hparams& hp, int64_t n_ctx, const CudaForwardOpti
       window_(options.attention_window),
       device_(options.device),
       gemm_min_tokens_(options.gemm_min_tokens),
-      decode_graph_(options.decode_graph) {}
+      matvec_max_tokens_(options.matvec_max_tokens),
+      decode_graph_(options.decode_graph),
+      kv_blocks_(resolved_kv_blocks(n_ctx, options)),
+      max_segments_(options.max_segments) {}
 
 CudaForward::~CudaForward() {
   cudaSetDevice(device_);
   if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
   cudaFreeHost(step_host_);
+  cudaFreeHost(batch_host_);
   cudaFreeHost(logits_);
   cudaFree(weights_mem_);
   cudaFree(kv_mem_);
   cudaFree(scratch_mem_);
 }
 
-// Allocates the three regions, uploads the weights and points the device views at them.
+// Allocates the KV cache and the scratch, then the weights (upload_weights).
 Expected<void> CudaForward::allocate(const ModelWeights& w) {
   const WeightLayout layout = layout_weights(hp_, w);
-  const ScratchLayout scratch = layout_scratch(hp_, w, max_batch_, gemm_min_tokens_);
-  kv_layer_bytes_ = align_up(kv_layer_bytes(hp_, n_ctx_));
+  CudaForwardOptions o;
+  o.max_batch = max_batch_;
+  o.gemm_min_tokens = gemm_min_tokens_;
+  o.matvec_max_tokens = matvec_max_tokens_;
+  o.kv_blocks = kv_blocks_;
+  o.max_segments = max_segments_;
+  const ScratchLayout scratch = layout_scratch(hp_, w, n_ctx_, o);
+  kv_layer_bytes_ = align_up(kv_layer_bytes(hp_, n_ctx_, o));
   const size_t kv_total = 2 * sz(hp_.n_layer) * kv_layer_bytes_;
   const char* kAlloc = "allocating device memory";
   PV_TRY_VOID(cuda_ok(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "new stream"));
-  PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&weights_mem_), layout.total), kAlloc));
   PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&kv_mem_), kv_total), kAlloc));
   PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&scratch_mem_), scratch.total), kAlloc));
   const char* kPin = "allocating pinned host memory";
   PV_TRY_VOID(
       cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&step_host_), 2 * sizeof(int32_t)), kPin));
-  PV_TRY_VOID(cuda_ok(
-      cudaMallocHost(reinterpret_cast<void**>(&logits_), sz(hp_.n_vocab) * sizeof(float)), kPin));
+  PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&batch_host_),
+                                     sz(batch_ints(n_ctx_, o)) * sizeof(int32_t)),
+                      kPin));
+  PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&logits_),
+                                     sz(max_segments_ * hp_.n_vocab) * sizeof(float)),
+                      kPin));
   allocated_ = {static_cast<int64_t>(layout.total), static_cast<int64_t>(kv_total),
                 static_cast<int64_t>(scratch.total)};
-  for (const auto& [data, bytes] : layout.bytes) {
-    PV_TRY_VOID(cuda_ok(
-        cudaMemcpy(weights_mem_ + layout.offsets.at(data), data, bytes, cudaMemcpyHostToDevice),
-        "uploading weights"));
-  }
-  std::vector<double> freqs(sz(hp_.n_rot / 2));
-  const ref::RopeParams rope = rope_params(hp_, w, n_ctx_);
-  cuda::rope_frequencies(rope.n_rot, rope.freq_base, rope.freq_scale, rope.freq_factors,
-                         freqs.data());
-  rope_attn_factor_ = rope.attn_factor;
-  PV_TRY_VOID(cuda_ok(cudaMemcpy(weights_mem_ + layout.freqs_offset, freqs.data(),
-                                 freqs.size() * sizeof(double), cudaMemcpyHostToDevice),
-                      "uploading RoPE frequencies"));
   PV_TRY_VOID(cuda_ok(cudaMemset(kv_mem_, 0, kv_total), "clearing the KV cache"));
+  PV_TRY_VOID(upload_weights(w));
 
-  auto device = [&](const void* host) -> const uint8_t* {
-    return host == nullptr ? nullptr : weights_mem_ + layout.offsets.at(host);
-  };
-  auto vec = [&](const float* host) { return reinterpret_cast<const float*>(device(host)); };
-  auto mat = [&](const Matrix& m) {
-    return Matrix{m.type, m.n_cols, m.n_rows, m.row_bytes, device(m.data)};
-  };
-  token_embd_ = mat(w.token_embd);
-  output_ = mat(w.output);
-  output_norm_ = vec(w.output_norm);
-  rope_freqs_ = reinterpret_cast<const double*>(weights_mem_ + layout.freqs_offset);
-  for (const LayerWeights& l : w.layers) {
-    layers_.push_back({vec(l.attn_norm), mat(l.wq), mat(l.wk), mat(l.wv), vec(l.bq), vec(l.bk),
-                       vec(l.bv), mat(l.wo), vec(l.ffn_norm), mat(l.ffn_gate), mat(l.ffn_up),
-                       mat(l.ffn_down)});
-  }
   auto f32 = [&](size_t offset) { return reinterpret_cast<float*>(scratch_mem_ + offset); };
   ids_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.ids);
   x_ = f32(scratch.x);
@@ -306,7 +326,75 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   xq_ds_ = f32(scratch.xq_ds);
   x16_ = reinterpret_cast<uint16_t*>(scratch_mem_ + scratch.x16);
   w16_ = reinterpret_cast<uint16_t*>(scratch_mem_ + scratch.w16);
+  batch_ints_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.batch_ints);
+  split_k_ = f32(scratch.split_k);
+  split_k_floats_ = max_batch_ >= gemm_min_tokens_ ? split_k_floats(hp_, max_batch_) : 0;
   return {};
+}
+
+// Allocates the weights' region, uploads them and points the device views at them.
+Expected<void> CudaForward::upload_weights(const ModelWeights& w) {
+  const WeightLayout layout = layout_weights(hp_, w);
+  PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&weights_mem_), layout.total),
+                      "allocating device memory for the weights"));
+  for (const auto& [data, bytes] : layout.bytes) {
+    PV_TRY_VOID(cuda_ok(
+        cudaMemcpy(weights_mem_ + layout.offsets.at(data), data, bytes, cudaMemcpyHostToDevice),
+        "uploading weights"));
+  }
+  std::vector<double> freqs(sz(hp_.n_rot / 2));
+  const ref::RopeParams rope = rope_params(hp_, w, n_ctx_);
+  cuda::rope_frequencies(rope.n_rot, rope.freq_base, rope.freq_scale, rope.freq_factors,
+                         freqs.data());
+  rope_attn_factor_ = rope.attn_factor;
+  PV_TRY_VOID(cuda_ok(cudaMemcpy(weights_mem_ + layout.freqs_offset, freqs.data(),
+                                 freqs.size() * sizeof(double), cudaMemcpyHostToDevice),
+                      "uploading RoPE frequencies"));
+
+  auto device = [&](const void* host) -> const uint8_t* {
+    return host == nullptr ? nullptr : weights_mem_ + layout.offsets.at(host);
+  };
+  auto vec = [&](const float* host) { return reinterpret_cast<const float*>(device(host)); };
+  auto mat = [&](const Matrix& m) {
+    return Matrix{m.type, m.n_cols, m.n_rows, m.row_bytes, device(m.data)};
+  };
+  token_embd_ = mat(w.token_embd);
+  output_ = mat(w.output);
+  output_norm_ = vec(w.output_norm);
+  rope_freqs_ = reinterpret_cast<const double*>(weights_mem_ + layout.freqs_offset);
+  layers_.clear();
+  for (const LayerWeights& l : w.layers) {
+    layers_.push_back({vec(l.attn_norm), mat(l.wq), mat(l.wk), mat(l.wv), vec(l.bq), vec(l.bk),
+                       vec(l.bv), mat(l.wo), vec(l.ffn_norm), mat(l.ffn_gate), mat(l.ffn_up),
+                       mat(l.ffn_down)});
+  }
+  return {};
+}
+
+Expected<void> CudaForward::release_weights() {
+  if (weights_mem_ == nullptr) return {};
+  PV_TRY_VOID(cuda_ok(cudaSetDevice(device_), "selecting the device"));
+  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "finishing the last step"));
+  if (graph_ != nullptr) cudaGraphExecDestroy(graph_);  // it holds the old weight addresses
+  graph_ = nullptr;
+  const cudaError_t freed = cudaFree(weights_mem_);
+  weights_mem_ = nullptr;
+  return cuda_ok(freed, "freeing the weights");
+}
+
+Expected<void> CudaForward::restore_weights(const ModelWeights& weights) {
+  if (weights_mem_ != nullptr) return {};
+  PV_TRY_VOID(cuda_ok(cudaSetDevice(device_), "selecting the device"));
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  PV_TRY_VOID(cuda_ok(cudaMemGetInfo(&free_bytes, &total_bytes), "reading free device memory"));
+  if (static_cast<size_t>(allocated_.weights_bytes) > free_bytes) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      "cuda: the weights need {:.1f} MiB of GPU memory again but {:.1f} MiB is "
+                      "free now",
+                      mib(sz(allocated_.weights_bytes)), mib(free_bytes));
+  }
+  return upload_weights(weights);
 }
 
 Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> tokens) {
@@ -324,6 +412,9 @@ Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> toke
                         hp_.n_vocab);
     }
   }
+  if (weights_mem_ == nullptr) {
+    return make_error(ErrorCode::kUnavailable, "cuda: the weights were released; restore them");
+  }
   PV_TRY_VOID(cuda_ok(cudaSetDevice(device_), "selecting the device"));
   if (tokens.size() == 1 && decode_graph_) {
     PV_TRY_VOID(run_graph_step(tokens[0]));
@@ -338,7 +429,7 @@ Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> toke
     PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(ids_, tokens.data() + begin, n * sizeof(int32_t),
                                         cudaMemcpyHostToDevice, stream_),
                         "uploading token ids"));
-    run_chunk(ids_, static_cast<int64_t>(n), pos, nullptr);
+    run_chunk(ids_, static_cast<int64_t>(n), KvPlace{pos});
     pos += static_cast<int64_t>(n);
     last = static_cast<int64_t>(n);
   }
@@ -359,7 +450,7 @@ Expected<void> CudaForward::run_graph_step(int32_t token) {
   if (graph_ == nullptr) {
     PV_TRY_VOID(cuda_ok(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed),
                         "capturing the decode step"));
-    run_chunk(step_, 1, 0, step_ + 1);
+    run_chunk(step_, 1, KvPlace{0, step_ + 1});
     logits_of(x_);
     cudaGraph_t graph = nullptr;
     PV_TRY_VOID(cuda_ok(cudaStreamEndCapture(stream_, &graph), "capturing the decode step"));

@@ -4,7 +4,9 @@
 // bound as row ranges) share this one pass, as they share the reference's. One-token steps
 // replay a captured CUDA graph (the position comes from device memory) with fused matrix-vector
 // kernels (8-bit activations for quantized weights); long prompt chunks multiply on the tensor
-// cores with F16 operands.
+// cores with F16 operands. As a BatchForward the KV cache is a pool of blocks shared by many
+// sequences: one step takes the tokens of several sequences, each attending through its block
+// table.
 #pragma once
 
 #include <cstdint>
@@ -30,22 +32,32 @@ struct CudaForwardOptions {
   // Prompt chunks of at least this many tokens run their products and attention on the tensor
   // cores (activations, weights, q and softmax weights rounded to F16, F32 sums); shorter ones
   // read each weight row once per 8 tokens.
-  int64_t gemm_min_tokens = 16;
+  int64_t gemm_min_tokens = 8;
+  // Passes of at most this many tokens (a batch's decode tokens, short chunks) take the
+  // matrix-vector kernels, each weight row read once for all of them.
+  int64_t matvec_max_tokens = 4;
   bool decode_graph = true;  // one-token evals replay one captured CUDA graph
+  // The KV pool for eval_batch: blocks of BatchForward::kKvBlockPositions positions (0: enough
+  // for one sequence of n_ctx), and the sequences one step may carry.
+  int64_t kv_blocks = 0;
+  int64_t max_segments = 1;
 };
 
-class CudaForward : public Forward {
+// eval() serves one sequence in the cache's first n_ctx rows, eval_batch() the pool through
+// block tables: use one or the other on an instance.
+class CudaForward : public Forward, public BatchForward {
  public:
   // Device memory a CudaForward of these settings allocates, known before building one.
   struct MemoryPlan {
     int64_t weights_bytes = 0;  // matrices, norms, biases, RoPE frequencies (tied ones once)
-    int64_t kv_bytes = 0;       // K and V of every layer, n_ctx positions, F16
-    int64_t scratch_bytes = 0;  // activations of max_batch tokens, logits
+    int64_t kv_bytes = 0;       // K and V of every layer, F16: n_ctx positions or the pool's
+    int64_t scratch_bytes = 0;  // activations of max_batch tokens, logits of max_segments
     int64_t total() const { return weights_bytes + kv_bytes + scratch_bytes; }
   };
   static MemoryPlan memory_plan(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx,
-                                int64_t max_batch = CudaForwardOptions{}.max_batch,
-                                int64_t gemm_min_tokens = CudaForwardOptions{}.gemm_min_tokens);
+                                const CudaForwardOptions& options = {});
+  // Device bytes one KV block takes (K and V of every layer).
+  static int64_t kv_block_bytes(const Hparams& hp);
 
   // Uploads the weights and allocates the cache. Errors: no usable device (kUnavailable), a
   // weight type or head size the kernels do not handle (kUnsupported), not enough free device
@@ -63,17 +75,43 @@ class CudaForward : public Forward {
   int64_t n_ctx() const override { return n_ctx_; }
   void reset() override { n_past_ = 0; }
 
+  // BatchForward. Errors: as CpuForward's, and a CUDA failure while running (kInternal).
+  Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) override;
+  // Device memory stays allocated (the pool is sized once, at start): gives back nothing.
+  int64_t discard_blocks(std::span<const int32_t> blocks) override;
+  int64_t n_blocks() const override { return kv_blocks_; }
+  int64_t max_batch() const override { return max_batch_; }
+  int64_t max_segments() const override { return max_segments_; }
+
   // Whether long prompt chunks multiply w on the tensor cores (F16, Q8_0 and Q4_0 weights of a
   // width that is a multiple of 8), and whether they read it as is (F16) or dequantized first.
   static bool gemm_capable(const Matrix& w);
   static bool gemm_direct(const Matrix& w);
 
   int64_t attention_window() const { return window_; }
-  int64_t max_batch() const { return max_batch_; }
+
+  // Keep-alive: release_weights() frees the weights' device memory (the KV cache and scratch
+  // stay); restore_weights() uploads them again from `weights` (the ones create() was given, their
+  // host pages resident), before the next eval. Errors: a CUDA failure, or too little free
+  // device memory to restore (kResourceExhausted; try again later).
+  Expected<void> release_weights();
+  Expected<void> restore_weights(const ModelWeights& weights);
+  bool weights_on_device() const { return weights_mem_ != nullptr; }
   // Bytes this instance holds on the device, by the plan's parts (tests compare the two).
   MemoryPlan allocated() const { return allocated_; }
 
  private:
+  // Where a pass's tokens sit in the cache: consecutive positions from first_pos (plus
+  // *first_pos_dev when set: a captured step serves every position), or, when positions is set,
+  // per token through block tables (device arrays, as cuda::PagedKv reads them).
+  struct KvPlace {
+    int64_t first_pos = 0;
+    const int32_t* first_pos_dev = nullptr;
+    const int32_t* positions = nullptr;      // [n_tokens]
+    const int32_t* table_offsets = nullptr;  // [n_tokens]
+    const int32_t* block_tables = nullptr;
+  };
+
   // Weight views on the device.
   struct DeviceLayer {
     const float* attn_norm = nullptr;
@@ -88,19 +126,20 @@ class CudaForward : public Forward {
 
   CudaForward(const Hparams& hp, int64_t n_ctx, const CudaForwardOptions& options);
   Expected<void> allocate(const ModelWeights& weights);
+  Expected<void> upload_weights(const ModelWeights& weights);
   Expected<void> run_graph_step(int32_t token);
   Expected<void> read_logits();
 
-  // The passes (forward_cuda_layers.cpp). Positions are first_pos, plus *first_pos_dev when
-  // set (device memory: a captured step serves every position).
-  void run_chunk(const int32_t* ids, int64_t n_tokens, int64_t first_pos,
-                 const int32_t* first_pos_dev);
-  void attention_core(int64_t il, int64_t n_tokens, int64_t first_pos,
-                      const int32_t* first_pos_dev);
-  void prompt_layer(int64_t il, int64_t n_tokens, int64_t first_pos);
-  void decode_layer(int64_t il, int64_t first_pos, const int32_t* first_pos_dev);
-  void norm_one(const float* x, const float* weight);  // xn_ row 0, and xq_ when it can
-  void logits_of(const float* x_row);                  // [n_embd] -> logits_dev_
+  // The passes (forward_cuda_layers.cpp).
+  void run_chunk(const int32_t* ids, int64_t n_tokens, const KvPlace& place);
+  void attention_core(int64_t il, int64_t n_tokens, const KvPlace& place);
+  void prompt_layer(int64_t il, int64_t n_tokens, const KvPlace& place);
+  void decode_layer(int64_t il, int64_t n_tokens, const KvPlace& place);
+  // The logits of n rows of x_ (rows[i] on the device) into logits_dev_, [n, n_vocab].
+  void logits_of_rows(const int32_t* rows, int64_t n);
+  // n rows of x normalized into xn_, and quantized into xq_ when they can be.
+  void norm_rows(const float* x, const float* weight, int64_t n);
+  void logits_of(const float* x_row);  // [n_embd] -> logits_dev_
   void prompt_matmul(const Matrix& w, const float* x, const uint16_t* x16, int64_t n_tokens,
                      float* y, bool accumulate);
 
@@ -110,7 +149,10 @@ class CudaForward : public Forward {
   int64_t window_;
   int device_;
   int64_t gemm_min_tokens_;
+  int64_t matvec_max_tokens_;
   bool decode_graph_;
+  int64_t kv_blocks_;
+  int64_t max_segments_;
   int64_t n_past_ = 0;
   CUstream_st* stream_ = nullptr;
   CUgraphExec_st* graph_ = nullptr;  // the decode step, captured at its first use
@@ -140,15 +182,22 @@ class CudaForward : public Forward {
   float* gate_ = nullptr;        // [max_batch, n_ff]
   float* up_ = nullptr;          // [max_batch, n_ff]
   float* proj_ = nullptr;        // [max_batch, n_embd]
-  float* logits_dev_ = nullptr;  // [n_vocab]
-  int32_t* step_ = nullptr;      // [2] token id, position: the graph's inputs
-  int8_t* xq_qs_ = nullptr;      // [max(n_embd, n_q, n_ff)] 8-bit activations
-  float* xq_ds_ = nullptr;       // [max(n_embd, n_q, n_ff) / 32] float2 (d, d * sum)
-  uint16_t* x16_ = nullptr;      // [max_batch, max(n_embd, n_q, n_ff)] F16 activations
-  uint16_t* w16_ = nullptr;      // [largest layer matrix] dequantized weights
+  float* logits_dev_ = nullptr;  // [max_segments, n_vocab]
+  // eval_batch's inputs, one upload: ids [max_batch], positions [max_batch], table offsets
+  // [max_batch], last rows [max_segments], block tables [max_segments * blocks per sequence].
+  int32_t* batch_ints_ = nullptr;
+  float* split_k_ = nullptr;  // [split_k_floats_] the tensor cores' partial sums
+  int64_t split_k_floats_ = 0;
+  int32_t* step_ = nullptr;  // [2] token id, position: the graph's inputs
+  // 8-bit activations of up to min(max_batch, matvec_max_tokens) rows.
+  int8_t* xq_qs_ = nullptr;  // [rows, max(n_embd, n_q, n_ff)]
+  float* xq_ds_ = nullptr;   // [rows, max(n_embd, n_q, n_ff) / 32] float2 (d, d * sum)
+  uint16_t* x16_ = nullptr;  // [max_batch, max(n_embd, n_q, n_ff)] F16 activations
+  uint16_t* w16_ = nullptr;  // [largest layer matrix] dequantized weights
   // Pinned host memory: the step's inputs and the logits.
-  int32_t* step_host_ = nullptr;  // [2]
-  float* logits_ = nullptr;       // [n_vocab]
+  int32_t* step_host_ = nullptr;   // [2]
+  int32_t* batch_host_ = nullptr;  // as batch_ints_
+  float* logits_ = nullptr;        // [max_segments, n_vocab]
 };
 
 }  // namespace pensieve

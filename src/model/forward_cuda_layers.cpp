@@ -1,9 +1,10 @@
 // CudaForward's passes: a prompt chunk of n tokens layer by layer (tensor cores for long
-// chunks), the one-token step with fused kernels (norm and 8-bit quantization in one, q/k/v in
-// one launch, the residual added by the projections, SwiGLU inside the gate/up product), and
-// the logits of one row.
+// chunks), the step of one token or a few (a batch's decode tokens) with fused kernels (norm and
+// 8-bit quantization in one, q/k/v in one launch, the residual added by the projections, SwiGLU
+// inside the gate/up product), and the logits of one row.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 
@@ -15,7 +16,10 @@ namespace {
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
-bool quantized(const Matrix& w) { return w.type == GgmlType::kQ8_0 || w.type == GgmlType::kQ4_0; }
+// Prompt attention takes the tensor cores from this many tokens on.
+constexpr int64_t kAttentionTcMinTokens = 16;
+
+bool quantized(const Matrix& w) { return cuda::matvec_reads_q8(w.type); }
 
 bool same_shape_group(std::initializer_list<const Matrix*> w) {
   for (const Matrix* m : w) {
@@ -27,28 +31,26 @@ bool same_shape_group(std::initializer_list<const Matrix*> w) {
 }  // namespace
 
 bool CudaForward::gemm_capable(const Matrix& w) {
-  return w.n_cols % 8 == 0 && (w.type == GgmlType::kF16 || quantized(w));
+  return w.n_cols % 8 == 0 && (w.type == GgmlType::kF16 || cuda::dequantize_f16_supported(w.type));
 }
 
 bool CudaForward::gemm_direct(const Matrix& w) {
   return w.type == GgmlType::kF16 && w.n_cols % 8 == 0;
 }
 
-void CudaForward::run_chunk(const int32_t* ids, int64_t n, int64_t first_pos,
-                            const int32_t* first_pos_dev) {
+void CudaForward::run_chunk(const int32_t* ids, int64_t n, const KvPlace& place) {
   cuda::get_rows(token_embd_, ids, n, x_, stream_);  // x: [n, n_embd]
   for (int64_t il = 0; il < hp_.n_layer; ++il) {
-    if (n == 1) {
-      decode_layer(il, first_pos, first_pos_dev);
+    if (n <= matvec_max_tokens_) {
+      decode_layer(il, n, place);
     } else {
-      prompt_layer(il, n, first_pos);
+      prompt_layer(il, n, place);
     }
   }
 }
 
 // RoPE, the cache write and attention for q_, k_, v_ into attn_.
-void CudaForward::attention_core(int64_t il, int64_t n, int64_t first_pos,
-                                 const int32_t* first_pos_dev) {
+void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place) {
   const DeviceLayer& l = layers_[sz(il)];
   auto* k_cache = reinterpret_cast<uint16_t*>(kv_mem_ + sz(il) * 2 * kv_layer_bytes_);
   auto* v_cache = reinterpret_cast<uint16_t*>(kv_mem_ + (sz(il) * 2 + 1) * kv_layer_bytes_);
@@ -61,9 +63,12 @@ void CudaForward::attention_core(int64_t il, int64_t n, int64_t first_pos,
   rope.bv = l.bv;
   rope.k_cache = k_cache;
   rope.v_cache = v_cache;
+  const cuda::PagedKv paged{place.positions, place.table_offsets, place.block_tables,
+                            kKvBlockPositions};
   rope.n_tokens = n;
-  rope.first_pos = first_pos;
-  rope.first_pos_dev = first_pos_dev;
+  rope.first_pos = place.first_pos;
+  rope.first_pos_dev = place.first_pos_dev;
+  rope.paged = paged;
   rope.n_head = hp_.n_head;
   rope.n_head_kv = hp_.n_head_kv;
   rope.head_dim = hp_.head_dim;
@@ -78,14 +83,15 @@ void CudaForward::attention_core(int64_t il, int64_t n, int64_t first_pos,
   a.k_cache = k_cache;
   a.v_cache = v_cache;
   a.n_tokens = n;
-  a.first_pos = first_pos;
-  a.first_pos_dev = first_pos_dev;
+  a.first_pos = place.first_pos;
+  a.first_pos_dev = place.first_pos_dev;
+  a.paged = paged;
   a.n_head = hp_.n_head;
   a.n_head_kv = hp_.n_head_kv;
   a.head_dim = hp_.head_dim;
   a.scale = 1.0f / std::sqrt(static_cast<float>(hp_.head_dim));
   a.window = window_;
-  a.tensor_cores = n >= gemm_min_tokens_;
+  a.tensor_cores = n >= std::max<int64_t>(gemm_min_tokens_, kAttentionTcMinTokens);
   cuda::attention(a, stream_);
 }
 
@@ -99,7 +105,8 @@ void CudaForward::prompt_matmul(const Matrix& w, const float* x, const uint16_t*
       cuda::dequantize_f16(w, w16_, stream_);
       b = w16_;
     }
-    cuda::gemm_f16(x16, b, n, w.n_rows, w.n_cols, y, accumulate, stream_);
+    cuda::gemm_f16(x16, b, n, w.n_rows, w.n_cols, y, accumulate, stream_, split_k_,
+                   split_k_floats_);
     return;
   }
   if (!accumulate) {
@@ -110,7 +117,7 @@ void CudaForward::prompt_matmul(const Matrix& w, const float* x, const uint16_t*
   cuda::add(y, proj_, n * w.n_rows, y, stream_);
 }
 
-void CudaForward::prompt_layer(int64_t il, int64_t n, int64_t first_pos) {
+void CudaForward::prompt_layer(int64_t il, int64_t n, const KvPlace& place) {
   const DeviceLayer& l = layers_[sz(il)];
   const bool gemm = n >= gemm_min_tokens_;  // then max_batch_ is, too: the scratch exists
   // x in F16 for the tensor cores, converted once per input.
@@ -125,7 +132,7 @@ void CudaForward::prompt_layer(int64_t il, int64_t n, int64_t first_pos) {
   prompt_matmul(l.wq, xn_, xn16, n, q_, false);  // [n, n_head * head_dim]
   prompt_matmul(l.wk, xn_, xn16, n, k_, false);  // [n, n_embd_kv]
   prompt_matmul(l.wv, xn_, xn16, n, v_, false);  // [n, n_embd_kv]
-  attention_core(il, n, first_pos, nullptr);
+  attention_core(il, n, place);
   prompt_matmul(l.wo, attn_, f16(attn_, n_q), n, x_, true);  // x += [n, n_embd]
 
   cuda::rms_norm(x_, l.ffn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
@@ -136,14 +143,14 @@ void CudaForward::prompt_layer(int64_t il, int64_t n, int64_t first_pos) {
   prompt_matmul(l.ffn_down, gate_, f16(gate_, hp_.n_ff), n, x_, true);  // x += [n, n_embd]
 }
 
-void CudaForward::norm_one(const float* x, const float* weight) {
+void CudaForward::norm_rows(const float* x, const float* weight, int64_t n) {
   const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
-  if (hp_.n_embd % 32 == 0 && hp_.n_embd <= cuda::kRmsNormQ8MaxWidth) {
+  if (n == 1 && hp_.n_embd % 32 == 0 && hp_.n_embd <= cuda::kRmsNormQ8MaxWidth) {
     cuda::rms_norm_q8(x, weight, hp_.n_embd, hp_.rms_eps, xn_, xq, stream_);
     return;
   }
-  cuda::rms_norm(x, weight, 1, hp_.n_embd, hp_.rms_eps, xn_, stream_);
-  if (hp_.n_embd % 32 == 0) cuda::quantize_q8(xn_, 1, hp_.n_embd, xq, stream_);
+  cuda::rms_norm(x, weight, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
+  if (hp_.n_embd % 32 == 0) cuda::quantize_q8(xn_, n, hp_.n_embd, xq, stream_);
 }
 
 namespace {
@@ -151,11 +158,13 @@ namespace {
 // One launch for matrices of one type and width; else one each. x is quantized already when
 // quantized weights read it.
 void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<float*> y,
-                  const float* x, cuda::Q8Act xq, cuda::MatvecOut out, cudaStream_t stream) {
+                  const float* x, cuda::Q8Act xq, cuda::MatvecOut out, int64_t n_tokens,
+                  cudaStream_t stream) {
   cuda::MatvecJob job;
   job.x = x;
   job.xq = xq;
   job.out = out;
+  job.n_tokens = n_tokens;
   if (same_shape_group(w)) {
     job.n_w = static_cast<int>(w.size());
     for (size_t i = 0; i < w.size(); ++i) {
@@ -174,32 +183,48 @@ void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<
 
 }  // namespace
 
-void CudaForward::decode_layer(int64_t il, int64_t first_pos, const int32_t* first_pos_dev) {
+void CudaForward::decode_layer(int64_t il, int64_t n, const KvPlace& place) {
   const DeviceLayer& l = layers_[sz(il)];
   const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
   const int64_t n_q = hp_.n_head * hp_.head_dim;
-  norm_one(x_, l.attn_norm);
-  matvec_group({&l.wq, &l.wk, &l.wv}, {q_, k_, v_}, xn_, xq, cuda::MatvecOut::kStore, stream_);
-  attention_core(il, 1, first_pos, first_pos_dev);
-  if (quantized(l.wo)) cuda::quantize_q8(attn_, 1, n_q, xq, stream_);
-  matvec_group({&l.wo}, {x_}, attn_, xq, cuda::MatvecOut::kAdd, stream_);  // x += wo attn
+  norm_rows(x_, l.attn_norm, n);
+  matvec_group({&l.wq, &l.wk, &l.wv}, {q_, k_, v_}, xn_, xq, cuda::MatvecOut::kStore, n, stream_);
+  attention_core(il, n, place);
+  if (quantized(l.wo)) cuda::quantize_q8(attn_, n, n_q, xq, stream_);
+  matvec_group({&l.wo}, {x_}, attn_, xq, cuda::MatvecOut::kAdd, n, stream_);  // x += wo attn
 
-  norm_one(x_, l.ffn_norm);
+  norm_rows(x_, l.ffn_norm, n);
   if (same_shape_group({&l.ffn_gate, &l.ffn_up}) && l.ffn_gate.n_rows == l.ffn_up.n_rows) {
-    matvec_group({&l.ffn_gate, &l.ffn_up}, {gate_, nullptr}, xn_, xq, cuda::MatvecOut::kSwiglu,
+    matvec_group({&l.ffn_gate, &l.ffn_up}, {gate_, nullptr}, xn_, xq, cuda::MatvecOut::kSwiglu, n,
                  stream_);
   } else {
-    matvec_group({&l.ffn_gate, &l.ffn_up}, {gate_, up_}, xn_, xq, cuda::MatvecOut::kStore, stream_);
-    cuda::swiglu(gate_, up_, hp_.n_ff, gate_, stream_);
+    matvec_group({&l.ffn_gate, &l.ffn_up}, {gate_, up_}, xn_, xq, cuda::MatvecOut::kStore, n,
+                 stream_);
+    cuda::swiglu(gate_, up_, n * hp_.n_ff, gate_, stream_);
   }
-  if (quantized(l.ffn_down)) cuda::quantize_q8(gate_, 1, hp_.n_ff, xq, stream_);
-  matvec_group({&l.ffn_down}, {x_}, gate_, xq, cuda::MatvecOut::kAdd, stream_);  // x += down
+  if (quantized(l.ffn_down)) cuda::quantize_q8(gate_, n, hp_.n_ff, xq, stream_);
+  matvec_group({&l.ffn_down}, {x_}, gate_, xq, cuda::MatvecOut::kAdd, n, stream_);  // x += down
 }
 
 void CudaForward::logits_of(const float* x_row) {
-  norm_one(x_row, output_norm_);
+  norm_rows(x_row, output_norm_, 1);
   matvec_group({&output_}, {logits_dev_}, xn_, {xq_qs_, reinterpret_cast<float2*>(xq_ds_)},
-               cuda::MatvecOut::kStore, stream_);  // [n_vocab]
+               cuda::MatvecOut::kStore, 1, stream_);  // [n_vocab]
+}
+
+void CudaForward::logits_of_rows(const int32_t* rows, int64_t n) {
+  // x_ as a matrix of F32 rows: gather the wanted ones into proj_, [n, n_embd].
+  const Matrix x_rows{GgmlType::kF32, hp_.n_embd, max_batch_, sz(hp_.n_embd) * sizeof(float),
+                      reinterpret_cast<const uint8_t*>(x_)};
+  cuda::get_rows(x_rows, rows, n, proj_, stream_);
+  if (n <= matvec_max_tokens_) {
+    norm_rows(proj_, output_norm_, n);
+    matvec_group({&output_}, {logits_dev_}, xn_, {xq_qs_, reinterpret_cast<float2*>(xq_ds_)},
+                 cuda::MatvecOut::kStore, n, stream_);  // [n, n_vocab]
+    return;
+  }
+  cuda::rms_norm(proj_, output_norm_, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
+  cuda::matmul(output_, xn_, n, logits_dev_, stream_);  // [n, n_vocab]
 }
 
 }  // namespace pensieve

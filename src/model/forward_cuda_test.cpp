@@ -242,7 +242,9 @@ class SynthModel {
 
 class CudaForwardSynth : public ::testing::TestWithParam<SynthCase> {};
 
-// Tolerances as for the real models: 8-bit activations for Q8_0 and Q4_0 weights.
+// Tolerances as for the real models: 8-bit activations for the quantized weights (Q8_0, Q4_0 and
+// the K-quants alike: the weights are the reference's dequantized values, the difference comes
+// from rounding x to 8 bits per block of 32, so the K-quants get Q4_0's bound).
 TEST_P(CudaForwardSynth, MatchesReference) {
   PV_NEED_DEVICE();
   const SynthCase& c = GetParam();
@@ -259,7 +261,9 @@ INSTANTIATE_TEST_SUITE_P(
                       SynthCase{"tiny-phi3", "F16"}, SynthCase{"tiny-llama3", "F16"},
                       SynthCase{"tiny-phi3-128k", "F16"}, SynthCase{"tiny-llama", "Q8_0"},
                       SynthCase{"tiny-llama", "Q4_0"}, SynthCase{"tiny-qwen2", "Q4_0"},
-                      SynthCase{"tiny-phi3", "Q8_0"}),
+                      SynthCase{"tiny-phi3", "Q8_0"}, SynthCase{"tiny-llama", "Q4_K"},
+                      SynthCase{"tiny-qwen2", "Q5_K"}, SynthCase{"tiny-phi3", "Q6_K"},
+                      SynthCase{"tiny-llama", "Q4_K_M"}),
     [](const auto& param_info) {
       std::string n = std::string(param_info.param.preset) + "_" + param_info.param.type;
       std::replace(n.begin(), n.end(), '-', '_');
@@ -316,8 +320,8 @@ TEST(CudaForward, TensorCorePromptMatchesF32Prompt) {
     for (size_t i = 0; i < prompt.size(); ++i) {
       prompt[i] = static_cast<int32_t>(1 + i * 7919 % static_cast<size_t>(m.hparams().n_vocab - 1));
     }
-    auto plain = make_cuda(m, 128, {0, 64, 0, 1000});
-    auto gemm = make_cuda(m, 128, {0, 24, 0, 16});
+    auto plain = make_cuda(m, 128, {0, 64, 0, 1000, 1});
+    auto gemm = make_cuda(m, 128, {0, 24, 0, 16, 1});
     ASSERT_TRUE(plain != nullptr && gemm != nullptr);
     auto p = plain->eval(prompt);
     ASSERT_TRUE(p.has_value());
@@ -416,7 +420,9 @@ TEST(CudaForward, MemoryPlanIsWhatItAllocates) {
     for (int64_t batch : {1, 33, 256}) {
       auto fwd = make_cuda(**model, 100, {0, batch, 0});
       ASSERT_NE(fwd, nullptr);
-      const auto plan = CudaForward::memory_plan(hp, (*model)->weights(), 100, batch);
+      CudaForwardOptions options;
+      options.max_batch = batch;
+      const auto plan = CudaForward::memory_plan(hp, (*model)->weights(), 100, options);
       const auto real = fwd->allocated();
       EXPECT_EQ(plan.weights_bytes, real.weights_bytes) << name;
       EXPECT_EQ(plan.kv_bytes, real.kv_bytes) << name;
@@ -428,7 +434,9 @@ TEST(CudaForward, MemoryPlanIsWhatItAllocates) {
   ASSERT_TRUE(tied.has_value());
   const ModelWeights& w = (*tied)->weights();
   ASSERT_EQ(w.output.data, w.token_embd.data);
-  const auto plan = CudaForward::memory_plan((*tied)->hparams(), w, 100, 1);
+  CudaForwardOptions one_token;
+  one_token.max_batch = 1;
+  const auto plan = CudaForward::memory_plan((*tied)->hparams(), w, 100, one_token);
   const auto embd_bytes = static_cast<int64_t>(w.token_embd.row_bytes) * w.token_embd.n_rows;
   EXPECT_LT(plan.weights_bytes, (*tied)->weights_bytes() + embd_bytes / 2);
 }
@@ -466,13 +474,14 @@ TEST(CudaForward, RejectsBadTokensAndAFullContext) {
 // Weight types the kernels do not read are refused by name before any device work, so this
 // runs without a GPU too.
 TEST(CudaForwardSetup, RefusesUnsupportedWeightTypes) {
-  SynthModel model("tiny-llama", "Q4_K");
+  SynthModel model("tiny-llama", "Q5_0");
   ASSERT_NE(model.get(), nullptr);
   auto fwd = CudaForward::create(model.get()->hparams(), model.get()->weights(), 64);
   ASSERT_FALSE(fwd.has_value());
   EXPECT_EQ(fwd.error().code, ErrorCode::kUnsupported);
   EXPECT_EQ(fwd.error().message.rfind("cuda: tensor '", 0), 0u) << fwd.error().message;
-  EXPECT_NE(fwd.error().message.find("F32, F16, Q8_0 and Q4_0"), std::string::npos)
+  EXPECT_NE(fwd.error().message.find("F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K"),
+            std::string::npos)
       << fwd.error().message;
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <memory>
@@ -43,6 +44,8 @@ constexpr SettingInfo kSettings[] = {
      false},
     {"threads", "PENSIEVE_THREADS", "compute threads (0 = all cores)", false},
     {"kv_type", "PENSIEVE_KV_TYPE", "KV cache element type: F16, Q8_0 or F32", false},
+    {"device", "PENSIEVE_DEVICE",
+     "where the model runs: cpu, or cuda (the whole model and its KV cache on GPU 0)", false},
     {"mmap", "PENSIEVE_MMAP", "memory-map the model file instead of reading it", true},
     {"chat_template", "PENSIEVE_CHAT_TEMPLATE", "chat template overriding the model's", false},
     {"tool_first", "PENSIEVE_TOOL_FIRST",
@@ -247,17 +250,20 @@ Expected<void> apply_duration(const SettingInfo& info, const std::optional<RawSe
   return {};
 }
 
-Expected<void> apply_kv_type(const SettingInfo& info, const std::optional<RawSetting>& raw,
-                             std::string* out) {
+// One of `choices`, any case, stored as the choice is spelled.
+Expected<void> apply_choice(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                            std::initializer_list<std::string_view> choices, std::string* out) {
   if (!raw) return {};
   std::string lower = to_lower(trim(raw->value));
-  for (std::string_view canonical : {"F16", "Q8_0", "F32"}) {
+  std::string names;
+  for (std::string_view canonical : choices) {
     if (to_lower(canonical) == lower) {
       *out = std::string(canonical);
       return {};
     }
+    names.append(names.empty() ? "" : ", ").append(canonical);
   }
-  return setting_error(info, *raw, "is not one of F16, Q8_0, F32");
+  return setting_error(info, *raw, "is not one of " + names);
 }
 
 Expected<void> apply_log_level(const SettingInfo& info, const std::optional<RawSetting>& raw,
@@ -311,7 +317,8 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
   if (key == "attention_window")
     return apply_attention_window(info, raw, &config->attention_window);
   if (key == "threads") return apply_int(info, raw, 0, 4096, &config->threads);
-  if (key == "kv_type") return apply_kv_type(info, raw, &config->kv_type);
+  if (key == "kv_type") return apply_choice(info, raw, {"F16", "Q8_0", "F32"}, &config->kv_type);
+  if (key == "device") return apply_choice(info, raw, {"cpu", "cuda"}, &config->device);
   if (key == "mmap") return apply_bool(info, raw, &config->mmap);
   if (key == "chat_template") return apply_string(raw, &config->chat_template);
   if (key == "tool_first") return apply_bool(info, raw, &config->tool_first);

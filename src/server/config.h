@@ -39,6 +39,7 @@ struct ServerConfig {
   int64_t attention_window = -1;
   int threads = 0;              // threads, PENSIEVE_THREADS: 0 = all cores
   std::string kv_type = "F16";  // kv_type, PENSIEVE_KV_TYPE: F16, Q8_0 or F32 (canonical case)
+  std::string device = "cpu";   // device, PENSIEVE_DEVICE: cpu or cuda
   bool mmap = false;            // mmap, PENSIEVE_MMAP: map the model instead of reading it
   std::string chat_template;    // chat_template, PENSIEVE_CHAT_TEMPLATE: overrides the model's
   // tool_first, PENSIEVE_TOOL_FIRST: a request that offers tools and leaves tool_choice to the

@@ -127,6 +127,7 @@ TEST(ServerConfig, RejectsEveryBadConversion) {
        "config: debug_token_delay_ms '-5' (from --debug-token-delay-ms) is not a number in "
        "0..60000"},
       {"kv_type", "Q4_0", "config: kv_type 'Q4_0' (from --kv-type) is not one of F16, Q8_0, F32"},
+      {"device", "gpu", "config: device 'gpu' (from --device) is not one of cpu, cuda"},
       {"log_level", "verbose",
        "config: log_level 'verbose' (from --log-level) is not one of trace, debug, info, warn, "
        "error, off"},
@@ -169,6 +170,7 @@ TEST(ServerConfig, ConvertsGoodValues) {
                                {"ctx", "8192"},
                                {"threads", "4"},
                                {"kv_type", "q8_0"},
+                               {"device", "CUDA"},
                                {"max_queue", "0"},
                                {"max_body_bytes", "4KiB"},
                                {"read_timeout_s", "5"},
@@ -206,6 +208,7 @@ TEST(ServerConfig, ConvertsGoodValues) {
   EXPECT_EQ(config->ctx, 8192);
   EXPECT_EQ(config->threads, 4);
   EXPECT_EQ(config->kv_type, "Q8_0");
+  EXPECT_EQ(config->device, "cuda");
   EXPECT_EQ(config->max_queue, 0);
   EXPECT_EQ(config->max_body_bytes, 4096);
   EXPECT_EQ(config->read_timeout_s, 5);
@@ -322,7 +325,7 @@ TEST(ServerConfig, SettingsTableMatchesTheResolver) {
               info.key == "insecure" || info.key == "mmap" || info.key == "tool_first")
         << info.key;
   }
-  EXPECT_EQ(keys.size(), 36u);
+  EXPECT_EQ(keys.size(), 37u);
   EXPECT_EQ(setting_flag_name("max_body_bytes"), "--max-body-bytes");
   // The resolver asks every source for exactly the table's keys.
   std::set<std::string> asked;

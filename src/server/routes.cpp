@@ -270,6 +270,19 @@ HttpResponse Router::health() const {
   body["accepting_requests"] = accepting;
   body["model_loaded"] = scheduler_.model_resident();
   body["budget"] = budget_json(memory_.budget, memory_.kv_bytes_per_position);
+  if (memory_.gpu) {
+    const MemoryContext::Gpu& gpu = *memory_.gpu;
+    body["gpu_budget"] = Json{{"device", gpu.room.name},
+                              {"weights_bytes", gpu.plan.weights_bytes},
+                              {"kv_bytes", gpu.plan.kv_bytes},
+                              {"kv_blocks", gpu.plan.n_blocks},
+                              {"kv_bytes_per_position", gpu.kv_bytes_per_position},
+                              {"scratch_bytes", gpu.plan.scratch_bytes},
+                              {"total_bytes", gpu.plan.total_bytes()},
+                              {"free_at_start_bytes", gpu.room.free_bytes},
+                              {"device_bytes", gpu.room.total_bytes},
+                              {"reserve_bytes", gpu.plan.reserve_bytes}};
+  }
   const Scheduler::CacheStats cache = scheduler_.cache_stats();
   body["kv_blocks"] = Json{{"total", cache.n_blocks},
                            {"used", cache.n_referenced},
@@ -322,7 +335,9 @@ HttpResponse Router::metrics_text() {
   kv.blocks_free = cache.n_free;
   kv.blocks_cached = cache.n_cached;
   kv.blocks_used = cache.n_referenced;
-  kv.block_bytes = memory_.kv_bytes_per_position * Scheduler::kBlockPositions;
+  kv.block_bytes =
+      (memory_.gpu ? memory_.gpu->kv_bytes_per_position : memory_.kv_bytes_per_position) *
+      Scheduler::kBlockPositions;
   kv.prefix_hit_tokens = cache.hit_tokens;
   kv.prefix_lookup_tokens = cache.lookup_tokens;
   kv.preemptions = cache.preemptions;

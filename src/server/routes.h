@@ -11,6 +11,7 @@
 #include "engine/prompt.h"
 #include "engine/scheduler.h"
 #include "memory/budget.h"
+#include "memory/device_budget.h"
 #include "memory/governor.h"
 #include "server/anthropic/format.h"
 #include "server/config.h"
@@ -31,7 +32,14 @@ struct ServedModel {
 struct MemoryContext {
   const memory::Governor* governor = nullptr;
   memory::Budget budget;
-  int64_t kv_bytes_per_position = 0;
+  int64_t kv_bytes_per_position = 0;  // host memory (0 when the KV cache is on the GPU)
+  // Set when the model runs on a GPU: its budget, made at start.
+  struct Gpu {
+    memory::DeviceRoom room;
+    memory::DeviceKvPlan plan;
+    int64_t kv_bytes_per_position = 0;
+  };
+  std::optional<Gpu> gpu;
 };
 
 class Router {

@@ -5,6 +5,8 @@
 //   PENSIEVE_BIN     the pensieve binary (default: ../../build/release/pensieve from this folder)
 //   PENSIEVE_SHARED  the shared folder with models/ and fixtures/ (default: ../../../shared)
 //   PENSIEVE_E2E_VERBOSE=1  mirror every server's stderr to this process's stderr
+//   PENSIEVE_E2E_SERVE_ARGS  arguments added to every `pensieve serve` ("--device cuda": the
+//                            same tests against the model on the GPU)
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,6 +23,9 @@ export const SHARED = path.resolve(
 export const MODEL = path.join(SHARED, 'models', 'TinyStories-656K-Q8_0.gguf');
 export const FIXTURES = path.join(SHARED, 'fixtures', 'claude-code-2.1.197');
 
+const SERVE_ARGS = (process.env.PENSIEVE_E2E_SERVE_ARGS ?? '').split(/\s+/).filter(Boolean);
+// Every server runs its model on the GPU (its weights and KV cache in device memory).
+export const ON_GPU = SERVE_ARGS.join(' ').includes('--device cuda');
 const LISTEN_RE = /pensieve: listening on http:\/\/127\.0\.0\.1:(\d+)/;
 const START_TIMEOUT_MS = 30_000;
 const KILL_AFTER_MS = 5_000;
@@ -53,7 +58,7 @@ export async function startServer(extraArgs = [], options = {}) {
   if (!existsSync(model)) {
     throw new Error(`model not found at ${model} (set PENSIEVE_SHARED)`);
   }
-  const args = ['serve', '-m', model, '--port', '0', ...extraArgs.map(String)];
+  const args = ['serve', '-m', model, '--port', '0', ...SERVE_ARGS, ...extraArgs.map(String)];
   const child = spawn(PENSIEVE_BIN, args, {
     env: { ...childEnv(), ...(options.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,13 +1,14 @@
-// Causal attention over the F16 cache with an online softmax. One thread block per (token, query
-// head); its warps take turns over chunks of 32 positions (warp w: chunks w, w + kWarps, ...),
-// each keeping its own running max, sum and output, merged at the end. Within a chunk each lane
-// scores one position, then the warp adds the chunk's weighted V rows, each lane owning head dims
-// lane, lane + 32, ... Head sizes 64 and 128 get unrolled 16-byte K loads.
+// Causal attention over the F16 cache (contiguous or paged) with an online softmax. One thread
+// block per (token, query head); its warps take turns over chunks of 32 positions (warp w: chunks
+// w, w + kWarps, ...), each keeping its own running max, sum and output, merged at the end. Within
+// a chunk each lane scores one position, then the warp adds the chunk's weighted V rows, each lane
+// owning head dims lane, lane + 32, ... Head sizes 64 and 128 get unrolled 16-byte K loads.
 #include <cmath>
 
 #include "kernels/cuda/attention_tc.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/paged_kv.cuh"
 
 namespace pensieve::cuda {
 namespace {
@@ -57,12 +58,13 @@ __global__ void attention_kernel(AttentionJob job) {
   const int hd = HD > 0 ? HD : static_cast<int>(job.head_dim);
   const int64_t n_kv = job.n_head_kv * hd;
   const int64_t kv_head = h / (job.n_head / job.n_head_kv);
-  const int64_t pos = job.first_pos + (job.first_pos_dev != nullptr ? *job.first_pos_dev : 0) + t;
+  const int64_t pos = detail::token_position(job.paged, job.first_pos, job.first_pos_dev, t);
+  const detail::KvRows rows = detail::kv_rows(job.paged, t);
   const int64_t begin = job.window > 0 && pos - job.window + 1 > 0 ? pos - job.window + 1 : 0;
   const float* q = job.q + (t * job.n_head + h) * hd;  // [hd]
   for (int d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[d] * job.scale;
   __syncthreads();
-  const uint16_t* k = job.k_cache + kv_head * hd;  // position p's row at k + p * n_kv
+  const uint16_t* k = job.k_cache + kv_head * hd;  // position p's row at k + rows.row(p) * n_kv
   const uint16_t* v = job.v_cache + kv_head * hd;
   float m = -INFINITY;  // running max of this warp's scores
   float l = 0.0f;       // running sum of exp(score - m)
@@ -71,7 +73,8 @@ __global__ void attention_kernel(AttentionJob job) {
   for (int i = 0; i < kDims; ++i) acc[i] = 0.0f;
   for (int64_t j0 = begin + warp * detail::kWarp; j0 <= pos; j0 += kWarps * detail::kWarp) {
     const int64_t j = j0 + lane;
-    const float s = j <= pos ? score<HD>(q_s, k + j * n_kv, hd) : -INFINITY;
+    const int64_t row = j <= pos ? rows.row(j) : 0;
+    const float s = j <= pos ? score<HD>(q_s, k + row * n_kv, hd) : -INFINITY;
     const float m_new = fmaxf(m, detail::warp_max(s));
     const float correction = expf(m - m_new);
     const float p = j <= pos ? expf(s - m_new) : 0.0f;
@@ -83,7 +86,8 @@ __global__ void attention_kernel(AttentionJob job) {
 #pragma unroll 8
     for (int jj = 0; jj < n_chunk; ++jj) {
       const float p_j = __shfl_sync(detail::kFullMask, p, jj);
-      const uint16_t* v_row = v + (j0 + jj) * n_kv;  // [hd]
+      const int64_t row_jj = __shfl_sync(detail::kFullMask, row, jj);
+      const uint16_t* v_row = v + row_jj * n_kv;  // [hd]
 #pragma unroll
       for (int i = 0; i < kDims; ++i) {
         const int d = lane + i * detail::kWarp;
@@ -138,7 +142,9 @@ void launch(const AttentionJob& job, cudaStream_t stream) {
 void attention(const AttentionJob& job, cudaStream_t stream) {
   const int64_t rows = job.n_tokens * job.n_head;
   if (rows == 0) return;
-  if (job.tensor_cores && job.n_tokens > 1 && detail::attention_tc_supported(job.head_dim)) {
+  const bool paged = job.paged.positions != nullptr;
+  if (job.tensor_cores && !paged && job.n_tokens > 1 &&
+      detail::attention_tc_supported(job.head_dim)) {
     detail::attention_tc(job, stream);
   } else if (job.n_tokens == 1) {
     launch<8>(job, stream);

@@ -2,7 +2,7 @@
 // 256 (80: not a multiple of the warp; 64 and 128 have their own unrolled kernels), GQA groups,
 // positions around the 32-position chunk and past several rounds of the block's warps, and
 // sliding windows; positions partly read from device memory; the tensor-core kernel for prompt
-// chunks of head sizes 64 and 128.
+// chunks of head sizes 64 and 128; a paged cache read through block tables.
 #include <algorithm>
 #include <cmath>
 #include <ostream>
@@ -114,6 +114,78 @@ TEST_P(CudaAttention, MatchesReference) {
         for (size_t i = 0; i < want.size(); ++i) {
           ASSERT_NEAR(got[i], want[i], tolerance * (1 + std::fabs(want[i]))) << "element " << i;
         }
+      }
+    }
+  }
+}
+
+// A paged cache: three sequences' rows scattered over a pool of 8-position blocks in shuffled
+// order, tokens of the three interleaved in one launch (decode steps and a prompt chunk), each
+// against the reference over its own sequence's contiguous rows.
+TEST_P(CudaAttention, PagedMatchesContiguousPerSequence) {
+  const Heads& s = GetParam();
+  const int64_t n_q = s.n_head * s.head_dim;
+  const int64_t n_kv = s.n_head_kv * s.head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  constexpr int64_t kBlock = 8;
+  const std::vector<int64_t> lengths = {70, 9, 33};  // positions each sequence holds
+  const int64_t n_pool = 3 * 10;                     // blocks; 10 cover 80 positions
+  std::vector<int32_t> order(static_cast<size_t>(n_pool));
+  for (int32_t b = 0; b < n_pool; ++b) order[static_cast<size_t>(b)] = (b * 7 + 3) % n_pool;
+  std::vector<uint16_t> k_pool(static_cast<size_t>(n_pool * kBlock * n_kv));
+  std::vector<uint16_t> v_pool(k_pool.size());
+  std::vector<std::vector<uint16_t>> k_seq, v_seq;
+  std::vector<int32_t> tables;  // sequence i's table at i * 10
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    k_seq.push_back(random_f16(static_cast<size_t>(80 * n_kv), 10 + i));
+    v_seq.push_back(random_f16(static_cast<size_t>(80 * n_kv), 20 + i));
+    for (int64_t b = 0; b < 10; ++b) tables.push_back(order[i * 10 + static_cast<size_t>(b)]);
+    for (int64_t p = 0; p < lengths[i]; ++p) {
+      const int64_t row = tables[i * 10 + static_cast<size_t>(p / kBlock)] * kBlock + p % kBlock;
+      for (int64_t d = 0; d < n_kv; ++d) {
+        k_pool[static_cast<size_t>(row * n_kv + d)] = k_seq[i][static_cast<size_t>(p * n_kv + d)];
+        v_pool[static_cast<size_t>(row * n_kv + d)] = v_seq[i][static_cast<size_t>(p * n_kv + d)];
+      }
+    }
+  }
+  // Token t: sequence seq[t] at position pos[t] (its last positions: one decode step each for
+  // sequences 1 and 2, a chunk of 5 for sequence 0).
+  const std::vector<int32_t> seq = {1, 0, 0, 0, 0, 0, 2};
+  const std::vector<int32_t> pos = {8, 65, 66, 67, 68, 69, 32};
+  std::vector<int32_t> offsets;
+  for (int32_t i : seq) offsets.push_back(i * 10);
+  const auto n_tokens = static_cast<int64_t>(seq.size());
+  for (int64_t window : {0, 5}) {
+    SCOPED_TRACE(testing::Message() << "window " << window);
+    const auto q = test::random_floats(static_cast<size_t>(n_tokens * n_q), 4);
+    test::DeviceBuffer<float> q_dev(q), out_dev(q.size());
+    test::DeviceBuffer<uint16_t> k_dev(k_pool), v_dev(v_pool);
+    test::DeviceBuffer<int32_t> pos_dev(pos), off_dev(offsets), tables_dev(tables);
+    AttentionJob job;
+    job.q = q_dev.get();
+    job.out = out_dev.get();
+    job.k_cache = k_dev.get();
+    job.v_cache = v_dev.get();
+    job.n_tokens = n_tokens;
+    job.paged = {pos_dev.get(), off_dev.get(), tables_dev.get(), kBlock};
+    job.n_head = s.n_head;
+    job.n_head_kv = s.n_head_kv;
+    job.head_dim = s.head_dim;
+    job.scale = scale;
+    job.window = window;
+    job.tensor_cores = true;  // ignored for a paged cache
+    attention(job, nullptr);
+    ASSERT_TRUE(test::synchronize());
+    const std::vector<float> got = out_dev.download();
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const auto i = static_cast<size_t>(seq[static_cast<size_t>(t)]);
+      const std::vector<float> q_t(q.begin() + t * n_q, q.begin() + (t + 1) * n_q);
+      const std::vector<float> want =
+          reference(q_t, k_seq[i], v_seq[i], s, 1, pos[static_cast<size_t>(t)], window, scale);
+      for (int64_t e = 0; e < n_q; ++e) {
+        ASSERT_NEAR(got[static_cast<size_t>(t * n_q + e)], want[static_cast<size_t>(e)],
+                    2e-5 * (1 + std::fabs(want[static_cast<size_t>(e)])))
+            << "token " << t << " element " << e;
       }
     }
   }

@@ -1,6 +1,7 @@
 // The F16 operands of gemm_f16(): activations converted element-wise, weight rows dequantized
-// (one thread per quantized block of 32 or per element) and packed densely.
+// (one thread per quantized block or K-quant sub-block of 32, or per element) and packed densely.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kquants.cuh"
 #include "kernels/cuda/ops.h"
 
 namespace pensieve::cuda {
@@ -25,9 +26,16 @@ __global__ void dequantize_blocks_kernel(const uint8_t* w, size_t row_bytes, int
   const int64_t b = g % n_blocks;
   const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
   alignas(16) uint16_t h[detail::kQk];
+  if constexpr (detail::is_k_quant(T)) {
+    float y[detail::kQk];
+    detail::k_quant_sub_block<T>(row, b, y);
 #pragma unroll
-  for (int j = 0; j < detail::kQk; ++j) {
-    h[j] = detail::float_to_f16_bits(detail::load_element<T>(row, b * detail::kQk + j));
+    for (int j = 0; j < detail::kQk; ++j) h[j] = detail::float_to_f16_bits(y[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < detail::kQk; ++j) {
+      h[j] = detail::float_to_f16_bits(detail::load_element<T>(row, b * detail::kQk + j));
+    }
   }
   auto* dst = reinterpret_cast<uint4*>(out + r * n_cols + b * detail::kQk);
   const auto* src = reinterpret_cast<const uint4*>(h);
@@ -48,8 +56,8 @@ __global__ void dequantize_elements_kernel(const uint8_t* w, size_t row_bytes, i
 
 template <GgmlType T>
 void launch(const Matrix& w, uint16_t* out, cudaStream_t stream) {
-  const bool by_block =
-      (T == GgmlType::kQ8_0 || T == GgmlType::kQ4_0) && reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const bool by_block = (T == GgmlType::kQ8_0 || T == GgmlType::kQ4_0 || detail::is_k_quant(T)) &&
+                        reinterpret_cast<uintptr_t>(out) % 16 == 0;
   if (by_block) {
     // n_cols is a multiple of 32, so every output block starts 64-byte aligned.
     const int64_t n = w.n_rows * (w.n_cols / detail::kQk);
@@ -78,8 +86,16 @@ void dequantize_f16(const Matrix& w, uint16_t* out, cudaStream_t stream) {
       return launch<GgmlType::kF16>(w, out, stream);
     case GgmlType::kQ8_0:
       return launch<GgmlType::kQ8_0>(w, out, stream);
+    case GgmlType::kBF16:
+      return launch<GgmlType::kBF16>(w, out, stream);
     case GgmlType::kQ4_0:
       return launch<GgmlType::kQ4_0>(w, out, stream);
+    case GgmlType::kQ4_K:
+      return launch<GgmlType::kQ4_K>(w, out, stream);
+    case GgmlType::kQ5_K:
+      return launch<GgmlType::kQ5_K>(w, out, stream);
+    case GgmlType::kQ6_K:
+      return launch<GgmlType::kQ6_K>(w, out, stream);
     default:
       detail::unsupported_type("dequantize_f16", w.type);
   }

@@ -57,12 +57,15 @@ TEST_F(CudaElementwise, AddAndSwigluMatchReference) {
   }
 }
 
-// Dequantization is one multiply per element, as in the reference: the rows must be equal.
+// Dequantization rounds as the reference does (one multiply per element; K-quants' multiplies
+// and subtraction unfused): the rows must be equal.
 TEST_F(CudaElementwise, GetRowsEqualsReferenceRows) {
-  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
-    const bool blocks = type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0;
-    for (int64_t n_cols :
-         blocks ? std::vector<int64_t>{32, 64, 288} : std::vector<int64_t>{1, 7, 172}) {
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
+                        GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    const int64_t block = ggml_type_traits(type).block_elements;
+    for (int64_t n_cols : block == 256  ? std::vector<int64_t>{256, 512, 1280}
+                          : block == 32 ? std::vector<int64_t>{32, 64, 288}
+                                        : std::vector<int64_t>{1, 7, 172}) {
       SCOPED_TRACE(testing::Message() << ggml_type_name(type) << " cols " << n_cols);
       const int64_t n_rows = 67;
       const size_t row_bytes = ggml_row_bytes(ggml_type_traits(type), n_cols);

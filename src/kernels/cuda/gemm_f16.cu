@@ -4,8 +4,11 @@
 // (the loop is bound by memory latency with fewer). Rows past m or n and columns past k load as
 // zeros; the tile's outputs go through shared memory so edge tiles store only what lies inside c.
 // Consecutive blocks share a b tile (the weights): it is read from memory once and from L2 for the
-// other m tiles.
+// other m tiles. With few tiles (a few tokens) k is split over more blocks, each summing its
+// columns into a plane of a workspace, and the planes are added in order afterwards.
 #include <mma.h>
+
+#include <algorithm>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
@@ -37,9 +40,10 @@ __device__ __forceinline__ void copy_wait() {
 }
 
 // rows [r0, r0 + kRows) x columns [k0, k0 + kBk) of a [n_rows, k] matrix into shared memory.
+// Columns from k_end on load as zeros (a split's end).
 template <int kRows>
 __device__ __forceinline__ void load_tile(half* s, const half* g, int64_t r0, int64_t n_rows,
-                                          int64_t k0, int64_t k) {
+                                          int64_t k0, int64_t k, int64_t k_end) {
   constexpr int kChunks = kRows * kBk / 8;  // 16-byte pieces
 #pragma unroll
   for (int c = threadIdx.x; c < kChunks; c += kThreads) {
@@ -47,7 +51,7 @@ __device__ __forceinline__ void load_tile(half* s, const half* g, int64_t r0, in
     const int col = c % (kBk / 8) * 8;
     const int64_t gr = r0 + row;
     const int64_t gk = k0 + col;
-    const bool valid = gr < n_rows && gk < k;  // k % 8 == 0: a piece is all in or all out
+    const bool valid = gr < n_rows && gk < k_end;  // k % 8 == 0: a piece is all in or all out
     copy16(s + row * kStride + col, valid ? g + gr * k + gk : g, valid);
   }
 }
@@ -61,7 +65,7 @@ constexpr size_t smem_bytes() {
 template <int BM>
 __global__ void __launch_bounds__(kThreads, 2)
     gemm_kernel(const half* a, const half* b, int64_t m, int64_t n, int64_t k, float* c,
-                bool accumulate) {
+                bool accumulate, int64_t k_split) {
   constexpr int kFm = BM / 2 / kFrag;  // fragments per warp along m
   constexpr int kFn = 32 / kFrag;      // along n
   constexpr int kStage = (BM + kBn) * kStride;
@@ -73,6 +77,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int warp_n = warp % 4;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kBn;
+  // Split z takes columns [k_begin, k_end) and writes its partial sums to its own c plane.
+  const int64_t k_begin = static_cast<int64_t>(blockIdx.z) * k_split;
+  const int64_t k_end = k_begin + k_split < k ? k_begin + k_split : k;
+  c += static_cast<int64_t>(blockIdx.z) * m * n;
 
   wmma::fragment<wmma::accumulator, kFrag, kFrag, kFrag, float> acc[kFm][kFn];
 #pragma unroll
@@ -84,14 +92,14 @@ __global__ void __launch_bounds__(kThreads, 2)
   // Slice kt goes to stage kt % kStages; one commit group per slice, empty past the end, so
   // that waiting for all but kStages - 2 groups always means slice kt has landed.
   auto load_slice = [&](int64_t kt) {
-    if (kt * kBk < k) {
+    if (k_begin + kt * kBk < k_end) {
       half* stage = smem + (kt % kStages) * kStage;
-      load_tile<BM>(stage, a, m0, m, kt * kBk, k);
-      load_tile<kBn>(stage + BM * kStride, b, n0, n, kt * kBk, k);
+      load_tile<BM>(stage, a, m0, m, k_begin + kt * kBk, k, k_end);
+      load_tile<kBn>(stage + BM * kStride, b, n0, n, k_begin + kt * kBk, k, k_end);
     }
     copy_commit();
   };
-  const int64_t n_k = (k + kBk - 1) / kBk;
+  const int64_t n_k = (k_end - k_begin + kBk - 1) / kBk;
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) load_slice(s);
   for (int64_t kt = 0; kt < n_k; ++kt) {
@@ -158,31 +166,61 @@ int sm_count() {
 // The stages take more than the 48 KiB of shared memory a block gets unasked.
 template <int BM>
 void launch(const half* a, const half* b, int64_t m, int64_t n, int64_t k, float* c,
-            bool accumulate, unsigned n_tiles, cudaStream_t stream) {
+            bool accumulate, unsigned n_tiles, int64_t k_split, unsigned n_splits,
+            cudaStream_t stream) {
   static const bool sized = [] {
     cudaFuncSetAttribute(gemm_kernel<BM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(smem_bytes<BM>()));
     return true;
   }();
   (void)sized;
-  gemm_kernel<BM><<<dim3(detail::grid_for(m, BM), n_tiles), kThreads, smem_bytes<BM>(), stream>>>(
-      a, b, m, n, k, c, accumulate);
+  gemm_kernel<BM>
+      <<<dim3(detail::grid_for(m, BM), n_tiles, n_splits), kThreads, smem_bytes<BM>(), stream>>>(
+          a, b, m, n, k, c, accumulate, k_split);
+}
+
+// c[i] = sum of the n_splits planes' [i] in order (+ c[i]): deterministic, unlike atomics.
+__global__ void sum_splits_kernel(const float* planes, int64_t size, int n_splits, float* c,
+                                  bool accumulate) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= size) return;
+  float sum = accumulate ? c[i] : 0.0f;
+  for (int s = 0; s < n_splits; ++s) sum += planes[s * size + i];
+  c[i] = sum;
 }
 
 }  // namespace
 
 void gemm_f16(const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k, float* c,
-              bool accumulate, cudaStream_t stream) {
+              bool accumulate, cudaStream_t stream, float* workspace, int64_t workspace_floats) {
   if (m == 0 || n == 0) return;
   const auto* ah = reinterpret_cast<const half*>(a);
   const auto* bh = reinterpret_cast<const half*>(b);
   const unsigned n_tiles = detail::grid_for(n, kBn);
   // Tall tiles when they still give every SM a block; else half as tall, twice as many.
   if (static_cast<int64_t>(detail::grid_for(m, 128)) * n_tiles >= sm_count()) {
-    launch<128>(ah, bh, m, n, k, c, accumulate, n_tiles, stream);
-  } else {
-    launch<64>(ah, bh, m, n, k, c, accumulate, n_tiles, stream);
+    launch<128>(ah, bh, m, n, k, c, accumulate, n_tiles, k, 1, stream);
+    return;
   }
+  // Few tiles (few tokens): split k so that about two blocks run on every SM, each split at
+  // least kMinSlices slices long, when the workspace holds every split's partial sums.
+  constexpr int64_t kMinSlices = 4;
+  constexpr int64_t kMaxSplits = 16;
+  const int64_t tiles = static_cast<int64_t>(detail::grid_for(m, 64)) * n_tiles;
+  const int64_t slices = (k + kBk - 1) / kBk;
+  int64_t splits = std::min({(2 * sm_count() + tiles - 1) / tiles, slices / kMinSlices, kMaxSplits,
+                             workspace_floats / std::max<int64_t>(1, m * n)});
+  if (splits < 2) {
+    launch<64>(ah, bh, m, n, k, c, accumulate, n_tiles, k, 1, stream);
+    return;
+  }
+  const int64_t k_split = (slices + splits - 1) / splits * kBk;
+  splits = (k + k_split - 1) / k_split;
+  launch<64>(ah, bh, m, n, k, workspace, false, n_tiles, k_split, static_cast<unsigned>(splits),
+             stream);
+  constexpr int kSumThreads = 256;
+  sum_splits_kernel<<<detail::grid_for(m * n, kSumThreads), kSumThreads, 0, stream>>>(
+      workspace, m * n, static_cast<int>(splits), c, accumulate);
 }
 
 }  // namespace pensieve::cuda

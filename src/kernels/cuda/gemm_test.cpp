@@ -2,6 +2,7 @@
 // reference's dequantized value rounded to F16), gemm_f16 against double sums of the same F16
 // operands, over m, n and k around the 64/128-row tiles and the 32-wide k slices, with and
 // without accumulation.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -34,9 +35,14 @@ TEST_F(CudaGemm, ToF16RoundsLikeTheHost) {
   for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(got[i], f32_to_f16(x[i])) << i << " " << x[i];
 }
 
+// K-quants are decoded with the reference's roundings (no fused multiply-add), so they too must
+// match bit for bit; widths of 1, 3 and 8 super-blocks.
 TEST_F(CudaGemm, DequantizeF16MatchesReferenceRows) {
-  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
-    for (int64_t n_cols : {32, 96, 2048}) {
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
+                        GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    const bool k_quant = ggml_type_traits(type).block_elements == 256;
+    for (int64_t n_cols :
+         k_quant ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>{32, 96, 2048}) {
       for (size_t offset : {size_t{0}, size_t{4}}) {
         SCOPED_TRACE(testing::Message()
                      << ggml_type_name(type) << " cols " << n_cols << " offset " << offset);
@@ -66,17 +72,29 @@ TEST_F(CudaGemm, DequantizeF16MatchesReferenceRows) {
   }
 }
 
+TEST(CudaGemmTypes, DequantizeF16SupportedTypes) {
+  for (GgmlType type : {GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,
+                        GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    EXPECT_TRUE(dequantize_f16_supported(type)) << ggml_type_name(type);
+  }
+  EXPECT_FALSE(dequantize_f16_supported(GgmlType::kQ5_0));
+  EXPECT_FALSE(dequantize_f16_supported(GgmlType::kQ3_K));
+}
+
 // c = a b^T (+ c0) on the device against double sums; F32 accumulation of exact F16 products
 // differs by rounding only: |c - want| <= 1e-5 * sum |a b| + 1e-6.
-void check_gemm(int64_t m, int64_t n, int64_t k, bool accumulate) {
+void check_gemm(int64_t m, int64_t n, int64_t k, bool accumulate, int64_t workspace_floats = 0) {
   SCOPED_TRACE(testing::Message() << "m " << m << " n " << n << " k " << k
-                                  << (accumulate ? " accumulate" : ""));
+                                  << (accumulate ? " accumulate" : "") << " workspace "
+                                  << workspace_floats);
   const auto a = random_halves(static_cast<size_t>(m * k), static_cast<uint64_t>(m + 7 * k));
   const auto b = random_halves(static_cast<size_t>(n * k), static_cast<uint64_t>(n + 13 * k));
   const auto c0 = test::random_floats(static_cast<size_t>(m * n), 21);
   test::DeviceBuffer<uint16_t> a_dev(a), b_dev(b);
   test::DeviceBuffer<float> c_dev(c0);
-  gemm_f16(a_dev.get(), b_dev.get(), m, n, k, c_dev.get(), accumulate, nullptr);
+  test::DeviceBuffer<float> workspace(static_cast<size_t>(std::max<int64_t>(workspace_floats, 1)));
+  gemm_f16(a_dev.get(), b_dev.get(), m, n, k, c_dev.get(), accumulate, nullptr, workspace.get(),
+           workspace_floats);
   ASSERT_TRUE(test::synchronize());
   const std::vector<float> c = c_dev.download();
   std::vector<float> af(a.size()), bf(b.size());
@@ -105,6 +123,21 @@ TEST_F(CudaGemm, MatchesReferenceAroundTileEdges) {
       }
     }
   }
+}
+
+// Few tokens against wide weights: k split over more blocks through a workspace (room for 2, 5
+// and 16 splits), uneven last splits, with and without accumulation; and the same product
+// with no workspace gives the same sums within rounding.
+TEST_F(CudaGemm, SplitsKForFewTokens) {
+  for (int64_t m : {1, 9, 32}) {
+    for (int64_t k : {520, 4096}) {
+      for (int64_t splits : {2, 5, 16}) {
+        check_gemm(m, 256, k, m % 2 == 1, splits * m * 256);
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+  check_gemm(32, 256, 11008, true, 16 * 32 * 256);
 }
 
 TEST_F(CudaGemm, AccumulatesAndHandlesRealSizes) {

@@ -25,8 +25,19 @@ void launch(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cuda
 }  // namespace
 
 bool matrix_type_supported(GgmlType type) {
-  return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kQ8_0 ||
-         type == GgmlType::kQ4_0;
+  return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kBF16 ||
+         type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K ||
+         type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
+}
+
+bool matvec_reads_q8(GgmlType type) {
+  return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K ||
+         type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
+}
+
+// BF16 weights round to F16 there: exact within F16's normal range (6.1e-5 to 65504 in magnitude).
+bool dequantize_f16_supported(GgmlType type) {
+  return type == GgmlType::kBF16 || matvec_reads_q8(type);
 }
 
 void get_rows(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cudaStream_t stream) {
@@ -38,8 +49,16 @@ void get_rows(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cu
       return launch<GgmlType::kF16>(w, ids, n_ids, out, stream);
     case GgmlType::kQ8_0:
       return launch<GgmlType::kQ8_0>(w, ids, n_ids, out, stream);
+    case GgmlType::kBF16:
+      return launch<GgmlType::kBF16>(w, ids, n_ids, out, stream);
     case GgmlType::kQ4_0:
       return launch<GgmlType::kQ4_0>(w, ids, n_ids, out, stream);
+    case GgmlType::kQ4_K:
+      return launch<GgmlType::kQ4_K>(w, ids, n_ids, out, stream);
+    case GgmlType::kQ5_K:
+      return launch<GgmlType::kQ5_K>(w, ids, n_ids, out, stream);
+    case GgmlType::kQ6_K:
+      return launch<GgmlType::kQ6_K>(w, ids, n_ids, out, stream);
     default:
       detail::unsupported_type("get_rows", w.type);
   }

@@ -1,7 +1,8 @@
-// y = x W^T for F32, F16, Q8_0 and Q4_0 weights: one warp per weight row, a tile of up to
-// kMatmulTile tokens per warp so each row is read once per tile. The row's dot products are
-// summed in F32 per lane, then across the warp.
+// y = x W^T for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights: one warp per weight
+// row, a tile of up to kMatmulTile tokens per warp so each row is read once per tile. The row's
+// dot products are summed in F32 per lane, then across the warp.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kquants.cuh"
 #include "kernels/cuda/ops.h"
 
 namespace pensieve::cuda {
@@ -10,7 +11,7 @@ namespace {
 constexpr int kWarpsPerBlock = 4;  // weight rows per thread block
 constexpr int kTile = static_cast<int>(kMatmulTile);
 
-// F32 and F16: lane l takes elements l, l + 32, ...
+// F32, F16 and BF16: lane l takes elements l, l + 32, ...
 template <GgmlType T, int NT>
 __device__ void dot_plain(const uint8_t* row, int64_t n_cols, const float* x, int nt, int lane,
                           float* acc) {
@@ -75,6 +76,29 @@ __device__ void dot_blocks(const uint8_t* row, int64_t n_cols, const float* x, i
   }
 }
 
+// K-quants: lane l takes sub-blocks of 32 l, l + 32, ..., each decoded to F32 once for the tile.
+template <GgmlType T, int NT>
+__device__ void dot_k_quant(const uint8_t* row, int64_t n_cols, const float* x, int nt, int lane,
+                            float* acc) {
+  const int64_t n_sub = n_cols / detail::kQk;
+  for (int64_t s = lane; s < n_sub; s += detail::kWarp) {
+    float w[detail::kQk];
+    detail::k_quant_sub_block<T>(row, s, w);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t >= nt) break;
+      const auto* xs = reinterpret_cast<const float4*>(x + t * n_cols + s * detail::kQk);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < detail::kQk / 4; ++j) {
+        const float4 v = xs[j];
+        sum += w[4 * j] * v.x + w[4 * j + 1] * v.y + w[4 * j + 2] * v.z + w[4 * j + 3] * v.w;
+      }
+      acc[t] += sum;
+    }
+  }
+}
+
 template <GgmlType T, int NT>
 __global__ void matmul_kernel(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                               const float* x, int64_t n_tokens, float* y) {
@@ -88,8 +112,10 @@ __global__ void matmul_kernel(const uint8_t* w, size_t row_bytes, int64_t n_rows
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-  if constexpr (T == GgmlType::kF32 || T == GgmlType::kF16) {
+  if constexpr (T == GgmlType::kF32 || T == GgmlType::kF16 || T == GgmlType::kBF16) {
     dot_plain<T, NT>(row, n_cols, xt, nt, lane, acc);
+  } else if constexpr (detail::is_k_quant(T)) {
+    dot_k_quant<T, NT>(row, n_cols, xt, nt, lane, acc);
   } else {
     dot_blocks<T, NT>(row, n_cols, xt, nt, lane, acc);
   }
@@ -130,8 +156,16 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, cudaStr
       return launch<GgmlType::kF16>(w, x, n_tokens, y, stream);
     case GgmlType::kQ8_0:
       return launch<GgmlType::kQ8_0>(w, x, n_tokens, y, stream);
+    case GgmlType::kBF16:
+      return launch<GgmlType::kBF16>(w, x, n_tokens, y, stream);
     case GgmlType::kQ4_0:
       return launch<GgmlType::kQ4_0>(w, x, n_tokens, y, stream);
+    case GgmlType::kQ4_K:
+      return launch<GgmlType::kQ4_K>(w, x, n_tokens, y, stream);
+    case GgmlType::kQ5_K:
+      return launch<GgmlType::kQ5_K>(w, x, n_tokens, y, stream);
+    case GgmlType::kQ6_K:
+      return launch<GgmlType::kQ6_K>(w, x, n_tokens, y, stream);
     default:
       detail::unsupported_type("matmul", w.type);
   }

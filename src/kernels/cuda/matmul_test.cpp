@@ -1,6 +1,7 @@
 // matmul against ref::matvec for every supported weight type over shape sweeps: odd widths,
 // row counts around the 4-row thread block, token counts around the 8-token tile, and real
-// widths; quantized rows also at a 2-byte offset (as a fused tensor's row ranges start).
+// widths (K-quants: whole 256-element super-blocks); quantized rows also at a 2-byte offset (as
+// a fused tensor's row ranges start).
 #include <cmath>
 #include <cstring>
 
@@ -13,6 +14,8 @@ namespace pensieve::cuda {
 namespace {
 
 bool quantized(GgmlType type) { return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0; }
+
+bool k_quant(GgmlType type) { return ggml_type_traits(type).block_elements == 256; }
 
 // n_rows random rows of n_cols in `type`, as the bytes a GGUF tensor holds.
 std::vector<uint8_t> random_matrix(GgmlType type, int64_t n_rows, int64_t n_cols, uint64_t seed,
@@ -68,9 +71,10 @@ class CudaMatmul : public test::CudaTest, public ::testing::WithParamInterface<G
 
 TEST_P(CudaMatmul, MatchesReferenceOverShapes) {
   const GgmlType type = GetParam();
-  const std::vector<int64_t> widths = quantized(type)
-                                          ? std::vector<int64_t>{32, 64, 96, 288, 1056}
-                                          : std::vector<int64_t>{1, 7, 32, 33, 172, 1000};
+  // K-quant rows go in sub-blocks of 32 per lane: 8 (most lanes idle), 40 and 72 (a second pass).
+  std::vector<int64_t> widths = {1, 7, 32, 33, 172, 1000};
+  if (quantized(type)) widths = {32, 64, 96, 288, 1056};
+  if (k_quant(type)) widths = {256, 1280, 2304};
   for (int64_t n_cols : widths) {
     for (int64_t n_rows : {1, 3, 4, 5, 67}) {
       for (int64_t n_tokens : {1, 2, 7, 8, 9, 17}) {
@@ -90,8 +94,9 @@ TEST_P(CudaMatmul, MatchesReferenceAtRealWidth) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CudaTypes, CudaMatmul,
-                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0,
-                                           GgmlType::kQ4_0),
+                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
+                                           GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,
+                                           GgmlType::kQ5_K, GgmlType::kQ6_K),
                          [](const auto& param_info) {
                            return std::string(ggml_type_name(param_info.param));
                          });
@@ -99,9 +104,10 @@ INSTANTIATE_TEST_SUITE_P(CudaTypes, CudaMatmul,
 class CudaMatmulOffset : public test::CudaTest {};
 
 TEST_F(CudaMatmulOffset, QuantizedRowsAtTwoByteOffset) {
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+  for (GgmlType type :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     for (int64_t n_tokens : {1, 3, 9}) {
-      check_product(type, 5, 96, n_tokens, 2);
+      check_product(type, 5, k_quant(type) ? 512 : 96, n_tokens, 2);
       if (HasFatalFailure()) return;
     }
   }
@@ -112,8 +118,14 @@ TEST(CudaMatmulTypes, SupportedTypes) {
   EXPECT_TRUE(matrix_type_supported(GgmlType::kF16));
   EXPECT_TRUE(matrix_type_supported(GgmlType::kQ8_0));
   EXPECT_TRUE(matrix_type_supported(GgmlType::kQ4_0));
-  EXPECT_FALSE(matrix_type_supported(GgmlType::kQ4_K));
-  EXPECT_FALSE(matrix_type_supported(GgmlType::kBF16));
+  EXPECT_TRUE(matrix_type_supported(GgmlType::kBF16));
+  EXPECT_TRUE(matrix_type_supported(GgmlType::kQ4_K));
+  EXPECT_TRUE(matrix_type_supported(GgmlType::kQ5_K));
+  EXPECT_TRUE(matrix_type_supported(GgmlType::kQ6_K));
+  EXPECT_FALSE(matrix_type_supported(GgmlType::kQ4_1));
+  EXPECT_FALSE(matrix_type_supported(GgmlType::kQ5_0));
+  EXPECT_FALSE(matrix_type_supported(GgmlType::kQ2_K));
+  EXPECT_FALSE(matrix_type_supported(GgmlType::kQ3_K));
 }
 
 }  // namespace

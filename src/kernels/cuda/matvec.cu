@@ -1,13 +1,16 @@
-// One token's matrix-vector products (the decode step): one warp per weight row, lanes striding
-// over the row in units (a quantized block of 32, 8 F16 or 4 F32 values when rows are 16-byte
-// aligned, else single elements), F32 sums per lane reduced across the warp. Quantized rows
-// multiply the 8-bit codes of x with __dp4a; the block scales apply once per block. Up to three
-// matrices share a launch, their rows numbered one after another; SwiGLU reads the gate and up
-// rows of one index in one warp. Thread blocks of 8 warps: fewer, fuller blocks start faster.
+// The decode step's matrix-vector products, for one token or a few (each warp then takes its row
+// against every token in turn, reading the row from memory once): one warp per weight row, lanes
+// striding over the row in units (a quantized block of 32, 64 elements of a K-quant, 8 F16 or BF16
+// or 4 F32 values when rows are 16-byte aligned, else single elements), F32 sums per lane reduced
+// across the warp. Quantized rows multiply the 8-bit codes of x with __dp4a; the block scales
+// apply once per block (K-quants: per sub-block, kquants.cuh). Up to three matrices share a
+// launch, their rows numbered one after another; SwiGLU reads the gate and up rows of one index
+// in one warp. Thread blocks of 8 warps: fewer, fuller blocks start faster.
 #include <cstdio>
 #include <cstdlib>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kquants.cuh"
 #include "kernels/cuda/ops.h"
 
 namespace pensieve::cuda {
@@ -61,7 +64,11 @@ __device__ __forceinline__ float q8_0_block_dot(const uint8_t* row, int64_t b, c
   return dw * xq.ds[b].x * static_cast<float>(s);
 }
 
-// This lane's part of row . x.
+// The two BF16 values in a 32-bit word, the first in the low half.
+__device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
+
+// This lane's part of row . x. kVec: x and the rows are 16-byte aligned (K-quants: the rows).
 template <GgmlType T, bool kVec>
 __device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, const Q8Act& xq,
                          int lane) {
@@ -71,6 +78,23 @@ __device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, con
 #pragma unroll 2
     for (int64_t b = lane; b < n_blocks; b += detail::kWarp) {
       acc += T == GgmlType::kQ4_0 ? q4_0_block_dot(row, b, xq) : q8_0_block_dot(row, b, xq);
+    }
+  } else if constexpr (detail::is_k_quant(T)) {
+    const int64_t n_units = n_cols / 64;
+#pragma unroll 2
+    for (int64_t u = lane; u < n_units; u += detail::kWarp) {
+      acc += detail::k_quant_unit_dot<T, kVec>(row, u, xq);
+    }
+  } else if constexpr (kVec && T == GgmlType::kBF16) {
+    const auto* w8 = reinterpret_cast<const uint4*>(row);
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+#pragma unroll 2
+    for (int64_t u = lane; u < n_cols / 8; u += detail::kWarp) {
+      const uint4 w = w8[u];
+      const float4 xa = x4[2 * u];
+      const float4 xb = x4[2 * u + 1];
+      acc += bf16_lo(w.x) * xa.x + bf16_hi(w.x) * xa.y + bf16_lo(w.y) * xa.z + bf16_hi(w.y) * xa.w;
+      acc += bf16_lo(w.z) * xb.x + bf16_hi(w.z) * xb.y + bf16_lo(w.w) * xb.z + bf16_hi(w.w) * xb.w;
     }
   } else if constexpr (kVec && T == GgmlType::kF16) {
     const auto* w8 = reinterpret_cast<const uint4*>(row);
@@ -107,7 +131,7 @@ __device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, con
 
 template <GgmlType T, bool kVec, MatvecOut O>
 __global__ void __launch_bounds__(kThreads)
-    matvec_kernel(Targets t, int64_t n_cols, const float* x, Q8Act xq) {
+    matvec_kernel(Targets t, int64_t n_cols, int64_t n_tokens, const float* x, Q8Act xq) {
   const int lane = threadIdx.x % detail::kWarp;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / detail::kWarp;
   if (g >= t.first_row[kMaxMatvecs]) return;  // the whole warp leaves together
@@ -116,18 +140,33 @@ __global__ void __launch_bounds__(kThreads)
   const uint8_t* w = i == 0 ? t.w[0] : i == 1 ? t.w[1] : t.w[2];
   const size_t row_bytes = i == 0 ? t.row_bytes[0] : i == 1 ? t.row_bytes[1] : t.row_bytes[2];
   float* y = i == 0 ? t.y[0] : i == 1 ? t.y[1] : t.y[2];
-  const int64_t r = g - (i == 0 ? 0 : i == 1 ? t.first_row[1] : t.first_row[2]);
-  const float sum = detail::warp_sum(
-      row_dot<T, kVec>(w + static_cast<size_t>(r) * row_bytes, n_cols, x, xq, lane));
-  if constexpr (O == MatvecOut::kSwiglu) {
-    const float up = detail::warp_sum(
-        row_dot<T, kVec>(t.w[1] + static_cast<size_t>(r) * t.row_bytes[1], n_cols, x, xq, lane));
-    if (lane == 0) y[r] = sum / (1.0f + expf(-sum)) * up;
-  } else if (lane == 0) {
-    if constexpr (O == MatvecOut::kAdd) {
-      y[r] += sum;
-    } else {
-      y[r] = sum;
+  const int64_t first = i == 0 ? 0 : i == 1 ? t.first_row[1] : t.first_row[2];
+  const int64_t n_rows = (i == 0   ? t.first_row[1]
+                          : i == 1 ? t.first_row[2]
+                                   : t.first_row[3]) -
+                         first;
+  const int64_t r = g - first;
+  const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+  // Token after token on the same row: after the first, its bytes come from the L1 cache.
+  for (int64_t j = 0; j < n_tokens; ++j) {
+    const float* x_j = x != nullptr ? x + j * n_cols : nullptr;
+    Q8Act xq_j = xq;
+    if (xq.qs != nullptr) {
+      xq_j.qs += j * n_cols;
+      xq_j.ds += j * (n_cols / detail::kQk);
+    }
+    float* y_j = y + j * n_rows;
+    const float sum = detail::warp_sum(row_dot<T, kVec>(row, n_cols, x_j, xq_j, lane));
+    if constexpr (O == MatvecOut::kSwiglu) {
+      const float up = detail::warp_sum(row_dot<T, kVec>(
+          t.w[1] + static_cast<size_t>(r) * t.row_bytes[1], n_cols, x_j, xq_j, lane));
+      if (lane == 0) y_j[r] = sum / (1.0f + expf(-sum)) * up;
+    } else if (lane == 0) {
+      if constexpr (O == MatvecOut::kAdd) {
+        y_j[r] += sum;
+      } else {
+        y_j[r] = sum;
+      }
     }
   }
 }
@@ -143,15 +182,15 @@ void launch(const Targets& t, int64_t n_cols, const MatvecJob& job, dim3 grid,
   switch (job.out) {
     case MatvecOut::kStore:
       matvec_kernel<T, kVec, MatvecOut::kStore>
-          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.x, job.xq);
+          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.n_tokens, job.x, job.xq);
       return;
     case MatvecOut::kAdd:
       matvec_kernel<T, kVec, MatvecOut::kAdd>
-          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.x, job.xq);
+          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.n_tokens, job.x, job.xq);
       return;
     case MatvecOut::kSwiglu:
       matvec_kernel<T, kVec, MatvecOut::kSwiglu>
-          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.x, job.xq);
+          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.n_tokens, job.x, job.xq);
       return;
   }
 }
@@ -163,9 +202,10 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 void matvec(const MatvecJob& job, cudaStream_t stream) {
   if (job.n_w < 1 || job.n_w > kMaxMatvecs) bad_job("between 1 and 3 matrices");
   if (job.out == MatvecOut::kSwiglu && job.n_w != 2) bad_job("SwiGLU takes two matrices");
+  if (job.n_tokens < 1) bad_job("at least one token");
   const Matrix& w0 = *job.w[0];
   Targets t{};
-  bool vec = aligned16(job.x);
+  bool rows16 = true;  // every row starts 16-byte aligned
   for (int i = 0; i < job.n_w; ++i) {
     const Matrix& w = *job.w[i];
     if (w.type != w0.type || w.n_cols != w0.n_cols) bad_job("matrices differ in type or width");
@@ -173,8 +213,9 @@ void matvec(const MatvecJob& job, cudaStream_t stream) {
     t.w[i] = w.data;
     t.row_bytes[i] = w.row_bytes;
     t.y[i] = job.y[i];
-    vec = vec && aligned16(w.data) && w.row_bytes % 16 == 0;
+    rows16 = rows16 && aligned16(w.data) && w.row_bytes % 16 == 0;
   }
+  const bool vec = rows16 && aligned16(job.x);
   // SwiGLU's warps walk the gate's rows only (each reads the up row too).
   const int n_walked = job.out == MatvecOut::kSwiglu ? 1 : job.n_w;
   for (int i = 0; i < kMaxMatvecs; ++i) {
@@ -191,10 +232,22 @@ void matvec(const MatvecJob& job, cudaStream_t stream) {
     case GgmlType::kF16:
       if (vec && n_cols % 8 == 0) return launch<GgmlType::kF16, true>(t, n_cols, job, grid, stream);
       return launch<GgmlType::kF16, false>(t, n_cols, job, grid, stream);
+    case GgmlType::kBF16:
+      if (vec && n_cols % 8 == 0)
+        return launch<GgmlType::kBF16, true>(t, n_cols, job, grid, stream);
+      return launch<GgmlType::kBF16, false>(t, n_cols, job, grid, stream);
     case GgmlType::kQ8_0:
       return launch<GgmlType::kQ8_0, false>(t, n_cols, job, grid, stream);
     case GgmlType::kQ4_0:
       return launch<GgmlType::kQ4_0, false>(t, n_cols, job, grid, stream);
+    case GgmlType::kQ4_K:
+      if (rows16) return launch<GgmlType::kQ4_K, true>(t, n_cols, job, grid, stream);
+      return launch<GgmlType::kQ4_K, false>(t, n_cols, job, grid, stream);
+    case GgmlType::kQ5_K:
+      if (rows16) return launch<GgmlType::kQ5_K, true>(t, n_cols, job, grid, stream);
+      return launch<GgmlType::kQ5_K, false>(t, n_cols, job, grid, stream);
+    case GgmlType::kQ6_K:  // 210-byte blocks: 2-byte aligned loads whatever the row
+      return launch<GgmlType::kQ6_K, false>(t, n_cols, job, grid, stream);
     default:
       detail::unsupported_type("matvec", w0.type);
   }

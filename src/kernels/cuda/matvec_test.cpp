@@ -1,8 +1,9 @@
 // matvec (the decode step's products) and the 8-bit activations it reads, against simple host
 // references: quantize_q8 and rms_norm_q8 code for code; the products of F32 and F16 rows against
 // ref::matvec of x, those of quantized rows against ref::matvec of x's dequantized codes (the
-// __dp4a sums are exact, so only F32 summation order differs). Every output mode, one to three
-// matrices a launch, widths that split a warp's pass, and rows at a 2-byte offset.
+// __dp4a sums are exact, so only F32 summation order differs; K-quant mins come in through the
+// activation blocks' d * sum). Every output mode, one to three matrices a launch, widths that
+// split a warp's pass, and rows at a 2-byte offset.
 #include <cmath>
 #include <cstring>
 
@@ -14,7 +15,13 @@
 namespace pensieve::cuda {
 namespace {
 
-bool quantized(GgmlType type) { return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0; }
+// The weight types whose rows multiply x's 8-bit codes.
+bool quantized(GgmlType type) {
+  return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K ||
+         type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
+}
+
+bool k_quant(GgmlType type) { return ggml_type_traits(type).block_elements == 256; }
 
 // x in blocks of 32 as quantize_q8 defines them: d = max|x| / 127, codes round(x / d).
 struct HostQ8 {
@@ -207,9 +214,12 @@ class CudaMatvec : public test::CudaTest, public ::testing::WithParamInterface<G
 
 TEST_P(CudaMatvec, MatchesReferenceOverShapes) {
   const GgmlType type = GetParam();
-  const std::vector<int64_t> widths = quantized(type)
-                                          ? std::vector<int64_t>{32, 64, 96, 1056, 2048}
-                                          : std::vector<int64_t>{1, 7, 8, 33, 256, 1000, 2048};
+  // K-quant rows go in units of 64 per lane: 4 units (most lanes idle), 32 (one pass), 36 and
+  // 88 (a second, partial pass).
+  const std::vector<int64_t> widths =
+      k_quant(type)     ? std::vector<int64_t>{256, 512, 1280, 2048, 2304, 5632}
+      : quantized(type) ? std::vector<int64_t>{32, 64, 96, 1056, 2048}
+                        : std::vector<int64_t>{1, 7, 8, 33, 256, 1000, 2048};
   for (int64_t n_cols : widths) {
     for (int64_t n_rows : {1, 3, 4, 5, 67}) {
       check_matvec(type, n_cols, {n_rows}, MatvecOut::kStore, 0);
@@ -220,7 +230,7 @@ TEST_P(CudaMatvec, MatchesReferenceOverShapes) {
 
 TEST_P(CudaMatvec, ThreeMatricesAddAndSwiglu) {
   const GgmlType type = GetParam();
-  for (int64_t n_cols : {64, 4096}) {
+  for (int64_t n_cols : {k_quant(type) ? int64_t{256} : int64_t{64}, int64_t{4096}}) {
     check_matvec(type, n_cols, {67, 9, 9}, MatvecOut::kStore, 0);  // q, k, v of GQA
     check_matvec(type, n_cols, {5, 70, 1}, MatvecOut::kAdd, 0);
     check_matvec(type, n_cols, {131, 131}, MatvecOut::kSwiglu, 0);
@@ -229,17 +239,91 @@ TEST_P(CudaMatvec, ThreeMatricesAddAndSwiglu) {
 }
 
 // Row ranges of a fused tensor start 2 bytes into a block-aligned buffer (4 for F32 rows); rows
-// that are not 16-byte aligned take the element-wise path.
+// that are not 16-byte aligned take the element-wise path (Q4_K, Q5_K: 2-byte loads).
 TEST_P(CudaMatvec, UnalignedRows) {
   const GgmlType type = GetParam();
   const size_t offset = type == GgmlType::kF32 ? 4 : 2;
-  check_matvec(type, quantized(type) ? 96 : 33, {5}, MatvecOut::kStore, offset);
-  check_matvec(type, quantized(type) ? 96 : 40, {5, 5}, MatvecOut::kSwiglu, offset);
+  const int64_t width = k_quant(type) ? 512 : quantized(type) ? 96 : 0;
+  check_matvec(type, width != 0 ? width : 33, {5}, MatvecOut::kStore, offset);
+  check_matvec(type, width != 0 ? width : 40, {5, 5}, MatvecOut::kSwiglu, offset);
+  check_matvec(type, width != 0 ? width : 40, {3, 4, 5}, MatvecOut::kAdd, offset);
+}
+
+// Several tokens in one launch give, bit for bit, what one launch per token gives: each row's
+// sums per token are the same arithmetic in the same order. Every mode; q/k/v-shaped groups.
+TEST_P(CudaMatvec, SeveralTokensEqualOneAtATime) {
+  const GgmlType type = GetParam();
+  const int64_t n_cols = k_quant(type) ? 512 : 96;
+  constexpr int64_t kTokens = 5;
+  for (MatvecOut out : {MatvecOut::kStore, MatvecOut::kAdd, MatvecOut::kSwiglu}) {
+    SCOPED_TRACE(testing::Message() << "mode " << static_cast<int>(out));
+    const std::vector<int64_t> rows =
+        out == MatvecOut::kSwiglu ? std::vector<int64_t>{7, 7} : std::vector<int64_t>{9, 3, 3};
+    const int n_w = static_cast<int>(rows.size());
+    const std::vector<float> x = test::random_floats(static_cast<size_t>(kTokens * n_cols), 9);
+    test::DeviceBuffer<float> x_dev(x);
+    DeviceQ8 xq(x.size());
+    if (quantized(type)) quantize_q8(x_dev.get(), kTokens, n_cols, xq.act(), nullptr);
+    std::vector<std::unique_ptr<test::DeviceBuffer<uint8_t>>> w_dev;
+    std::vector<Matrix> mats;
+    for (int i = 0; i < n_w; ++i) {
+      size_t row_bytes = 0;
+      w_dev.push_back(std::make_unique<test::DeviceBuffer<uint8_t>>(
+          random_matrix(type, rows[i], n_cols, static_cast<uint64_t>(50 + i), &row_bytes)));
+      mats.push_back({type, n_cols, rows[i], row_bytes, w_dev.back()->get()});
+    }
+    // y as both ways see it: [kTokens, rows] per matrix, the same starting values.
+    std::vector<std::vector<float>> y_init;
+    std::vector<std::unique_ptr<test::DeviceBuffer<float>>> all, each;
+    for (int i = 0; i < n_w; ++i) {
+      y_init.push_back(test::random_floats(static_cast<size_t>(kTokens * rows[i]), 60 + i));
+      all.push_back(std::make_unique<test::DeviceBuffer<float>>(y_init.back()));
+      each.push_back(std::make_unique<test::DeviceBuffer<float>>(y_init.back()));
+    }
+    MatvecJob job;
+    job.n_w = n_w;
+    job.out = out;
+    for (int i = 0; i < n_w; ++i) {
+      job.w[i] = &mats[i];
+      job.y[i] = all[i]->get();
+    }
+    job.x = x_dev.get();
+    job.xq = xq.act();
+    job.n_tokens = kTokens;
+    matvec(job, nullptr);
+    for (int64_t t = 0; t < kTokens; ++t) {
+      MatvecJob one = job;
+      one.n_tokens = 1;
+      one.x = x_dev.get() + t * n_cols;
+      one.xq = {xq.act().qs + t * n_cols, xq.act().ds + t * (n_cols / 32)};
+      for (int i = 0; i < n_w; ++i) one.y[i] = each[i]->get() + t * rows[i];
+      matvec(one, nullptr);
+    }
+    ASSERT_TRUE(test::synchronize());
+    for (int i = 0; i < n_w; ++i) {
+      const std::vector<float> got = all[i]->download();
+      const std::vector<float> want = each[i]->download();
+      for (size_t e = 0; e < want.size(); ++e) {
+        ASSERT_EQ(got[e], want[e]) << "matrix " << i << " element " << e;
+      }
+    }
+  }
+}
+
+TEST(CudaMatvecTypes, ReadsQ8ForQuantizedTypes) {
+  for (GgmlType type :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    EXPECT_TRUE(matvec_reads_q8(type)) << ggml_type_name(type);
+  }
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16}) {
+    EXPECT_FALSE(matvec_reads_q8(type)) << ggml_type_name(type);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(CudaTypes, CudaMatvec,
-                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0,
-                                           GgmlType::kQ4_0),
+                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
+                                           GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,
+                                           GgmlType::kQ5_K, GgmlType::kQ6_K),
                          [](const auto& param_info) {
                            return std::string(ggml_type_name(param_info.param));
                          });

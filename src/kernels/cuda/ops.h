@@ -11,8 +11,14 @@
 
 namespace pensieve::cuda {
 
-// Weight types matmul() and get_rows() read: F32, F16, Q8_0 and Q4_0.
+// Weight types matmul(), matvec() and get_rows() read: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K
+// and Q6_K.
 bool matrix_type_supported(GgmlType type);
+// Whether matvec() multiplies rows of this type with the 8-bit codes of x (MatvecJob::xq) rather
+// than x itself.
+bool matvec_reads_q8(GgmlType type);
+// Whether dequantize_f16() reads rows of this type (the tensor cores then multiply them).
+bool dequantize_f16_supported(GgmlType type);
 
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight                    x, out: [n_rows, n]
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t n, float eps, float* out,
@@ -40,9 +46,19 @@ void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y, cudaStr
 void rope_frequencies(int64_t n_rot, float freq_base, float freq_scale, const float* factors,
                       double* freqs);
 
-// Per token t at position first_pos + t: adds the biases (when set) to q, k and v, rotates the
-// first n_rot dims of every q and k head (ref::rope_rotate, with cos and sin of pos * freqs[i]
-// times attn_factor), writes q back in place and k, v into the F16 cache rows first_pos + t.
+// Where tokens sit in a paged cache: token t is at position positions[t] of its sequence, whose
+// position p is cache row table[p / block_positions] * block_positions + p % block_positions,
+// table = block_tables + table_offsets[t]. All device memory.
+struct PagedKv {
+  const int32_t* positions = nullptr;      // [n_tokens]
+  const int32_t* table_offsets = nullptr;  // [n_tokens]
+  const int32_t* block_tables = nullptr;
+  int64_t block_positions = 0;
+};
+// Per token t at position first_pos + t (or as `paged` says): adds the biases (when set) to q, k
+// and v, rotates the first n_rot dims of every q and k head (ref::rope_rotate, with cos and sin of
+// pos * freqs[i] times attn_factor), writes q back in place and k, v into the F16 cache rows
+// first_pos + t.
 struct RopeKvJob {
   float* q = nullptr;           // [n_tokens, n_head * head_dim]
   const float* k = nullptr;     // [n_tokens, n_head_kv * head_dim]
@@ -55,6 +71,7 @@ struct RopeKvJob {
   int64_t n_tokens = 0;
   int64_t first_pos = 0;
   const int32_t* first_pos_dev = nullptr;  // device; when set, added to first_pos (graph replays)
+  PagedKv paged;  // when paged.positions is set, positions and cache rows come from it
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;
@@ -66,8 +83,9 @@ struct RopeKvJob {
 void rope_store_kv(const RopeKvJob& job, cudaStream_t stream);
 
 // Causal attention with an online softmax, one query row per (token, head): token t at position
-// p = first_pos + t attends positions [0, p], or with a window W > 0 only [max(0, p - W + 1), p].
-// Query head h reads KV head h / (n_head / n_head_kv) (GQA).
+// p = first_pos + t (or paged.positions[t]) attends positions [0, p] of its sequence, or with a
+// window W > 0 only [max(0, p - W + 1), p]. Query head h reads KV head h / (n_head / n_head_kv)
+// (GQA).
 inline constexpr int64_t kMaxHeadDim = 256;
 struct AttentionJob {
   const float* q = nullptr;  // [n_tokens, n_head * head_dim]
@@ -78,6 +96,7 @@ struct AttentionJob {
   int64_t n_tokens = 0;
   int64_t first_pos = 0;
   const int32_t* first_pos_dev = nullptr;  // device; when set, added to first_pos (graph replays)
+  PagedKv paged;  // when paged.positions is set: each token's position and rows (F32 kernel)
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;  // even, <= kMaxHeadDim
@@ -106,18 +125,20 @@ void rms_norm_q8(const float* x, const float* weight, int64_t n, float eps, floa
                  cudaStream_t stream);
 
 // One token's products with up to three matrices of one type and width in one launch (the
-// decode step): y_i = W_i x. F16 and F32 rows multiply x in F32; Q8_0 and Q4_0 rows multiply the
-// 8-bit codes of x (xq, __dp4a) and scale per block. kAdd adds to y (the residual); kSwiglu
-// takes w[0] as the gate and w[1] as the up matrix and writes silu(w[0] x) * (w[1] x) to y[0].
+// decode step): y_i = W_i x. F32, F16 and BF16 rows multiply x in F32; the quantized rows (Q8_0,
+// Q4_0, Q4_K, Q5_K, Q6_K: matvec_reads_q8) multiply the 8-bit codes of x (xq, __dp4a) and scale
+// per block of 32 (Q6_K: per 16). kAdd adds to y (the residual); kSwiglu takes w[0] as the gate
+// and w[1] as the up matrix and writes silu(w[0] x) * (w[1] x) to y[0].
 enum class MatvecOut { kStore, kAdd, kSwiglu };
 inline constexpr int kMaxMatvecs = 3;
 struct MatvecJob {
   const Matrix* w[kMaxMatvecs] = {};  // w[0..n_w), all of w[0]'s type and width
   float* y[kMaxMatvecs] = {};         // [w[i]->n_rows]
   int n_w = 1;
-  const float* x = nullptr;  // [n_cols], F16 and F32 weights; 16-byte aligned
-  Q8Act xq;                  // x quantized, Q8_0 and Q4_0 weights
+  const float* x = nullptr;  // [n_tokens, n_cols], F32, F16 and BF16 weights; 16-byte aligned
+  Q8Act xq;                  // x quantized, weights that matvec_reads_q8
   MatvecOut out = MatvecOut::kStore;
+  int64_t n_tokens = 1;  // rows of x (and xq); y[i] is then [n_tokens, w[i]->n_rows]
 };
 void matvec(const MatvecJob& job, cudaStream_t stream);
 
@@ -128,7 +149,10 @@ void to_f16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
 void dequantize_f16(const Matrix& w, uint16_t* out, cudaStream_t stream);
 // c = a b^T (c += a b^T with accumulate). k a multiple of 8, a and b 16-byte aligned.
 // a: [m, k] F16, b: [n, k] F16, c: [m, n] F32
+// With a workspace of at least splits x m x n floats, few-token products split k over more
+// thread blocks (up to 16 splits; the partial sums are added in a fixed order).
 void gemm_f16(const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k, float* c,
-              bool accumulate, cudaStream_t stream);
+              bool accumulate, cudaStream_t stream, float* workspace = nullptr,
+              int64_t workspace_floats = 0);
 
 }  // namespace pensieve::cuda

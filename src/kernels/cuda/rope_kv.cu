@@ -1,10 +1,12 @@
 // RoPE on q and k (with the q/k/v biases first, when the model has them), then k and v into the
-// layer's F16 cache rows. One thread block per token; each thread takes a rotated pair or a
+// layer's F16 cache rows (row = position, or through the block table of a paged cache). One
+// thread block per token; each thread takes a rotated pair or a
 // dimension that passes through.
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/paged_kv.cuh"
 
 namespace pensieve::cuda {
 namespace {
@@ -17,18 +19,19 @@ __device__ __forceinline__ float bias_at(const float* bias, int64_t i) {
 
 __global__ void rope_kv_kernel(RopeKvJob job) {
   const int64_t t = blockIdx.x;
-  const int64_t pos = job.first_pos + (job.first_pos_dev != nullptr ? *job.first_pos_dev : 0) + t;
+  const int64_t pos = detail::token_position(job.paged, job.first_pos, job.first_pos_dev, t);
+  const int64_t cache_row = detail::kv_rows(job.paged, t).row(pos);
   const int64_t hd = job.head_dim;
   const int64_t half = job.n_rot / 2;
   const int64_t n_q = job.n_head * hd;
   const int64_t n_kv = job.n_head_kv * hd;
   const int64_t per_head = hd - half;  // half pairs + (hd - n_rot) dims that pass through
   const int64_t n_rotated = (job.n_head + job.n_head_kv) * per_head;
-  float* q = job.q + t * n_q;                  // [n_q]
-  const float* k = job.k + t * n_kv;           // [n_kv]
-  const float* v = job.v + t * n_kv;           // [n_kv]
-  uint16_t* k_row = job.k_cache + pos * n_kv;  // [n_kv]
-  uint16_t* v_row = job.v_cache + pos * n_kv;  // [n_kv]
+  float* q = job.q + t * n_q;                        // [n_q]
+  const float* k = job.k + t * n_kv;                 // [n_kv]
+  const float* v = job.v + t * n_kv;                 // [n_kv]
+  uint16_t* k_row = job.k_cache + cache_row * n_kv;  // [n_kv]
+  uint16_t* v_row = job.v_cache + cache_row * n_kv;  // [n_kv]
   for (int64_t item = threadIdx.x; item < n_rotated + n_kv; item += kThreads) {
     if (item >= n_rotated) {
       const int64_t i = item - n_rotated;

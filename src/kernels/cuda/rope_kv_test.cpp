@@ -1,7 +1,7 @@
 // rope_store_kv against ref::rope: both pair layouts, partial rotation (n_rot < head_dim),
 // per-pair frequency factors, an attention factor, biases, GQA head counts, and positions far
 // from 0, also read from device memory. The cache rows written must be the reference's k and v
-// rounded to F16; the other rows must stay as they were.
+// rounded to F16; the other rows must stay as they were. Paged caches: rows through block tables.
 #include <cmath>
 #include <ostream>
 
@@ -129,6 +129,90 @@ TEST_P(CudaRopeKv, MatchesReference) {
           ASSERT_EQ(got_v[at], kSentinel) << "v row " << pos << " was written";
         }
       }
+    }
+  }
+}
+
+// A paged cache: tokens of two sequences at their own positions, written through block tables
+// of 4-position blocks, give the q and the K/V rows the contiguous kernel (tested above) gives at
+// those positions; every other pool row keeps its sentinel.
+TEST_P(CudaRopeKv, PagedWritesThroughBlockTables) {
+  const RopeCase& c = GetParam();
+  const int64_t n_q = c.n_head * c.head_dim;
+  const int64_t n_kv = c.n_head_kv * c.head_dim;
+  std::vector<double> freqs(static_cast<size_t>(c.n_rot / 2));
+  rope_frequencies(c.n_rot, 10000.0f, 1.0f, nullptr, freqs.data());
+  constexpr int64_t kBlock = 4;
+  const std::vector<int32_t> tables = {5, 2, 7, 0, /* sequence 1: */ 3, 6, 1, 4};
+  const std::vector<int32_t> offsets = {0, 0, 4, 0};
+  const std::vector<int32_t> positions = {9, 10, 6, 11};  // sequence 0, 0, 1, 0
+  const auto n_tokens = static_cast<int64_t>(positions.size());
+  const auto q = test::random_floats(static_cast<size_t>(n_tokens * n_q), 1);
+  const auto k = test::random_floats(static_cast<size_t>(n_tokens * n_kv), 2);
+  const auto v = test::random_floats(static_cast<size_t>(n_tokens * n_kv), 3);
+  const uint16_t kSentinel = 0x7777;
+  const std::vector<uint16_t> pool(static_cast<size_t>(8 * kBlock * n_kv), kSentinel);
+  test::DeviceBuffer<double> freqs_dev(freqs);
+  test::DeviceBuffer<int32_t> tables_dev(tables), offsets_dev(offsets), positions_dev(positions);
+  test::DeviceBuffer<float> k_dev(k), v_dev(v), paged_q(q);
+  test::DeviceBuffer<uint16_t> k_pool(pool), v_pool(pool);
+  RopeKvJob job;
+  job.k = k_dev.get();
+  job.v = v_dev.get();
+  job.n_head = c.n_head;
+  job.n_head_kv = c.n_head_kv;
+  job.head_dim = c.head_dim;
+  job.n_rot = c.n_rot;
+  job.half_split = c.style == ref::RopeStyle::kHalfSplit;
+  job.freqs = freqs_dev.get();
+  job.attn_factor = c.attn_factor;
+  RopeKvJob paged = job;
+  paged.q = paged_q.get();
+  paged.k_cache = k_pool.get();
+  paged.v_cache = v_pool.get();
+  paged.n_tokens = n_tokens;
+  paged.paged = {positions_dev.get(), offsets_dev.get(), tables_dev.get(), kBlock};
+  rope_store_kv(paged, nullptr);
+  ASSERT_TRUE(test::synchronize());
+  const std::vector<float> got_q = paged_q.download();
+  const std::vector<uint16_t> got_k = k_pool.download();
+  const std::vector<uint16_t> got_v = v_pool.download();
+  std::vector<bool> written(pool.size() / static_cast<size_t>(n_kv), false);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int64_t pos = positions[static_cast<size_t>(t)];
+    SCOPED_TRACE(testing::Message() << "token " << t << " position " << pos);
+    // The same token alone through the contiguous kernel at its position.
+    const std::vector<float> q_t(q.begin() + t * n_q, q.begin() + (t + 1) * n_q);
+    test::DeviceBuffer<float> one_q(q_t);
+    test::DeviceBuffer<uint16_t> k_rows(static_cast<size_t>((pos + 1) * n_kv));
+    test::DeviceBuffer<uint16_t> v_rows(static_cast<size_t>((pos + 1) * n_kv));
+    RopeKvJob one = job;
+    one.q = one_q.get();
+    one.k = k_dev.get() + t * n_kv;
+    one.v = v_dev.get() + t * n_kv;
+    one.k_cache = k_rows.get();
+    one.v_cache = v_rows.get();
+    one.n_tokens = 1;
+    one.first_pos = pos;
+    rope_store_kv(one, nullptr);
+    ASSERT_TRUE(test::synchronize());
+    const std::vector<float> want_q = one_q.download();
+    const std::vector<uint16_t> want_k = k_rows.download();
+    const std::vector<uint16_t> want_v = v_rows.download();
+    for (int64_t i = 0; i < n_q; ++i) ASSERT_EQ(got_q[t * n_q + i], want_q[i]) << "q dim " << i;
+    const int64_t table = offsets[static_cast<size_t>(t)];
+    const int64_t row = tables[static_cast<size_t>(table + pos / kBlock)] * kBlock + pos % kBlock;
+    written[static_cast<size_t>(row)] = true;
+    for (int64_t i = 0; i < n_kv; ++i) {
+      ASSERT_EQ(got_k[row * n_kv + i], want_k[pos * n_kv + i]) << "k dim " << i;
+      ASSERT_EQ(got_v[row * n_kv + i], want_v[pos * n_kv + i]) << "v dim " << i;
+    }
+  }
+  for (size_t row = 0; row < written.size(); ++row) {
+    if (written[row]) continue;
+    for (int64_t i = 0; i < n_kv; ++i) {
+      ASSERT_EQ(got_k[row * n_kv + i], kSentinel) << "k row " << row << " was written";
+      ASSERT_EQ(got_v[row * n_kv + i], kSentinel) << "v row " << row << " was written";
     }
   }
 }

@@ -1,0 +1,50 @@
+#include "model/forward.h"
+
+namespace pensieve {
+
+Expected<int64_t> check_batch(std::span<const BatchSegment> segments, const BatchLimits& limits) {
+  constexpr int64_t kBlock = BatchForward::kKvBlockPositions;
+  const auto n_segments = static_cast<int64_t>(segments.size());
+  if (n_segments == 0 || n_segments > limits.max_segments) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: {} sequences in a batch; 1..{} fit",
+                      n_segments, limits.max_segments);
+  }
+  int64_t n_tokens = 0;
+  for (const BatchSegment& s : segments) {
+    const auto n = static_cast<int64_t>(s.tokens.size());
+    if (n == 0) return make_error(ErrorCode::kInvalidArgument, "forward: a sequence has no tokens");
+    if (s.first_pos < 0 || s.first_pos + n > limits.n_ctx) {
+      return make_error(ErrorCode::kOutOfRange,
+                        "forward: positions {}..{} are outside the context of {}", s.first_pos,
+                        s.first_pos + n - 1, limits.n_ctx);
+    }
+    const int64_t blocks = (s.first_pos + n + kBlock - 1) / kBlock;
+    if (static_cast<int64_t>(s.block_table.size()) < blocks) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "forward: a block table of {} blocks does not cover {} positions",
+                        s.block_table.size(), s.first_pos + n);
+    }
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int32_t id = s.block_table[static_cast<size_t>(b)];
+      if (id < 0 || id >= limits.n_blocks) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "forward: block {} is outside the pool of {} blocks", id,
+                          limits.n_blocks);
+      }
+    }
+    for (int32_t t : s.tokens) {
+      if (t < 0 || t >= limits.n_vocab) {
+        return make_error(ErrorCode::kInvalidArgument, "forward: token id {} is outside [0, {})", t,
+                          limits.n_vocab);
+      }
+    }
+    n_tokens += n;
+  }
+  if (n_tokens > limits.max_batch) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: {} tokens in a batch; at most {} fit",
+                      n_tokens, limits.max_batch);
+  }
+  return n_tokens;
+}
+
+}  // namespace pensieve

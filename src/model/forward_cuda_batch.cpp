@@ -1,0 +1,75 @@
+// CudaForward as a BatchForward: the tokens of every segment go through the layers as one
+// chunk; each token's position and its sequence's block table travel to the device in one
+// upload, and rope_store_kv and attention read the pool through them.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "model/forward_cuda.h"
+
+namespace pensieve {
+namespace {
+
+size_t sz(int64_t n) { return static_cast<size_t>(n); }
+
+Expected<void> cuda_ok(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return {};
+  return make_error(ErrorCode::kInternal, "cuda: {}: {}", what, cudaGetErrorString(err));
+}
+
+}  // namespace
+
+Expected<std::span<const float>> CudaForward::eval_batch(std::span<const BatchSegment> segments) {
+  PV_TRY(const int64_t n_tokens,
+         check_batch(segments, {n_ctx_, kv_blocks_, hp_.n_vocab, max_batch_, max_segments_}));
+  if (weights_mem_ == nullptr) {
+    return make_error(ErrorCode::kUnavailable, "cuda: the weights were released; restore them");
+  }
+  const auto n_segments = static_cast<int64_t>(segments.size());
+  // The host side of batch_ints_: ids, positions and table offsets per token, then the last
+  // row of each segment, then the block tables one after another.
+  int32_t* ids = batch_host_;
+  int32_t* positions = ids + max_batch_;
+  int32_t* offsets = positions + max_batch_;
+  int32_t* last = offsets + max_batch_;
+  int32_t* tables = last + max_segments_;
+  int64_t t = 0;
+  int64_t table_at = 0;
+  for (int64_t s = 0; s < n_segments; ++s) {
+    const BatchSegment& seg = segments[sz(s)];
+    const auto n = static_cast<int64_t>(seg.tokens.size());
+    const int64_t blocks = (seg.first_pos + n + kKvBlockPositions - 1) / kKvBlockPositions;
+    std::memcpy(tables + table_at, seg.block_table.data(), sz(blocks) * sizeof(int32_t));
+    for (int64_t i = 0; i < n; ++i, ++t) {
+      ids[t] = seg.tokens[sz(i)];
+      positions[t] = static_cast<int32_t>(seg.first_pos + i);
+      offsets[t] = static_cast<int32_t>(table_at);
+    }
+    last[s] = static_cast<int32_t>(t - 1);
+    table_at += blocks;
+  }
+  const int64_t n_ints = (tables - batch_host_) + table_at;
+  PV_TRY_VOID(cuda_ok(cudaSetDevice(device_), "selecting the device"));
+  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(batch_ints_, batch_host_, sz(n_ints) * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, stream_),
+                      "uploading the batch"));
+  const int32_t* dev = batch_ints_;
+  KvPlace place;
+  place.positions = dev + max_batch_;
+  place.table_offsets = dev + 2 * max_batch_;
+  place.block_tables = dev + 3 * max_batch_ + max_segments_;
+  run_chunk(dev, n_tokens, place);
+  logits_of_rows(dev + 3 * max_batch_, n_segments);
+  PV_TRY_VOID(cuda_ok(cudaGetLastError(), "launching the forward pass"));
+  const size_t n_logits = sz(n_segments * hp_.n_vocab);
+  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(logits_, logits_dev_, n_logits * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_),
+                      "reading logits"));
+  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
+  return std::span<const float>(logits_, n_logits);
+}
+
+int64_t CudaForward::discard_blocks(std::span<const int32_t> /*blocks*/) { return 0; }
+
+}  // namespace pensieve

@@ -1,0 +1,210 @@
+// CudaForward::eval_batch against CpuForward::eval_batch (itself tested against running each
+// sequence alone): the same segments, block tables scattered over the pool, logits close and
+// greedy tokens equal or near ties (both are then fed the CPU's pick), through every path a step
+// can take (one token: the matrix-vector kernels; a few tokens: tiled products; many: the tensor
+// cores), sequences joining midway and a window. Bad batches get the CPU's errors. Tests that need
+// a GPU skip without one.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "model/forward_cpu.h"
+#include "model/forward_cuda.h"
+#include "model/model.h"
+#include "model/quantize.h"
+#include "model/synth.h"
+
+namespace pensieve {
+namespace {
+
+constexpr int64_t kBlock = BatchForward::kKvBlockPositions;
+
+bool have_device() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+int32_t argmax(std::span<const float> v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// The largest difference as a fraction of the reference's logit range.
+double diff_over_range(std::span<const float> ref, std::span<const float> got) {
+  const auto [lo, hi] = std::minmax_element(ref.begin(), ref.end());
+  double diff = 0;
+  for (size_t i = 0; i < ref.size(); ++i) diff = std::max(diff, std::fabs(double{ref[i]} - got[i]));
+  return diff / (*hi - *lo);
+}
+
+// A synthetic tiny-llama of the given type, read into memory (its files are removed).
+std::unique_ptr<Model> tiny_llama(const std::string& type) {
+  const std::string base = (std::filesystem::temp_directory_path() /
+                            ("pensieve_cuda_batch_" + std::to_string(::getpid())))
+                               .string();
+  SynthOptions o;
+  o.preset = "tiny-llama";
+  o.output_path = base + "-F16.gguf";
+  o.shared_dir = PENSIEVE_SHARED_DIR;
+  const auto made = synth_model(o);
+  EXPECT_TRUE(made.has_value()) << made.error().message;
+  std::string path = o.output_path;
+  if (type != "F16") {
+    path = base + "-" + type + ".gguf";
+    const auto q = quantize_model({o.output_path, path, type, 2});
+    EXPECT_TRUE(q.has_value()) << q.error().message;
+  }
+  auto model = Model::load(path, MmapFile::Mode::kResident);
+  std::filesystem::remove(o.output_path);
+  std::filesystem::remove(path);
+  EXPECT_TRUE(model.has_value()) << model.error().message;
+  return model ? std::move(*model) : nullptr;
+}
+
+struct Sequence {
+  std::vector<int32_t> table;   // block ids
+  std::vector<int32_t> tokens;  // every token fed so far
+  int64_t fed = 0;              // tokens already in the cache
+};
+
+// Runs both forwards through the same steps: step i gives each active sequence `chunk[i][s]`
+// new tokens (0: none this step); tokens after a sequence's prompt are the CPU's greedy picks.
+void compare(const Model& m, const std::vector<std::vector<int64_t>>& chunks,
+             const std::vector<int64_t>& prompt_lengths, int64_t window, double tolerance) {
+  const Hparams& hp = m.hparams();
+  const int64_t n_ctx = 256;
+  const auto n_seq = static_cast<int64_t>(prompt_lengths.size());
+  const int64_t n_blocks = n_seq * n_ctx / kBlock + 3;
+  CpuForward cpu(hp, m.weights(), n_ctx, 2, 128, GgmlType::kF16, n_blocks, n_seq, window);
+  CudaForwardOptions o;
+  o.max_batch = 128;
+  o.kv_blocks = n_blocks;
+  o.max_segments = n_seq;
+  o.attention_window = window;
+  auto made = CudaForward::create(hp, m.weights(), n_ctx, o);
+  ASSERT_TRUE(made.has_value()) << made.error().message;
+  CudaForward& gpu = **made;
+  ASSERT_EQ(gpu.n_blocks(), n_blocks);
+
+  std::mt19937 rng(5);
+  std::vector<int32_t> pool(static_cast<size_t>(n_blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng);
+  std::vector<Sequence> seqs(static_cast<size_t>(n_seq));
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const auto per = static_cast<size_t>(n_ctx / kBlock);
+    seqs[s].table.assign(pool.begin() + static_cast<std::ptrdiff_t>(s * per),
+                         pool.begin() + static_cast<std::ptrdiff_t>((s + 1) * per));
+    std::uniform_int_distribution<int32_t> id(1, static_cast<int32_t>(hp.n_vocab) - 1);
+    for (int64_t i = 0; i < prompt_lengths[s]; ++i) seqs[s].tokens.push_back(id(rng));
+  }
+  for (size_t step = 0; step < chunks.size(); ++step) {
+    std::vector<BatchSegment> segments;
+    std::vector<size_t> who;
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      const int64_t n = chunks[step][s];
+      if (n == 0) continue;
+      Sequence& q = seqs[s];
+      ASSERT_LE(q.fed + n, static_cast<int64_t>(q.tokens.size())) << "step " << step;
+      segments.push_back({std::span<const int32_t>(q.tokens).subspan(static_cast<size_t>(q.fed),
+                                                                     static_cast<size_t>(n)),
+                          q.fed, q.table});
+      who.push_back(s);
+    }
+    auto want = cpu.eval_batch(segments);
+    ASSERT_TRUE(want.has_value()) << want.error().message;
+    const std::vector<float> ref(want->begin(), want->end());
+    auto got = gpu.eval_batch(segments);
+    ASSERT_TRUE(got.has_value()) << got.error().message;
+    ASSERT_EQ(got->size(), ref.size());
+    for (size_t i = 0; i < who.size(); ++i) {
+      const auto n_vocab = static_cast<size_t>(hp.n_vocab);
+      const std::span<const float> r(ref.data() + i * n_vocab, n_vocab);
+      const std::span<const float> g(got->data() + i * n_vocab, n_vocab);
+      SCOPED_TRACE(testing::Message() << "step " << step << " sequence " << who[i]);
+      ASSERT_LT(diff_over_range(r, g), tolerance);
+      // The GPU's pick is the CPU's, or a near tie by the CPU's own logits.
+      const auto [lo, hi] = std::minmax_element(r.begin(), r.end());
+      EXPECT_GE(r[static_cast<size_t>(argmax(g))], *hi - tolerance * (*hi - *lo));
+      Sequence& q = seqs[who[i]];
+      q.fed += static_cast<int64_t>(segments[i].tokens.size());
+      if (q.fed == static_cast<int64_t>(q.tokens.size())) q.tokens.push_back(argmax(r));
+    }
+  }
+}
+
+// Steps: two prompts together (tensor cores), a third joins with a short prompt while the two
+// decode (tiled products), then one decoding alone (matrix-vector), then all three decode.
+std::vector<std::vector<int64_t>> schedule() {
+  std::vector<std::vector<int64_t>> steps = {{37, 20, 0}, {1, 1, 5}, {1, 0, 0}, {0, 1, 1}};
+  for (int i = 0; i < 24; ++i) steps.push_back({1, 1, 1});
+  return steps;
+}
+
+class CudaBatch : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (!have_device()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+// F16 weights: the CPU and GPU differ in summation order and, on the tensor cores, in F16
+// activations; quantized weights add the GPU's 8-bit activations on the one-token path.
+TEST_P(CudaBatch, MatchesCpuBatch) {
+  const std::string type = GetParam();
+  auto model = tiny_llama(type);
+  ASSERT_NE(model, nullptr);
+  const double tolerance = type == "F16" ? 5e-3 : 3e-2;
+  compare(*model, schedule(), {40, 21, 8}, 0, tolerance);
+}
+
+TEST_P(CudaBatch, MatchesCpuBatchWithAWindow) {
+  const std::string type = GetParam();
+  auto model = tiny_llama(type);
+  ASSERT_NE(model, nullptr);
+  compare(*model, schedule(), {40, 21, 8}, 24, type == "F16" ? 5e-3 : 3e-2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaBatch, ::testing::Values("F16", "Q8_0", "Q4_0"));
+
+// The CPU's checks, before any device work: a batch that does not fit is an error, not a crash.
+TEST(CudaBatchErrors, BadBatchesAreRefused) {
+  if (!have_device()) GTEST_SKIP() << "no CUDA device";
+  auto model = Model::load(std::string(PENSIEVE_SHARED_DIR) + "/models/stories260K.gguf");
+  ASSERT_TRUE(model.has_value());
+  CudaForwardOptions o;
+  o.max_batch = 16;
+  o.kv_blocks = 4;
+  o.max_segments = 2;
+  auto gpu = CudaForward::create((*model)->hparams(), (*model)->weights(), 64, o);
+  ASSERT_TRUE(gpu.has_value()) << gpu.error().message;
+  const std::vector<int32_t> tokens = {1, 2, 3};
+  const std::vector<int32_t> table = {2, 3};
+  const std::vector<int32_t> outside = {4};
+  const std::vector<int32_t> bad_token = {100000};
+  const std::vector<int32_t> many(17, 5);
+  const std::vector<std::vector<BatchSegment>> bad = {
+      {},
+      {{tokens, 0, outside}},
+      {{tokens, 63, table}},
+      {{bad_token, 0, table}},
+      {{many, 0, table}},
+      {{tokens, 0, table}, {tokens, 0, table}, {tokens, 0, table}},
+  };
+  for (const auto& segments : bad) {
+    auto r = (*gpu)->eval_batch(segments);
+    EXPECT_FALSE(r.has_value());
+  }
+  auto fine = (*gpu)->eval_batch(std::vector<BatchSegment>{{tokens, 0, table}});
+  EXPECT_TRUE(fine.has_value());
+}
+
+}  // namespace
+}  // namespace pensieve
