@@ -29,9 +29,9 @@ struct CudaForwardOptions {
   int device = 0;                // CUDA device index
   int64_t max_batch = 64;        // prompt tokens one pass carries; longer prompts go in chunks
   int64_t attention_window = 0;  // positions each token attends, its own included; 0 = all
-  // Prompt chunks of at least this many tokens run their products and attention on the tensor
-  // cores (activations, weights, q and softmax weights rounded to F16, F32 sums); shorter ones
-  // read each weight row once per 8 tokens.
+  // Passes of at least this many tokens run their products on the tensor cores (activations and
+  // weights rounded to F16, F32 sums; from 16 tokens on attention too, q and softmax weights in
+  // F16); shorter ones read each weight row once per 8 tokens.
   int64_t gemm_min_tokens = 8;
   // Passes of at most this many tokens (a batch's decode tokens, short chunks) take the
   // matrix-vector kernels, each weight row read once for all of them.

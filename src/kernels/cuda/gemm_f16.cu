@@ -202,14 +202,16 @@ void gemm_f16(const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_
     launch<128>(ah, bh, m, n, k, c, accumulate, n_tiles, k, 1, stream);
     return;
   }
-  // Few tiles (few tokens): split k so that about two blocks run on every SM, each split at
-  // least kMinSlices slices long, when the workspace holds every split's partial sums.
+  // Fewer tiles than SMs (few tokens): split k so that about two blocks run on every SM, each
+  // split at least kMinSlices slices long, when the workspace holds every split's partials.
   constexpr int64_t kMinSlices = 4;
   constexpr int64_t kMaxSplits = 16;
   const int64_t tiles = static_cast<int64_t>(detail::grid_for(m, 64)) * n_tiles;
   const int64_t slices = (k + kBk - 1) / kBk;
-  int64_t splits = std::min({(2 * sm_count() + tiles - 1) / tiles, slices / kMinSlices, kMaxSplits,
-                             workspace_floats / std::max<int64_t>(1, m * n)});
+  int64_t splits = tiles >= sm_count()
+                       ? 1
+                       : std::min({(2 * sm_count() + tiles - 1) / tiles, slices / kMinSlices,
+                                   kMaxSplits, workspace_floats / std::max<int64_t>(1, m * n)});
   if (splits < 2) {
     launch<64>(ah, bh, m, n, k, c, accumulate, n_tiles, k, 1, stream);
     return;
