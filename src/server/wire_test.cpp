@@ -118,6 +118,27 @@ TEST(AnthropicParse, ToolResultsComeBeforeTheTurnsTextAndJoinItAsText) {
             "messages.0.content.0: tool_result blocks belong in user messages");
 }
 
+// Document blocks: a text source is read; any other source, of any JSON type, is a clear 400.
+TEST(AnthropicParse, DocumentBlocksNeedATextSource) {
+  auto r = parse_messages_request(R"({"max_tokens": 1, "messages": [{"role": "user", "content": [
+    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Notes"}},
+    {"type": "text", "text": "Summarize"}]}]})",
+                                  Endpoint::kMessages);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->messages[0].content, "Notes\nSummarize");
+  const std::string want =
+      "messages.0.content.0: document blocks are supported only with a text source (the loaded "
+      "model reads text only)";
+  for (const char* source : {R"({"type": 122122, "data": "x"})", R"({"type": "base64"})", R"({})",
+                             R"("text")", R"(null)"}) {
+    EXPECT_EQ(error_of(std::string(R"({"max_tokens": 1, "messages": [{"role": "user", "content": [
+                {"type": "document", "source": )") +
+                       source + "}]}]}"),
+              want)
+        << source;
+  }
+}
+
 // Requests Claude Code 2.1.197 sent to pensieve (captured with --log-requests): every one parses,
 // with all its tools, and none keeps the billing header.
 TEST(AnthropicParse, CapturedClaudeCodeRequests) {

@@ -88,7 +88,9 @@ Expected<void> add_block(const Json& block, const std::string& path, ChatRole ro
         {ChatRole::kTool, std::move(result), {}, id.value_or(""), is_error.value_or(false)});
   } else if (*type == "document") {
     auto source = block.find("source");
-    if (source == block.end() || !source->is_object() || source->value("type", "") != "text") {
+    const bool text_source = source != block.end() && source->is_object() &&
+                             source->contains("type") && (*source)["type"] == "text";
+    if (!text_source) {
       return invalid(path +
                      ": document blocks are supported only with a text source (the "
                      "loaded model reads text only)");
