@@ -10,6 +10,7 @@
 
 #include "model/forward_cpu.h"
 #include "model/model.h"
+#include "model/test_support.h"
 
 namespace pensieve {
 namespace {
@@ -22,9 +23,7 @@ std::unique_ptr<Model> load(const char* name) {
   return model ? std::move(*model) : nullptr;
 }
 
-int32_t argmax(std::span<const float> v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
+using model_test::argmax;
 
 // One sequence decoded alone: the logits after its prompt and after each of `steps` greedy
 // tokens.

@@ -16,26 +16,16 @@
 #include "model/model.h"
 #include "model/quantize.h"
 #include "model/synth.h"
+#include "model/test_support.h"
 
 namespace pensieve {
 namespace {
 
+using model_test::argmax;
+using model_test::relative_rms;
+
 std::string temp_path(const std::string& name) {
-  const std::string unique = "pensieve_fwd_" + std::to_string(::getpid()) + "_" + name;
-  return (std::filesystem::temp_directory_path() / unique).string();
-}
-
-int32_t argmax(std::span<const float> v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
-double relative_rms(std::span<const float> a, std::span<const float> b) {
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    err += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
-    ref += a[i] * static_cast<double>(a[i]);
-  }
-  return std::sqrt(err / ref);
+  return model_test::temp_path("pensieve_fwd", name);
 }
 
 struct Case {

@@ -21,6 +21,7 @@
 #include "model/model.h"
 #include "model/quantize.h"
 #include "model/synth.h"
+#include "model/test_support.h"
 
 namespace pensieve {
 namespace {
@@ -32,17 +33,8 @@ bool have_device() {
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
-int32_t argmax(std::span<const float> v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
-// The largest difference as a fraction of the reference's logit range.
-double diff_over_range(std::span<const float> ref, std::span<const float> got) {
-  const auto [lo, hi] = std::minmax_element(ref.begin(), ref.end());
-  double diff = 0;
-  for (size_t i = 0; i < ref.size(); ++i) diff = std::max(diff, std::fabs(double{ref[i]} - got[i]));
-  return diff / (*hi - *lo);
-}
+using model_test::argmax;
+using model_test::max_diff_over_range;
 
 // A synthetic tiny-llama of the given type, read into memory (its files are removed).
 std::unique_ptr<Model> tiny_llama(const std::string& type) {
@@ -129,7 +121,7 @@ void compare(const Model& m, const std::vector<std::vector<int64_t>>& chunks,
       const std::span<const float> r(ref.data() + i * n_vocab, n_vocab);
       const std::span<const float> g(got->data() + i * n_vocab, n_vocab);
       SCOPED_TRACE(testing::Message() << "step " << step << " sequence " << who[i]);
-      ASSERT_LT(diff_over_range(r, g), tolerance);
+      ASSERT_LT(max_diff_over_range(r, g), tolerance);
       // The GPU's pick is the CPU's, or a near tie by the CPU's own logits.
       const auto [lo, hi] = std::minmax_element(r.begin(), r.end());
       EXPECT_GE(r[static_cast<size_t>(argmax(g))], *hi - tolerance * (*hi - *lo));

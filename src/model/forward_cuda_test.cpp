@@ -11,7 +11,6 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 
 #include <unistd.h>
 
@@ -21,6 +20,7 @@
 #include "model/model.h"
 #include "model/quantize.h"
 #include "model/synth.h"
+#include "model/test_support.h"
 
 namespace pensieve {
 namespace {
@@ -37,30 +37,13 @@ std::string model_path(const std::string& name) {
   return std::string(PENSIEVE_SHARED_DIR) + "/models/" + name;
 }
 
+using model_test::argmax;
+using model_test::max_diff_over_range;
+using model_test::parse_ids;
+using model_test::relative_rms;
+
 std::string temp_path(const std::string& name) {
-  const std::string unique = "pensieve_cuda_" + std::to_string(::getpid()) + "_" + name;
-  return (std::filesystem::temp_directory_path() / unique).string();
-}
-
-int32_t argmax(std::span<const float> v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
-double relative_rms(std::span<const float> a, std::span<const float> b) {
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    err += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
-    ref += a[i] * static_cast<double>(a[i]);
-  }
-  return std::sqrt(err / ref);
-}
-
-// The largest difference as a fraction of the reference's logit range.
-double max_diff_over_range(std::span<const float> ref, std::span<const float> got) {
-  const auto [lo, hi] = std::minmax_element(ref.begin(), ref.end());
-  double diff = 0;
-  for (size_t i = 0; i < ref.size(); ++i) diff = std::max(diff, std::fabs(double{ref[i]} - got[i]));
-  return diff / (*hi - *lo);
+  return model_test::temp_path("pensieve_cuda", name);
 }
 
 std::unique_ptr<CudaForward> make_cuda(const Model& m, int64_t n_ctx,
@@ -69,23 +52,6 @@ std::unique_ptr<CudaForward> make_cuda(const Model& m, int64_t n_ctx,
   EXPECT_TRUE(fwd.has_value()) << fwd.error().message;
   return fwd ? std::move(*fwd) : nullptr;
 }
-
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::istringstream in(text);
-  std::vector<int32_t> ids;
-  for (int32_t id; in >> id;) ids.push_back(id);
-  return ids;
-}
-
-// ../shared/models/README.md: prompt = BOS, argmax, 60 tokens.
-const char* kStories260K =
-    "403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 "
-    "292 411 322 265 282 295 433 426 385 328 432 358 394 261 370 432 352 266 268 388 426 338 391 "
-    "266 267 337 335 312 432 398 312 286 267 414 270 333 415";
-const char* kTinyStoriesQ8 =
-    "147 201 282 215 286 598 1662 356 499 826 1363 1145 1652 615 242 1482 951 628 499 826 872 921 "
-    "318 385 628 499 826 617 242 198 1047 425 1939 122 1924 1171 94 303 328 229 521 776 115 1139 "
-    "312 447 1456 319 115 133 114 100 167 753 1665 361 303 1900 319 960";
 
 std::vector<int32_t> cuda_greedy_from_bos(const std::string& file, int n) {
   auto model = Model::load(model_path(file));
@@ -108,18 +74,20 @@ std::vector<int32_t> cuda_greedy_from_bos(const std::string& file, int n) {
 
 TEST(CudaForward, GoldenStories260K) {
   PV_NEED_DEVICE();
-  EXPECT_EQ(cuda_greedy_from_bos("stories260K.gguf", 60), parse_ids(kStories260K));
+  EXPECT_EQ(cuda_greedy_from_bos("stories260K.gguf", 60),
+            parse_ids(model_test::kStories260KGreedy));
 }
 
 TEST(CudaForward, GoldenTinyStories656KQ8_0) {
   PV_NEED_DEVICE();
-  EXPECT_EQ(cuda_greedy_from_bos("TinyStories-656K-Q8_0.gguf", 60), parse_ids(kTinyStoriesQ8));
+  EXPECT_EQ(cuda_greedy_from_bos("TinyStories-656K-Q8_0.gguf", 60),
+            parse_ids(model_test::kTinyStoriesQ8Greedy));
 }
 
 TEST(CudaForward, GoldenTinyStories656KF16) {
   PV_NEED_DEVICE();
-  auto expected = parse_ids(kTinyStoriesQ8);
-  expected.back() = 467;  // the F16 file differs from Q8_0 in the last token only
+  auto expected = parse_ids(model_test::kTinyStoriesQ8Greedy);
+  expected.back() = model_test::kTinyStoriesF16LastToken;
   EXPECT_EQ(cuda_greedy_from_bos("TinyStories-656K-F16.gguf", 60), expected);
 }
 

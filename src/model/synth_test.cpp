@@ -12,14 +12,14 @@
 #include "model/model.h"
 #include "model/quantize.h"
 #include "model/synth.h"
+#include "model/test_support.h"
 
 namespace pensieve {
 namespace {
 
 // Unique per process: ctest runs these tests in parallel processes.
 std::string temp_path(const std::string& name) {
-  const std::string unique = "pensieve_test_" + std::to_string(::getpid()) + "_" + name;
-  return (std::filesystem::temp_directory_path() / unique).string();
+  return model_test::temp_path("pensieve_test", name);
 }
 
 std::string synth(const std::string& preset) {
@@ -48,14 +48,7 @@ std::vector<float> run_tokens(const std::string& path, std::vector<int32_t> toke
   return all;
 }
 
-double relative_rms(const std::vector<float>& a, const std::vector<float>& b) {
-  double err = 0, ref = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    err += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
-    ref += a[i] * static_cast<double>(a[i]);
-  }
-  return std::sqrt(err / ref);
-}
+using model_test::relative_rms;
 
 struct QuantCase {
   const char* target;

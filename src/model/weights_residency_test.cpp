@@ -16,6 +16,7 @@
 #include "model/forward_cpu.h"
 #include "model/model.h"
 #include "model/synth.h"
+#include "model/test_support.h"
 
 namespace pensieve {
 namespace {
@@ -23,8 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string temp_path(const std::string& name) {
-  const std::string unique = "pensieve_keep_" + std::to_string(::getpid()) + "_" + name;
-  return (fs::temp_directory_path() / unique).string();
+  return model_test::temp_path("pensieve_keep", name);
 }
 
 size_t page() { return static_cast<size_t>(::sysconf(_SC_PAGESIZE)); }
