@@ -116,10 +116,7 @@ TEST(CpuForward, SlidingWindowMatchesReference) {
   ASSERT_TRUE(model.has_value()) << model.error().message;
   const Hparams& hp = (*model)->hparams();
   ASSERT_GT(hp.n_head, hp.n_head_kv);
-  std::vector<int32_t> prompt(40);
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    prompt[i] = static_cast<int32_t>(1 + i * 7919 % static_cast<size_t>(hp.n_vocab - 1));
-  }
+  const std::vector<int32_t> prompt = model_test::spread_prompt(40, hp.n_vocab);
   ReferenceForward full(hp, (*model)->weights(), 128);
   auto u = full.eval(prompt);
   ASSERT_TRUE(u.has_value());

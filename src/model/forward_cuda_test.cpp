@@ -284,10 +284,7 @@ TEST(CudaForward, TensorCorePromptMatchesF32Prompt) {
     SynthModel model("tiny-llama", type);
     ASSERT_NE(model.get(), nullptr);
     const Model& m = *model.get();
-    std::vector<int32_t> prompt(56);
-    for (size_t i = 0; i < prompt.size(); ++i) {
-      prompt[i] = static_cast<int32_t>(1 + i * 7919 % static_cast<size_t>(m.hparams().n_vocab - 1));
-    }
+    const std::vector<int32_t> prompt = model_test::spread_prompt(56, m.hparams().n_vocab);
     auto plain = make_cuda(m, 128, {0, 64, 0, 1000, 1});
     auto gemm = make_cuda(m, 128, {0, 24, 0, 16, 1});
     ASSERT_TRUE(plain != nullptr && gemm != nullptr);
@@ -349,10 +346,7 @@ TEST(CudaForward, SlidingWindowMatchesReference) {
   ASSERT_NE(model.get(), nullptr);
   const Model& m = *model.get();
   ASSERT_GT(m.hparams().n_head, m.hparams().n_head_kv);
-  std::vector<int32_t> prompt(40);
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    prompt[i] = static_cast<int32_t>(1 + i * 7919 % static_cast<size_t>(m.hparams().n_vocab - 1));
-  }
+  const std::vector<int32_t> prompt = model_test::spread_prompt(40, m.hparams().n_vocab);
   ReferenceForward full(m.hparams(), m.weights(), 128);
   auto u = full.eval(prompt);
   ASSERT_TRUE(u.has_value());

@@ -40,6 +40,15 @@ inline std::string temp_path(const std::string& prefix, const std::string& name)
   return (std::filesystem::temp_directory_path() / unique).string();
 }
 
+// n token ids spread over [1, n_vocab): a prompt whose content does not matter.
+inline std::vector<int32_t> spread_prompt(size_t n, int64_t n_vocab) {
+  std::vector<int32_t> prompt(n);
+  for (size_t i = 0; i < n; ++i) {
+    prompt[i] = static_cast<int32_t>(1 + i * 7919 % static_cast<size_t>(n_vocab - 1));
+  }
+  return prompt;
+}
+
 inline int32_t argmax(std::span<const float> v) {
   return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }

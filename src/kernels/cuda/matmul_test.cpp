@@ -17,17 +17,7 @@ bool quantized(GgmlType type) { return type == GgmlType::kQ8_0 || type == GgmlTy
 
 bool k_quant(GgmlType type) { return ggml_type_traits(type).block_elements == 256; }
 
-// n_rows random rows of n_cols in `type`, as the bytes a GGUF tensor holds.
-std::vector<uint8_t> random_matrix(GgmlType type, int64_t n_rows, int64_t n_cols, uint64_t seed,
-                                   size_t* row_bytes) {
-  *row_bytes = ggml_row_bytes(ggml_type_traits(type), n_cols);
-  std::vector<uint8_t> bytes(*row_bytes * static_cast<size_t>(n_rows));
-  const std::vector<float> values = test::random_floats(static_cast<size_t>(n_rows * n_cols), seed);
-  for (int64_t r = 0; r < n_rows; ++r) {
-    ref::quantize_row(type, values.data() + r * n_cols, bytes.data() + r * *row_bytes, n_cols);
-  }
-  return bytes;
-}
+using test::random_matrix;
 
 // Runs one product on the device with the weights `offset` bytes into their buffer and checks
 // every output against the reference: |y - ref| <= 1e-5 * sum |w x| + 1e-6 (F32 sums in a

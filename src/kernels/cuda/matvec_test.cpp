@@ -106,16 +106,7 @@ TEST_F(CudaQuantizeAct, RmsNormQ8MatchesReferenceNorm) {
   }
 }
 
-std::vector<uint8_t> random_matrix(GgmlType type, int64_t n_rows, int64_t n_cols, uint64_t seed,
-                                   size_t* row_bytes) {
-  *row_bytes = ggml_row_bytes(ggml_type_traits(type), n_cols);
-  std::vector<uint8_t> bytes(*row_bytes * static_cast<size_t>(n_rows));
-  const std::vector<float> values = test::random_floats(static_cast<size_t>(n_rows * n_cols), seed);
-  for (int64_t r = 0; r < n_rows; ++r) {
-    ref::quantize_row(type, values.data() + r * n_cols, bytes.data() + r * *row_bytes, n_cols);
-  }
-  return bytes;
-}
+using test::random_matrix;
 
 struct HostMatrix {
   std::vector<uint8_t> bytes;

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "gguf/types.h"
+
 namespace pensieve::cuda::test {
 
 // True when the CUDA runtime finds at least one device.
@@ -61,5 +63,10 @@ class DeviceBuffer {
 
 // n values uniform in [-scale, scale), the same for the same seed.
 std::vector<float> random_floats(size_t n, uint64_t seed, float scale = 1.0f);
+
+// n_rows rows of n_cols values from random_floats(seed), quantized to `type` by the reference:
+// the bytes a GGUF tensor holds. *row_bytes receives the row size.
+std::vector<uint8_t> random_matrix(GgmlType type, int64_t n_rows, int64_t n_cols, uint64_t seed,
+                                   size_t* row_bytes);
 
 }  // namespace pensieve::cuda::test
