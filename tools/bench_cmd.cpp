@@ -1,5 +1,6 @@
-// `pensieve bench -m MODEL`: prompt and generation tokens/s, time to first token, peak RSS and
-// the fraction of the memory-bandwidth bound that generation reaches.
+// `pensieve bench -m MODEL`: prompt and generation tokens/s (generation after the prompt, and from
+// an empty context as llama-bench's tg runs), time to first token, peak RSS and the fraction of
+// the memory-bandwidth bound that generation reaches.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@ void print_text(const BenchResult& r, int repetitions) {
   };
   line("prompt", r.prompt_tokens_per_s, "tokens/s");
   line("generation", r.generate_tokens_per_s, "tokens/s");
+  line("gen. from empty", r.generate_empty_tokens_per_s, "tokens/s");
   line("first token", r.time_to_first_token_ms, "ms");
   for (const StreamsResult& s : r.streams) {
     const StreamsResult& first = r.streams.front();
@@ -43,7 +45,8 @@ void print_text(const BenchResult& r, int repetitions) {
     fmt::print("memory bandwidth {:.1f} GB/s (device-to-device copy, read + written)\n",
                r.bandwidth_gb_per_s);
   }
-  fmt::print("bandwidth bound  {:.0f}% reached by generation\n", 100 * r.bandwidth_fraction);
+  fmt::print("bandwidth bound  {:.0f}% reached by generation ({:.0f}% from an empty context)\n",
+             100 * r.bandwidth_fraction, 100 * r.bandwidth_fraction_empty);
   fmt::print("peak RSS         {:.1f} MiB\n", r.peak_rss_bytes / 1048576.0);
 }
 
@@ -60,14 +63,15 @@ void print_json(const BenchResult& r) {
   }
   fmt::print(
       "{{\"model\": \"{}\", \"device\": \"{}\", \"threads\": {}, \"prompt_tokens_per_s\": {}, "
-      "\"generate_tokens_per_s\": {}, \"time_to_first_token_ms\": {}, "
+      "\"generate_tokens_per_s\": {}, \"generate_empty_tokens_per_s\": {}, "
+      "\"time_to_first_token_ms\": {}, "
       "\"weight_bytes_per_token\": {}, \"kv_type\": \"{}\", \"kv_cache_bytes\": {}, "
       "\"bandwidth_gb_per_s\": {:.3f}, \"bandwidth_fraction\": {:.4f}, \"streams\": [{}], "
       "\"peak_rss_bytes\": {}}}\n",
       r.model_path, r.device, r.n_threads, stat(r.prompt_tokens_per_s),
-      stat(r.generate_tokens_per_s), stat(r.time_to_first_token_ms), r.weight_bytes_per_token,
-      r.kv_type, r.kv_cache_bytes, r.bandwidth_gb_per_s, r.bandwidth_fraction, streams,
-      r.peak_rss_bytes);
+      stat(r.generate_tokens_per_s), stat(r.generate_empty_tokens_per_s),
+      stat(r.time_to_first_token_ms), r.weight_bytes_per_token, r.kv_type, r.kv_cache_bytes,
+      r.bandwidth_gb_per_s, r.bandwidth_fraction, streams, r.peak_rss_bytes);
 }
 
 }  // namespace

@@ -158,7 +158,16 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   std::vector<int32_t> prompt(static_cast<size_t>(std::max<int64_t>(o.n_prompt, 1)));
   for (size_t i = 0; i < prompt.size(); ++i)
     prompt[i] = static_cast<int32_t>((i * 7919 + 1) % hp.n_vocab);
-  std::vector<double> pp, tg, ttft;
+  std::vector<double> pp, tg, tg_empty, ttft;
+  // n_generate greedy steps from `token` on the current context, seconds.
+  auto generate = [&](int32_t token) -> Expected<double> {
+    const auto start = Clock::now();
+    for (int64_t i = 0; i < o.n_generate; ++i) {
+      PV_TRY(std::span<const float> logits, fwd.eval(std::span<const int32_t>(&token, 1)));
+      token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    return seconds_since(start);
+  };
   for (int rep = 0; rep <= o.repetitions; ++rep) {  // repetition 0 warms up
     fwd.reset();
     auto start = Clock::now();
@@ -171,17 +180,16 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
       PV_TRY_VOID(fwd.eval(prompt));
       prompt_s = seconds_since(start);
     }
-    int32_t token = prompt.back();
-    start = Clock::now();
-    for (int64_t i = 0; i < o.n_generate; ++i) {
-      PV_TRY(std::span<const float> logits, fwd.eval(std::span<const int32_t>(&token, 1)));
-      token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    }
-    const double gen_s = seconds_since(start);
+    PV_TRY(const double gen_s, generate(prompt.back()));
+    fwd.reset();
+    PV_TRY(const double gen_empty_s, generate(prompt.front()));
     if (rep == 0) continue;
     ttft.push_back(first * 1e3);
     if (o.n_prompt > 0) pp.push_back(static_cast<double>(o.n_prompt) / prompt_s);
-    if (o.n_generate > 0) tg.push_back(static_cast<double>(o.n_generate) / gen_s);
+    if (o.n_generate > 0) {
+      tg.push_back(static_cast<double>(o.n_generate) / gen_s);
+      tg_empty.push_back(static_cast<double>(o.n_generate) / gen_empty_s);
+    }
   }
   forward.reset();  // its device memory, before the batched runs take theirs
   for (const int n_streams : o.streams) {
@@ -194,11 +202,15 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
   }
   result.prompt_tokens_per_s = summarize(pp);
   result.generate_tokens_per_s = summarize(tg);
+  result.generate_empty_tokens_per_s = summarize(tg_empty);
   result.time_to_first_token_ms = summarize(ttft);
   result.peak_rss_bytes = peak_rss_bytes();
   if (o.device == "cpu") result.bandwidth_gb_per_s = measure_read_bandwidth(result.n_threads);
-  result.bandwidth_fraction = static_cast<double>(result.weight_bytes_per_token) *
-                              result.generate_tokens_per_s.median / 1e9 / result.bandwidth_gb_per_s;
+  const double bytes_per_s = static_cast<double>(result.weight_bytes_per_token) / 1e9;
+  result.bandwidth_fraction =
+      bytes_per_s * result.generate_tokens_per_s.median / result.bandwidth_gb_per_s;
+  result.bandwidth_fraction_empty =
+      bytes_per_s * result.generate_empty_tokens_per_s.median / result.bandwidth_gb_per_s;
   return result;
 }
 

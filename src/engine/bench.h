@@ -42,13 +42,15 @@ struct BenchResult {
   int n_threads = 0;
   bool mmap = false;
   Stat prompt_tokens_per_s;
-  Stat generate_tokens_per_s;
-  Stat time_to_first_token_ms;  // one-token prompt on an empty context
+  Stat generate_tokens_per_s;        // after the prompt (positions n_prompt on)
+  Stat generate_empty_tokens_per_s;  // from an empty context, as llama-bench's tg runs
+  Stat time_to_first_token_ms;       // one-token prompt on an empty context
   uint64_t weight_bytes_per_token = 0;
   std::string kv_type;
   uint64_t kv_cache_bytes = 0;
-  double bandwidth_gb_per_s = 0;  // measured streaming read, same threads (GPU: device copy)
-  double bandwidth_fraction = 0;  // weight bytes/token * generation tok/s / bandwidth
+  double bandwidth_gb_per_s = 0;        // measured streaming read, same threads (GPU: device copy)
+  double bandwidth_fraction = 0;        // weight bytes/token * generation tok/s / bandwidth
+  double bandwidth_fraction_empty = 0;  // the same from an empty context
   std::vector<StreamsResult> streams;
   uint64_t peak_rss_bytes = 0;
 };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <string>
 
 #include "kernels/cuda/ops.h"
@@ -87,7 +88,7 @@ WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w) {
 // Offsets of the activation buffers in the scratch allocation.
 struct ScratchLayout {
   size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, step, xq_qs, xq_ds, x16, w16;
-  size_t batch_ints, split_k, total;
+  size_t batch_ints, split_k, attn_partials, attn_counters, total;
 };
 
 // The tensor cores' split-k workspace: 8 partial products of up to 64 tokens.
@@ -155,6 +156,8 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n
   s.w16 = take(gemm ? dequantized_elements(w) : 0, sizeof(uint16_t));
   s.batch_ints = take(batch_ints(n_ctx, o), sizeof(int32_t));
   s.split_k = take(gemm ? split_k_floats(hp, max_batch) : 0, sizeof(float));
+  s.attn_partials = take(cuda::kAttentionPartialFloats, sizeof(float));
+  s.attn_counters = take(cuda::kAttentionSplitBlocks, sizeof(unsigned));
   s.total = at;
   return s;
 }
@@ -188,6 +191,13 @@ Expected<void> check_supported(const Hparams& hp, const ModelWeights& w) {
                         "cuda: tensor '{}' has type {}; the CUDA backend computes with F32, F16, "
                         "BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights",
                         nm.name, ggml_type_name(nm.m->type));
+    }
+    if (cuda::device_layout_differs(nm.m->type) && nm.m->row_bytes > cuda::kMaxLayoutRowBytes) {
+      return make_error(ErrorCode::kUnsupported,
+                        "cuda: tensor '{}' has rows of {} bytes; the CUDA backend takes {} rows "
+                        "of at most {} bytes",
+                        nm.name, nm.m->row_bytes, ggml_type_name(nm.m->type),
+                        cuda::kMaxLayoutRowBytes);
     }
   }
   return {};
@@ -328,6 +338,11 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   w16_ = reinterpret_cast<uint16_t*>(scratch_mem_ + scratch.w16);
   batch_ints_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.batch_ints);
   split_k_ = f32(scratch.split_k);
+  attn_partials_ = f32(scratch.attn_partials);
+  attn_counters_ = reinterpret_cast<unsigned*>(scratch_mem_ + scratch.attn_counters);
+  PV_TRY_VOID(cuda_ok(cudaMemsetAsync(attn_counters_, 0,
+                                      sz(cuda::kAttentionSplitBlocks) * sizeof(unsigned), stream_),
+                      "clearing the attention counters"));
   split_k_floats_ = max_batch_ >= gemm_min_tokens_ ? split_k_floats(hp_, max_batch_) : 0;
   return {};
 }
@@ -342,6 +357,18 @@ Expected<void> CudaForward::upload_weights(const ModelWeights& w) {
         cudaMemcpy(weights_mem_ + layout.offsets.at(data), data, bytes, cudaMemcpyHostToDevice),
         "uploading weights"));
   }
+  // Q8_0 and Q4_0 rows into the device layout, each uploaded tensor once.
+  std::set<const void*> rearranged;
+  for (const NamedMatrix& nm : named_matrices(w)) {
+    const Matrix& m = *nm.m;
+    if (m.data == nullptr || !cuda::device_layout_differs(m.type)) continue;
+    if (!rearranged.insert(m.data).second) continue;
+    const size_t n_rows = layout.bytes.at(m.data) / m.row_bytes;
+    cuda::to_device_layout(m.type, weights_mem_ + layout.offsets.at(m.data), m.row_bytes,
+                           static_cast<int64_t>(n_rows), m.n_cols, stream_);
+  }
+  PV_TRY_VOID(cuda_ok(cudaGetLastError(), "rearranging the weights"));
+  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "rearranging the weights"));
   std::vector<double> freqs(sz(hp_.n_rot / 2));
   const ref::RopeParams rope = rope_params(hp_, w, n_ctx_);
   cuda::rope_frequencies(rope.n_rot, rope.freq_base, rope.freq_scale, rope.freq_factors,

@@ -187,6 +187,9 @@ class CudaForward : public Forward, public BatchForward {
   // [max_batch], last rows [max_segments], block tables [max_segments * blocks per sequence].
   int32_t* batch_ints_ = nullptr;
   float* split_k_ = nullptr;  // [split_k_floats_] the tensor cores' partial sums
+  // Decode attention's workspace: partial results of split rows, and a counter per row.
+  float* attn_partials_ = nullptr;     // [cuda::kAttentionPartialFloats]
+  unsigned* attn_counters_ = nullptr;  // [cuda::kAttentionSplitBlocks], zero between launches
   int64_t split_k_floats_ = 0;
   int32_t* step_ = nullptr;  // [2] token id, position: the graph's inputs
   // 8-bit activations of up to min(max_batch, matvec_max_tokens) rows.

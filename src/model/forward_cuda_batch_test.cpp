@@ -2,7 +2,8 @@
 // sequence alone): the same segments, block tables scattered over the pool, logits close and
 // greedy tokens equal or near ties (both are then fed the CPU's pick), through every path a step
 // can take (one token: the matrix-vector kernels; a few tokens: tiled products; many: the tensor
-// cores), sequences joining midway and a window. Bad batches get the CPU's errors. Tests that need
+// cores), sequences joining midway, a window, and more sequences than one logits product takes.
+// Bad batches get the CPU's errors. Tests that need
 // a GPU skip without one.
 #include <cuda_runtime.h>
 
@@ -162,6 +163,19 @@ TEST_P(CudaBatch, MatchesCpuBatchWithAWindow) {
   auto model = tiny_llama(type);
   ASSERT_NE(model, nullptr);
   compare(*model, schedule(), {40, 21, 8}, 24, type == "F16" ? 5e-3 : 3e-2);
+}
+
+// Nine sequences decoding together: the layers on the tensor cores, the logits rows in groups of
+// matvec_max_tokens (4, 4 and 1); then six (tiled products; groups of 4 and 2).
+TEST_P(CudaBatch, ManySequencesDecodeTogether) {
+  const std::string type = GetParam();
+  auto model = tiny_llama(type);
+  ASSERT_NE(model, nullptr);
+  const std::vector<int64_t> prompts = {3, 9, 5, 12, 4, 7, 6, 10, 8};
+  std::vector<std::vector<int64_t>> steps = {prompts};
+  for (int i = 0; i < 10; ++i) steps.push_back(std::vector<int64_t>(prompts.size(), 1));
+  for (int i = 0; i < 8; ++i) steps.push_back({1, 1, 1, 0, 1, 1, 0, 0, 1});
+  compare(*model, steps, prompts, 0, type == "F16" ? 5e-3 : 3e-2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaBatch, ::testing::Values("F16", "Q8_0", "Q4_0"));

@@ -181,7 +181,23 @@ Matrix upload(const Matrix& host) {
   const size_t bytes = host.row_bytes * static_cast<size_t>(host.n_rows);
   auto* d = device_alloc<uint8_t>(bytes);
   cudaMemcpy(d, host.data, bytes, cudaMemcpyHostToDevice);
+  cuda::to_device_layout(host.type, d, host.row_bytes, host.n_rows, host.n_cols, nullptr);
   return {host.type, host.n_cols, host.n_rows, host.row_bytes, d};
+}
+
+// Copies of a matrix on the device, enough that taking them in turn reads at least 256 MB: more
+// than the L2 cache holds, so a product reads its weights from device memory as decoding does.
+struct Copies {
+  std::vector<Matrix> m;
+  size_t next = 0;
+  const Matrix* take() { return &m[next++ % m.size()]; }
+};
+Copies upload_copies(const Matrix& host) {
+  const double bytes = static_cast<double>(host.row_bytes) * static_cast<double>(host.n_rows);
+  const int n = std::clamp(static_cast<int>(256e6 / bytes) + 1, 2, 64);
+  Copies c;
+  for (int i = 0; i < n; ++i) c.m.push_back(upload(host));
+  return c;
 }
 
 // The small kernels of a decode step, and attention over n_tokens of a prompt both ways.
@@ -236,36 +252,41 @@ void bench_step_kernels(const Model& m, int64_t n_tokens, float* x, cuda::Q8Act 
 // tensor-core product of n_tokens (TFLOP/s).
 void bench_kernels(const Model& m, int64_t n_tokens) {
   const LayerWeights& l = m.weights().layers[0];
-  const Matrix gate = upload(l.ffn_gate);
-  const Matrix up = upload(l.ffn_up);
-  const Matrix down = upload(l.ffn_down);
+  Copies gates = upload_copies(l.ffn_gate);
+  Copies ups = upload_copies(l.ffn_up);
+  Copies downs = upload_copies(l.ffn_down);
+  const Matrix& gate = gates.m[0];
+  const Matrix& down = downs.m[0];
   const int64_t widest = std::max(gate.n_cols, down.n_cols);
   auto* x = device_alloc<float>(static_cast<size_t>(n_tokens * widest));
   auto* y = device_alloc<float>(static_cast<size_t>(n_tokens * std::max(gate.n_rows, down.n_rows)));
   cuda::Q8Act xq{device_alloc<int8_t>(static_cast<size_t>(widest)),
                  device_alloc<float2>(static_cast<size_t>(widest / 32))};
   auto bytes = [](const Matrix& w) { return static_cast<double>(w.row_bytes) * w.n_rows; };
-  auto run = [&](std::initializer_list<const Matrix*> w, cuda::MatvecOut out) {
-    cuda::MatvecJob job;
-    job.n_w = static_cast<int>(w.size());
-    for (size_t i = 0; i < w.size(); ++i) {
-      job.w[i] = w.begin()[i];
-      job.y[i] = y;
-    }
-    job.x = x;
-    job.xq = xq;
-    job.out = out;
-    return time_ms([&](cudaStream_t st) { cuda::matvec(job, st); });
+  // Each call takes the next copies, so the weights come from device memory.
+  auto run = [&](std::initializer_list<Copies*> w, cuda::MatvecOut out) {
+    return time_ms([&](cudaStream_t st) {
+      cuda::MatvecJob job;
+      job.n_w = static_cast<int>(w.size());
+      for (size_t i = 0; i < w.size(); ++i) {
+        job.w[i] = w.begin()[i]->take();
+        job.y[i] = y;
+      }
+      job.x = x;
+      job.xq = xq;
+      job.out = out;
+      cuda::matvec(job, st);
+    });
   };
-  const double t_gate = run({&gate}, cuda::MatvecOut::kStore);
-  const double t_glu = run({&gate, &up}, cuda::MatvecOut::kSwiglu);
-  const double t_down = run({&down}, cuda::MatvecOut::kAdd);
+  const double t_gate = run({&gates}, cuda::MatvecOut::kStore);
+  const double t_glu = run({&gates, &ups}, cuda::MatvecOut::kSwiglu);
+  const double t_down = run({&downs}, cuda::MatvecOut::kAdd);
   std::printf(
       "  matvec %s %lldx%lld: %.1f us, %.0f GB/s; gate+up+SwiGLU %.1f us, %.0f GB/s; "
       "down+add %.1f us, %.0f GB/s\n",
       std::string(ggml_type_name(gate.type)).c_str(), static_cast<long long>(gate.n_rows),
       static_cast<long long>(gate.n_cols), t_gate * 1e3, bytes(gate) / t_gate / 1e6, t_glu * 1e3,
-      (bytes(gate) + bytes(up)) / t_glu / 1e6, t_down * 1e3, bytes(down) / t_down / 1e6);
+      2 * bytes(gate) / t_glu / 1e6, t_down * 1e3, bytes(down) / t_down / 1e6);
   const double t_q =
       time_ms([&](cudaStream_t st) { cuda::quantize_q8(x, 1, down.n_cols, xq, st); });
   auto* w16 = device_alloc<uint16_t>(static_cast<size_t>(gate.n_rows * gate.n_cols));

@@ -92,6 +92,8 @@ void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place) {
   a.scale = 1.0f / std::sqrt(static_cast<float>(hp_.head_dim));
   a.window = window_;
   a.tensor_cores = n >= std::max<int64_t>(gemm_min_tokens_, kAttentionTcMinTokens);
+  a.partials = attn_partials_;
+  a.counters = attn_counters_;
   cuda::attention(a, stream_);
 }
 
@@ -217,14 +219,15 @@ void CudaForward::logits_of_rows(const int32_t* rows, int64_t n) {
   const Matrix x_rows{GgmlType::kF32, hp_.n_embd, max_batch_, sz(hp_.n_embd) * sizeof(float),
                       reinterpret_cast<const uint8_t*>(x_)};
   cuda::get_rows(x_rows, rows, n, proj_, stream_);
-  if (n <= matvec_max_tokens_) {
-    norm_rows(proj_, output_norm_, n);
-    matvec_group({&output_}, {logits_dev_}, xn_, {xq_qs_, reinterpret_cast<float2*>(xq_ds_)},
-                 cuda::MatvecOut::kStore, n, stream_);  // [n, n_vocab]
-    return;
+  // matvec_max_tokens rows at a time: the output matrix is read once per group, and its product
+  // stays that of one-token steps.
+  for (int64_t first = 0; first < n; first += matvec_max_tokens_) {
+    const int64_t count = std::min(matvec_max_tokens_, n - first);
+    norm_rows(proj_ + first * hp_.n_embd, output_norm_, count);
+    matvec_group({&output_}, {logits_dev_ + first * hp_.n_vocab}, xn_,
+                 {xq_qs_, reinterpret_cast<float2*>(xq_ds_)}, cuda::MatvecOut::kStore, count,
+                 stream_);  // [count, n_vocab]
   }
-  cuda::rms_norm(proj_, output_norm_, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
-  cuda::matmul(output_, xn_, n, logits_dev_, stream_);  // [n, n_vocab]
 }
 
 }  // namespace pensieve

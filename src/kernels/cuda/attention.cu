@@ -1,8 +1,12 @@
 // Causal attention over the F16 cache (contiguous or paged) with an online softmax. One thread
-// block per (token, query head); its warps take turns over chunks of 32 positions (warp w: chunks
-// w, w + kWarps, ...), each keeping its own running max, sum and output, merged at the end. Within
-// a chunk each lane scores one position, then the warp adds the chunk's weighted V rows, each lane
-// owning head dims lane, lane + 32, ... Head sizes 64 and 128 get unrolled 16-byte K loads.
+// block per (token, query head, split); its warps take turns over chunks of 32 positions (warp w:
+// chunks w, w + kWarps, ... of the split's), each keeping its own running max, sum and output,
+// merged at the end. Within a chunk each lane scores one position, then the warp adds the chunk's
+// weighted V rows, each lane owning head_dim / 32 adjacent dims (one load a row for head sizes 64
+// and 128, which also get unrolled 16-byte K loads). With few query rows (decoding) a row's
+// chunks are split over several blocks: each writes its max, sum and output to the workspace,
+// and the last to finish (a counter per row) merges them in split order.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cuda/attention_tc.cuh"
@@ -41,27 +45,70 @@ __device__ __forceinline__ float score(const float* q_s, const uint16_t* k_row, 
   return s;
 }
 
-// kWarps warps a block: 4 for prompts (many blocks), 8 for one token (one block a head).
+// Head dim d of lane `lane`'s i-th accumulator: adjacent dims per lane when HD is known.
+template <int HD, int kDims>
+__device__ __forceinline__ int dim_of(int lane, int i) {
+  return HD > 0 ? lane * kDims + i : lane + i * detail::kWarp;
+}
+
+// Adds p * v_row to the lane's accumulators.
+template <int HD, int kDims>
+__device__ __forceinline__ void add_v(const uint16_t* v_row, float p, int lane, int hd,
+                                      float* acc) {
+  if constexpr (HD == 128) {
+    const uint2 raw = reinterpret_cast<const uint2*>(v_row)[lane];
+    const auto* h2 = reinterpret_cast<const __half2*>(&raw);
+    const float2 a = __half22float2(h2[0]);
+    const float2 b = __half22float2(h2[1]);
+    acc[0] += p * a.x;
+    acc[1] += p * a.y;
+    acc[2] += p * b.x;
+    acc[3] += p * b.y;
+  } else if constexpr (HD == 64) {
+    const float2 a = __half22float2(reinterpret_cast<const __half2*>(v_row)[lane]);
+    acc[0] += p * a.x;
+    acc[1] += p * a.y;
+  } else {
+#pragma unroll
+    for (int i = 0; i < kDims; ++i) {
+      const int d = dim_of<HD, kDims>(lane, i);
+      if (d < hd) acc[i] += p * detail::f16_bits_to_float(v_row[d]);
+    }
+  }
+}
+
+// kWarps warps a block: 4 for prompts (many blocks), 8 for one token. gridDim.y splits.
 template <int HD, int kWarps>
 __global__ void attention_kernel(AttentionJob job) {
+  detail::begin_dependent();
   constexpr int kThreads = kWarps * detail::kWarp;
   constexpr int kDims =
       HD > 0 ? (HD + detail::kWarp - 1) / detail::kWarp : kMaxDims / detail::kWarp;
+  static_assert(HD == 0 || HD == 64 || HD == 128 || HD % detail::kWarp == 0);
   __shared__ float q_s[kMaxDims];
   __shared__ float warp_m[kWarps];
   __shared__ float warp_l[kWarps];
   __shared__ float warp_out[kWarps][kMaxDims];
+  __shared__ bool last;
   const int warp = threadIdx.x / detail::kWarp;
   const int lane = threadIdx.x % detail::kWarp;
-  const int64_t t = blockIdx.x / job.n_head;
-  const int64_t h = blockIdx.x % job.n_head;
+  const int64_t query_row = blockIdx.x;  // t * n_head + h
+  const int64_t t = query_row / job.n_head;
+  const int64_t h = query_row % job.n_head;
   const int hd = HD > 0 ? HD : static_cast<int>(job.head_dim);
   const int64_t n_kv = job.n_head_kv * hd;
   const int64_t kv_head = h / (job.n_head / job.n_head_kv);
   const int64_t pos = detail::token_position(job.paged, job.first_pos, job.first_pos_dev, t);
   const detail::KvRows rows = detail::kv_rows(job.paged, t);
   const int64_t begin = job.window > 0 && pos - job.window + 1 > 0 ? pos - job.window + 1 : 0;
-  const float* q = job.q + (t * job.n_head + h) * hd;  // [hd]
+  // This split's chunks of 32 positions: [chunk_begin, chunk_end) of the row's n_chunks. Rows
+  // split only as far as every warp gets a chunk; the blocks of the other splits leave.
+  const int64_t n_chunks = (pos - begin) / detail::kWarp + 1;
+  const int64_t n_splits = min(static_cast<int64_t>(gridDim.y), max(n_chunks / kWarps, int64_t{1}));
+  if (blockIdx.y >= n_splits) return;
+  const int64_t chunk_begin = n_chunks * blockIdx.y / n_splits;
+  const int64_t chunk_end = n_chunks * (blockIdx.y + 1) / n_splits;
+  const float* q = job.q + query_row * hd;  // [hd]
   for (int d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[d] * job.scale;
   __syncthreads();
   const uint16_t* k = job.k_cache + kv_head * hd;  // position p's row at k + rows.row(p) * n_kv
@@ -71,7 +118,8 @@ __global__ void attention_kernel(AttentionJob job) {
   float acc[kDims];
 #pragma unroll
   for (int i = 0; i < kDims; ++i) acc[i] = 0.0f;
-  for (int64_t j0 = begin + warp * detail::kWarp; j0 <= pos; j0 += kWarps * detail::kWarp) {
+  for (int64_t c = chunk_begin + warp; c < chunk_end; c += kWarps) {
+    const int64_t j0 = begin + c * detail::kWarp;
     const int64_t j = j0 + lane;
     const int64_t row = j <= pos ? rows.row(j) : 0;
     const float s = j <= pos ? score<HD>(q_s, k + row * n_kv, hd) : -INFINITY;
@@ -87,24 +135,19 @@ __global__ void attention_kernel(AttentionJob job) {
     for (int jj = 0; jj < n_chunk; ++jj) {
       const float p_j = __shfl_sync(detail::kFullMask, p, jj);
       const int64_t row_jj = __shfl_sync(detail::kFullMask, row, jj);
-      const uint16_t* v_row = v + row_jj * n_kv;  // [hd]
-#pragma unroll
-      for (int i = 0; i < kDims; ++i) {
-        const int d = lane + i * detail::kWarp;
-        if (d < hd) acc[i] += p_j * detail::f16_bits_to_float(v_row[d]);
-      }
+      add_v<HD, kDims>(v + row_jj * n_kv, p_j, lane, hd, acc);
     }
     m = m_new;
   }
   // Merge the warps: rescale each to the largest max. A warp that had no chunk has m = -inf,
-  // l = 0 and contributes nothing; warp 0 always has one.
+  // l = 0 and contributes nothing; so does a whole block of an empty split.
   if (lane == 0) {
     warp_m[warp] = m;
     warp_l[warp] = l;
   }
 #pragma unroll
   for (int i = 0; i < kDims; ++i) {
-    const int d = lane + i * detail::kWarp;
+    const int d = dim_of<HD, kDims>(lane, i);
     if (d < hd) warp_out[warp][d] = acc[i];
   }
   __syncthreads();
@@ -113,27 +156,76 @@ __global__ void attention_kernel(AttentionJob job) {
   float weight[kWarps];
   float l_all = 0.0f;
   for (int w = 0; w < kWarps; ++w) {
-    weight[w] = expf(warp_m[w] - m_all);
+    weight[w] = warp_m[w] == -INFINITY ? 0.0f : expf(warp_m[w] - m_all);
     l_all += warp_l[w] * weight[w];
   }
-  float* out = job.out + (t * job.n_head + h) * hd;  // [hd]
+  float* out = job.out + query_row * hd;  // [hd]
+  if (n_splits == 1) {
+    for (int d = threadIdx.x; d < hd; d += kThreads) {
+      float sum = 0.0f;
+      for (int w = 0; w < kWarps; ++w) sum += warp_out[w][d] * weight[w];
+      out[d] = sum / l_all;
+    }
+    return;
+  }
+  // Split: this block's (max, sum, output) into the workspace, [row][split][2 + hd].
+  float* part = job.partials + (query_row * n_splits + blockIdx.y) * (2 + hd);
+  if (threadIdx.x == 0) {
+    part[0] = m_all;
+    part[1] = l_all;
+  }
   for (int d = threadIdx.x; d < hd; d += kThreads) {
     float sum = 0.0f;
     for (int w = 0; w < kWarps; ++w) sum += warp_out[w][d] * weight[w];
-    out[d] = sum / l_all;
+    part[2 + d] = sum;
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(job.counters + query_row, 1u) == n_splits - 1;
+    if (last) job.counters[query_row] = 0;  // ready for the next launch
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The other blocks' parts, read past the L1 cache (it may hold an earlier launch's).
+  const float* parts = job.partials + query_row * n_splits * (2 + hd);
+  float m_row = -INFINITY;
+  for (int64_t i = 0; i < n_splits; ++i) m_row = fmaxf(m_row, __ldcg(parts + i * (2 + hd)));
+  float l_row = 0.0f;
+  for (int64_t i = 0; i < n_splits; ++i) {
+    const float m_i = __ldcg(parts + i * (2 + hd));
+    if (m_i != -INFINITY) l_row += __ldcg(parts + i * (2 + hd) + 1) * expf(m_i - m_row);
+  }
+  for (int d = threadIdx.x; d < hd; d += kThreads) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n_splits; ++i) {
+      const float m_i = __ldcg(parts + i * (2 + hd));
+      if (m_i != -INFINITY) sum += __ldcg(parts + i * (2 + hd) + 2 + d) * expf(m_i - m_row);
+    }
+    out[d] = sum / l_row;
   }
 }
 
+// Splits a row's positions over several blocks when the rows alone leave the GPU idle.
+int64_t splits_for(const AttentionJob& job) {
+  const int64_t rows = job.n_tokens * job.n_head;
+  if (job.partials == nullptr || job.counters == nullptr) return 1;
+  if (rows * 2 > kAttentionSplitBlocks) return 1;
+  return std::min<int64_t>(16, kAttentionSplitBlocks / rows);
+}
+
 template <int kWarps>
-void launch(const AttentionJob& job, cudaStream_t stream) {
-  const auto blocks = static_cast<unsigned>(job.n_tokens * job.n_head);
+void launch(const AttentionJob& job, int64_t n_splits, cudaStream_t stream) {
+  const dim3 blocks(static_cast<unsigned>(job.n_tokens * job.n_head),
+                    static_cast<unsigned>(n_splits));
   constexpr unsigned kThreads = kWarps * detail::kWarp;
   if (job.head_dim == 64) {
-    attention_kernel<64, kWarps><<<blocks, kThreads, 0, stream>>>(job);
+    detail::launch_dependent(attention_kernel<64, kWarps>, blocks, kThreads, 0, stream, job);
   } else if (job.head_dim == 128) {
-    attention_kernel<128, kWarps><<<blocks, kThreads, 0, stream>>>(job);
+    detail::launch_dependent(attention_kernel<128, kWarps>, blocks, kThreads, 0, stream, job);
   } else {
-    attention_kernel<0, kWarps><<<blocks, kThreads, 0, stream>>>(job);
+    detail::launch_dependent(attention_kernel<0, kWarps>, blocks, kThreads, 0, stream, job);
   }
 }
 
@@ -146,10 +238,13 @@ void attention(const AttentionJob& job, cudaStream_t stream) {
   if (job.tensor_cores && !paged && job.n_tokens > 1 &&
       detail::attention_tc_supported(job.head_dim)) {
     detail::attention_tc(job, stream);
-  } else if (job.n_tokens == 1) {
-    launch<8>(job, stream);
+    return;
+  }
+  const int64_t n_splits = splits_for(job);
+  if (job.n_tokens == 1 && n_splits == 1) {
+    launch<8>(job, n_splits, stream);
   } else {
-    launch<4>(job, stream);
+    launch<4>(job, n_splits, stream);
   }
 }
 

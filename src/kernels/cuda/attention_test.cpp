@@ -2,7 +2,8 @@
 // 256 (80: not a multiple of the warp; 64 and 128 have their own unrolled kernels), GQA groups,
 // positions around the 32-position chunk and past several rounds of the block's warps, and
 // sliding windows; positions partly read from device memory; the tensor-core kernel for prompt
-// chunks of head sizes 64 and 128; a paged cache read through block tables.
+// chunks of head sizes 64 and 128; a paged cache read through block tables; rows split over
+// several blocks (with the workspace), run twice for the same bits and the counters left zero.
 #include <algorithm>
 #include <cmath>
 #include <ostream>
@@ -73,14 +74,21 @@ TEST_P(CudaAttention, MatchesReference) {
   const int64_t n_kv = s.n_head_kv * s.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
   const bool tc_shape = s.head_dim == 64 || s.head_dim == 128;
+  test::DeviceBuffer<float> partials(static_cast<size_t>(kAttentionPartialFloats));
+  const std::vector<unsigned> zeros(static_cast<size_t>(kAttentionSplitBlocks), 0);
+  test::DeviceBuffer<unsigned> counters(zeros);
   for (int64_t n_tokens : {1, 5, 40, 130}) {
-    for (int64_t first_pos : {0, 31, 32, 100, 300}) {
+    for (int64_t first_pos : {0, 31, 32, 100, 300, 1000}) {
       for (int64_t window : {0, 1, 7, 33, 100}) {
         // 130 tokens (three 64-row tiles, the last partial) for the tensor-core kernel only.
         const bool tc = tc_shape && n_tokens >= 40 && (n_tokens == 130 || window % 2 == 0);
         if (n_tokens == 130 && !tc) continue;
-        SCOPED_TRACE(testing::Message() << "tokens " << n_tokens << " first_pos " << first_pos
-                                        << " window " << window << (tc ? " tensor cores" : ""));
+        if (first_pos == 1000 && n_tokens > 5) continue;  // long rows: for the splits
+        // Few rows split over blocks when the job has the workspace: every other window.
+        const bool split = !tc && window != 1 && window != 33;
+        SCOPED_TRACE(testing::Message()
+                     << "tokens " << n_tokens << " first_pos " << first_pos << " window " << window
+                     << (tc ? " tensor cores" : "") << (split ? " split" : ""));
         const int64_t n_ctx = first_pos + n_tokens + 3;  // rows past the last are never read
         const auto q = test::random_floats(static_cast<size_t>(n_tokens * n_q), 1);
         const auto k = random_f16(static_cast<size_t>(n_ctx * n_kv), 2);
@@ -105,9 +113,19 @@ TEST_P(CudaAttention, MatchesReference) {
         job.scale = scale;
         job.window = window;
         job.tensor_cores = tc;
+        if (split) {
+          job.partials = partials.get();
+          job.counters = counters.get();
+        }
         attention(job, nullptr);
         ASSERT_TRUE(test::synchronize());
         const std::vector<float> got = out_dev.download();
+        if (split) {  // again: the counters were reset, and the merge order is fixed
+          attention(job, nullptr);
+          ASSERT_TRUE(test::synchronize());
+          ASSERT_EQ(out_dev.download(), got);
+          ASSERT_EQ(counters.download(), zeros);
+        }
         const std::vector<float> want = reference(q, k, v, s, n_tokens, first_pos, window, scale);
         // The tensor cores see q and the softmax weights rounded to F16 (11-bit mantissas).
         const double tolerance = tc ? 4e-3 : 2e-5;
@@ -174,6 +192,13 @@ TEST_P(CudaAttention, PagedMatchesContiguousPerSequence) {
     job.scale = scale;
     job.window = window;
     job.tensor_cores = true;  // ignored for a paged cache
+    test::DeviceBuffer<float> partials(static_cast<size_t>(kAttentionPartialFloats));
+    test::DeviceBuffer<unsigned> counters(
+        std::vector<unsigned>(static_cast<size_t>(kAttentionSplitBlocks), 0));
+    if (window == 0) {  // 7 tokens x up to 14 heads: split
+      job.partials = partials.get();
+      job.counters = counters.get();
+    }
     attention(job, nullptr);
     ASSERT_TRUE(test::synchronize());
     const std::vector<float> got = out_dev.download();

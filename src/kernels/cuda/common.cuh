@@ -1,8 +1,10 @@
 // Device helpers the CUDA ops share: F16 and BF16 bits, warp reductions, launch sizes and element
-// access to the GGUF block layouts (ggml's, as kernels/ref/quant_blocks.h describes them).
+// access to the block layouts: ggml's (kernels/ref/quant_blocks.h) for the K-quants, and for Q8_0
+// and Q4_0 the device layout of ops.h (a row's codes first, then its scales).
 #pragma once
 
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -28,6 +30,24 @@ constexpr int kQ6_KBytes = 210;  // ql[128], qh[64], scales[16] (int8), d
 
 __device__ __forceinline__ float f16_bits_to_float(uint16_t bits) {
   return __half2float(__ushort_as_half(bits));
+}
+
+// Q8_0 and Q4_0 rows on the device (ops.h, to_device_layout): the codes of blocks 0..n-1, then
+// their F16 scales, in the same row_bytes.
+template <GgmlType T>
+__host__ __device__ constexpr int code_bytes() {
+  static_assert(T == GgmlType::kQ8_0 || T == GgmlType::kQ4_0);
+  return T == GgmlType::kQ8_0 ? kQk : kQk / 2;
+}
+
+template <GgmlType T>
+__device__ __forceinline__ const uint8_t* block_codes(const uint8_t* row, int64_t b) {
+  return row + b * code_bytes<T>();
+}
+
+template <GgmlType T>
+__device__ __forceinline__ float block_scale(const uint8_t* row, int64_t n_blocks, int64_t b) {
+  return f16_bits_to_float(reinterpret_cast<const uint16_t*>(row + n_blocks * code_bytes<T>())[b]);
 }
 
 __device__ __forceinline__ uint16_t float_to_f16_bits(float x) {
@@ -100,9 +120,9 @@ __device__ __forceinline__ float k_quant_element(const uint8_t* block, int e) {
   }
 }
 
-// Element i of a row of type T as F32, with the reference dequantizer's arithmetic.
+// Element i of a row of n_cols of type T as F32, with the reference dequantizer's arithmetic.
 template <GgmlType T>
-__device__ __forceinline__ float load_element(const uint8_t* row, int64_t i) {
+__device__ __forceinline__ float load_element(const uint8_t* row, int64_t n_cols, int64_t i) {
   if constexpr (T == GgmlType::kF32) {
     return reinterpret_cast<const float*>(row)[i];
   } else if constexpr (T == GgmlType::kF16) {
@@ -111,18 +131,19 @@ __device__ __forceinline__ float load_element(const uint8_t* row, int64_t i) {
     return bf16_bits_to_float(reinterpret_cast<const uint16_t*>(row)[i]);
   } else if constexpr (is_k_quant(T)) {
     return k_quant_element<T>(row + (i / kQkK) * k_block_bytes<T>(), static_cast<int>(i % kQkK));
-  } else if constexpr (T == GgmlType::kQ8_0) {
-    const uint8_t* block = row + (i / kQk) * kQ8_0Bytes;
-    const float d = f16_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
-    return static_cast<float>(static_cast<int8_t>(block[2 + i % kQk])) * d;
   } else {
-    static_assert(T == GgmlType::kQ4_0);
-    const uint8_t* block = row + (i / kQk) * kQ4_0Bytes;
-    const float d = f16_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
+    static_assert(T == GgmlType::kQ8_0 || T == GgmlType::kQ4_0);
+    const int64_t b = i / kQk;
+    const float d = block_scale<T>(row, n_cols / kQk, b);
+    const uint8_t* codes = block_codes<T>(row, b);
     const int j = static_cast<int>(i % kQk);
-    const uint8_t byte = block[2 + j % (kQk / 2)];
-    const int q = j < kQk / 2 ? (byte & 0xF) : (byte >> 4);
-    return static_cast<float>(q - 8) * d;
+    if constexpr (T == GgmlType::kQ8_0) {
+      return static_cast<float>(static_cast<int8_t>(codes[j])) * d;
+    } else {
+      const uint8_t byte = codes[j % (kQk / 2)];
+      const int q = j < kQk / 2 ? (byte & 0xF) : (byte >> 4);
+      return static_cast<float>(q - 8) * d;
+    }
   }
 }
 
@@ -131,6 +152,33 @@ __device__ __forceinline__ float load_element(const uint8_t* row, int64_t i) {
   std::fprintf(stderr, "cuda %s: weight type %u is not supported\n", op,
                static_cast<unsigned>(type));
   std::abort();
+}
+
+// Programmatic dependent launch (sm_90 on): a kernel started by launch_dependent() may be
+// scheduled while the kernel before it on the stream finishes. It calls begin_dependent() before
+// touching memory: that waits until the previous kernel is done and its writes are visible, and
+// lets the next kernel be scheduled in turn. Elsewhere both are no-ops.
+__device__ __forceinline__ void begin_dependent() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+template <class... Params, class... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                      cudaStream_t stream, Args... args) {
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
 }
 
 inline unsigned grid_for(int64_t n, int64_t per_block) {

@@ -15,8 +15,9 @@ __global__ void to_f16_kernel(const float* x, int64_t n, uint16_t* out) {
 }
 
 // Quantized rows: one thread per block, 32 halves written as four 16-byte stores when the
-// output row allows it.
-template <GgmlType T>
+// output row allows it. kAligned: the rows start 16-byte aligned, so the codes of Q8_0, Q4_0
+// (device layout), Q4_K and Q5_K load 16 bytes at a time.
+template <GgmlType T, bool kAligned>
 __global__ void dequantize_blocks_kernel(const uint8_t* w, size_t row_bytes, int64_t n_rows,
                                          int64_t n_cols, uint16_t* out) {
   const int64_t n_blocks = n_cols / detail::kQk;
@@ -28,13 +29,26 @@ __global__ void dequantize_blocks_kernel(const uint8_t* w, size_t row_bytes, int
   alignas(16) uint16_t h[detail::kQk];
   if constexpr (detail::is_k_quant(T)) {
     float y[detail::kQk];
-    detail::k_quant_sub_block<T>(row, b, y);
+    detail::k_quant_sub_block<T, kAligned>(row, b, y);
 #pragma unroll
     for (int j = 0; j < detail::kQk; ++j) h[j] = detail::float_to_f16_bits(y[j]);
   } else {
+    static_assert(T == GgmlType::kQ8_0 || T == GgmlType::kQ4_0);
+    int v[8];
+    if constexpr (T == GgmlType::kQ8_0) {
+      detail::load_32_bytes<kAligned>(detail::block_codes<T>(row, b), v);
+    } else {
+      detail::load_16_bytes<kAligned>(detail::block_codes<T>(row, b), v);
+    }
+    const float d = detail::block_scale<T>(row, n_blocks, b);
+    const auto* q = reinterpret_cast<const int8_t*>(v);
+    const auto* nibbles = reinterpret_cast<const uint8_t*>(v);
 #pragma unroll
     for (int j = 0; j < detail::kQk; ++j) {
-      h[j] = detail::float_to_f16_bits(detail::load_element<T>(row, b * detail::kQk + j));
+      const int code = T == GgmlType::kQ8_0  ? q[j]
+                       : j < detail::kQk / 2 ? (nibbles[j] & 0xF) - 8
+                                             : (nibbles[j - detail::kQk / 2] >> 4) - 8;
+      h[j] = detail::float_to_f16_bits(static_cast<float>(code) * d);
     }
   }
   auto* dst = reinterpret_cast<uint4*>(out + r * n_cols + b * detail::kQk);
@@ -50,24 +64,31 @@ __global__ void dequantize_elements_kernel(const uint8_t* w, size_t row_bytes, i
   if (g >= n_rows * n_cols) return;
   const int64_t r = g / n_cols;
   const int64_t c = g % n_cols;
-  out[g] =
-      detail::float_to_f16_bits(detail::load_element<T>(w + static_cast<size_t>(r) * row_bytes, c));
+  out[g] = detail::float_to_f16_bits(
+      detail::load_element<T>(w + static_cast<size_t>(r) * row_bytes, n_cols, c));
 }
 
 template <GgmlType T>
 void launch(const Matrix& w, uint16_t* out, cudaStream_t stream) {
-  const bool by_block = (T == GgmlType::kQ8_0 || T == GgmlType::kQ4_0 || detail::is_k_quant(T)) &&
-                        reinterpret_cast<uintptr_t>(out) % 16 == 0;
-  if (by_block) {
-    // n_cols is a multiple of 32, so every output block starts 64-byte aligned.
-    const int64_t n = w.n_rows * (w.n_cols / detail::kQk);
-    dequantize_blocks_kernel<T><<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(
-        w.data, w.row_bytes, w.n_rows, w.n_cols, out);
-  } else {
-    const int64_t n = w.n_rows * w.n_cols;
-    dequantize_elements_kernel<T><<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(
-        w.data, w.row_bytes, w.n_rows, w.n_cols, out);
+  if constexpr (T == GgmlType::kQ8_0 || T == GgmlType::kQ4_0 || detail::is_k_quant(T)) {
+    if (reinterpret_cast<uintptr_t>(out) % 16 == 0) {
+      // n_cols is a multiple of 32, so every output block starts 64-byte aligned.
+      const int64_t n = w.n_rows * (w.n_cols / detail::kQk);
+      const unsigned grid = detail::grid_for(n, kThreads);
+      if (T != GgmlType::kQ6_K && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 &&
+          w.row_bytes % 16 == 0) {
+        dequantize_blocks_kernel<T, true>
+            <<<grid, kThreads, 0, stream>>>(w.data, w.row_bytes, w.n_rows, w.n_cols, out);
+      } else {
+        dequantize_blocks_kernel<T, false>
+            <<<grid, kThreads, 0, stream>>>(w.data, w.row_bytes, w.n_rows, w.n_cols, out);
+      }
+      return;
+    }
   }
+  const int64_t n = w.n_rows * w.n_cols;
+  dequantize_elements_kernel<T><<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(
+      w.data, w.row_bytes, w.n_rows, w.n_cols, out);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // rms_norm, add, swiglu and get_rows against the scalar reference, over sizes around the thread
-// block (256) and odd ones.
+// block (256) and odd ones; the device layout of Q8_0 and Q4_0 rows against a host rearrangement.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/test_util.h"
@@ -57,6 +58,47 @@ TEST_F(CudaElementwise, AddAndSwigluMatchReference) {
   }
 }
 
+// Every block's codes, in block order, then every block's 2-byte scale: rows of 1, 9 and 128
+// blocks (the last fills a 96 KiB-capped shared row easily), aligned and 2 bytes off.
+TEST_F(CudaElementwise, DeviceLayoutPutsCodesBeforeScales) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    const size_t block_bytes = type == GgmlType::kQ8_0 ? 34 : 18;
+    for (int64_t n_cols : {32, 288, 4096}) {
+      for (size_t offset : {size_t{0}, size_t{2}}) {
+        SCOPED_TRACE(testing::Message()
+                     << ggml_type_name(type) << " cols " << n_cols << " offset " << offset);
+        const int64_t n_rows = 5;
+        const int64_t n_blocks = n_cols / 32;
+        size_t row_bytes = 0;
+        const std::vector<uint8_t> gguf = test::random_matrix(
+            type, n_rows, n_cols, static_cast<uint64_t>(n_cols + 3), &row_bytes);
+        ASSERT_EQ(row_bytes, block_bytes * static_cast<size_t>(n_blocks));
+        std::vector<uint8_t> padded(offset + gguf.size());
+        std::memcpy(padded.data() + offset, gguf.data(), gguf.size());
+        test::DeviceBuffer<uint8_t> dev(padded);
+        ASSERT_NE(dev.get(), nullptr);
+        test::device_matrix(type, n_cols, n_rows, row_bytes, dev.get() + offset);
+        ASSERT_TRUE(test::synchronize());
+        const std::vector<uint8_t> got = dev.download();
+        const size_t code_bytes = block_bytes - 2;
+        for (int64_t r = 0; r < n_rows; ++r) {
+          const uint8_t* src = gguf.data() + r * row_bytes;
+          const uint8_t* dst = got.data() + offset + r * row_bytes;
+          for (int64_t b = 0; b < n_blocks; ++b) {
+            const uint8_t* block = src + b * block_bytes;
+            ASSERT_EQ(std::memcmp(dst + b * code_bytes, block + 2, code_bytes), 0)
+                << "row " << r << " codes of block " << b;
+            ASSERT_EQ(std::memcmp(dst + n_blocks * code_bytes + 2 * b, block, 2), 0)
+                << "row " << r << " scale of block " << b;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(device_layout_differs(GgmlType::kQ4_K));
+  EXPECT_FALSE(device_layout_differs(GgmlType::kF16));
+}
+
 // Dequantization rounds as the reference does (one multiply per element; K-quants' multiplies
 // and subtraction unfused): the rows must be equal.
 TEST_F(CudaElementwise, GetRowsEqualsReferenceRows) {
@@ -78,7 +120,7 @@ TEST_F(CudaElementwise, GetRowsEqualsReferenceRows) {
       test::DeviceBuffer<uint8_t> w_dev(bytes);
       test::DeviceBuffer<int32_t> ids_dev(ids);
       test::DeviceBuffer<float> out_dev(ids.size() * static_cast<size_t>(n_cols));
-      get_rows(Matrix{type, n_cols, n_rows, row_bytes, w_dev.get()}, ids_dev.get(),
+      get_rows(test::device_matrix(type, n_cols, n_rows, row_bytes, w_dev.get()), ids_dev.get(),
                static_cast<int64_t>(ids.size()), out_dev.get(), nullptr);
       ASSERT_TRUE(test::synchronize());
       const std::vector<float> got = out_dev.download();

@@ -56,7 +56,8 @@ TEST_F(CudaGemm, DequantizeF16MatchesReferenceRows) {
         }
         test::DeviceBuffer<uint8_t> w_dev(bytes);
         test::DeviceBuffer<uint16_t> out(static_cast<size_t>(n_rows * n_cols));
-        dequantize_f16({type, n_cols, n_rows, row_bytes, w_dev.get() + offset}, out.get(), nullptr);
+        dequantize_f16(test::device_matrix(type, n_cols, n_rows, row_bytes, w_dev.get() + offset),
+                       out.get(), nullptr);
         ASSERT_TRUE(test::synchronize());
         const std::vector<uint16_t> got = out.download();
         const Matrix host{type, n_cols, n_rows, row_bytes, bytes.data() + offset};

@@ -11,15 +11,17 @@ constexpr int kThreads = 256;
 template <GgmlType T>
 __global__ void get_rows_kernel(const uint8_t* data, size_t row_bytes, int64_t n_cols,
                                 const int32_t* ids, float* out) {
+  detail::begin_dependent();
   const uint8_t* row = data + static_cast<size_t>(ids[blockIdx.x]) * row_bytes;
   float* y = out + static_cast<int64_t>(blockIdx.x) * n_cols;  // [n_cols]
-  for (int64_t i = threadIdx.x; i < n_cols; i += kThreads) y[i] = detail::load_element<T>(row, i);
+  for (int64_t i = threadIdx.x; i < n_cols; i += kThreads)
+    y[i] = detail::load_element<T>(row, n_cols, i);
 }
 
 template <GgmlType T>
 void launch(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cudaStream_t stream) {
-  get_rows_kernel<T><<<static_cast<unsigned>(n_ids), kThreads, 0, stream>>>(w.data, w.row_bytes,
-                                                                            w.n_cols, ids, out);
+  detail::launch_dependent(get_rows_kernel<T>, static_cast<unsigned>(n_ids), kThreads, 0, stream,
+                           w.data, w.row_bytes, w.n_cols, ids, out);
 }
 
 }  // namespace

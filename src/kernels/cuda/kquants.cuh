@@ -15,6 +15,21 @@ __device__ __forceinline__ int load_i32_b2(const uint8_t* p) {
   return static_cast<int>(static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16));
 }
 
+// 16 bytes as 4 ints, 16-byte aligned (kAligned) or 2-byte aligned.
+template <bool kAligned>
+__device__ __forceinline__ void load_16_bytes(const uint8_t* p, int* v) {
+  if constexpr (kAligned) {
+    const int4 a = *reinterpret_cast<const int4*>(p);
+    v[0] = a.x;
+    v[1] = a.y;
+    v[2] = a.z;
+    v[3] = a.w;
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = load_i32_b2(p + 4 * i);
+  }
+}
+
 // 32 bytes as 8 ints, 16-byte aligned (kAligned) or 2-byte aligned.
 template <bool kAligned>
 __device__ __forceinline__ void load_32_bytes(const uint8_t* p, int* v) {
@@ -37,7 +52,8 @@ __device__ __forceinline__ void load_32_bytes(const uint8_t* p, int* v) {
 }
 
 // Sub-block s (elements 32 s .. 32 s + 31) of a K-quant row as F32, as the reference computes it.
-template <GgmlType T>
+// kAligned: the row starts 16-byte aligned (Q4_K and Q5_K blocks then are too).
+template <GgmlType T, bool kAligned = false>
 __device__ __forceinline__ void k_quant_sub_block(const uint8_t* row, int64_t s, float* y) {
   const uint8_t* block = row + (s / 8) * k_block_bytes<T>();
   const int j = static_cast<int>(s % 8);
@@ -67,9 +83,9 @@ __device__ __forceinline__ void k_quant_sub_block(const uint8_t* row, int64_t s,
     const float dmin = f16_bits_to_float(h[1]);
     const int2 sm = k4_scale_min(block + 4, j);
     int qs[8];
-    load_32_bytes<false>(block + (T == GgmlType::kQ4_K ? 16 : 48) + 32 * (j / 2), qs);
+    load_32_bytes<kAligned>(block + (T == GgmlType::kQ4_K ? 16 : 48) + 32 * (j / 2), qs);
     int qh[8] = {};
-    if constexpr (T == GgmlType::kQ5_K) load_32_bytes<false>(block + 16, qh);
+    if constexpr (T == GgmlType::kQ5_K) load_32_bytes<kAligned>(block + 16, qh);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const int v = ((qs[i] >> (4 * (j % 2))) & 0x0F0F0F0F) | (((qh[i] >> j) & 0x01010101) << 4);

@@ -16,7 +16,7 @@ template <GgmlType T, int NT>
 __device__ void dot_plain(const uint8_t* row, int64_t n_cols, const float* x, int nt, int lane,
                           float* acc) {
   for (int64_t i = lane; i < n_cols; i += detail::kWarp) {
-    const float w = detail::load_element<T>(row, i);
+    const float w = detail::load_element<T>(row, n_cols, i);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
       if (t < nt) acc[t] += w * x[t * n_cols + i];
@@ -24,11 +24,11 @@ __device__ void dot_plain(const uint8_t* row, int64_t n_cols, const float* x, in
   }
 }
 
-// The 32 codes of a block as integers, in element order.
+// The 32 codes of a block as integers, in element order (`codes` 2-byte aligned).
 template <GgmlType T>
-__device__ __forceinline__ void block_codes(const uint8_t* block, int* q) {
+__device__ __forceinline__ void codes_of_block(const uint8_t* codes, int* q) {
+  const auto* qs = reinterpret_cast<const uint16_t*>(codes);
   if constexpr (T == GgmlType::kQ8_0) {
-    const auto* qs = reinterpret_cast<const uint16_t*>(block + 2);
 #pragma unroll
     for (int j = 0; j < detail::kQk / 2; ++j) {
       const uint16_t pair = qs[j];
@@ -37,7 +37,6 @@ __device__ __forceinline__ void block_codes(const uint8_t* block, int* q) {
     }
   } else {
     static_assert(T == GgmlType::kQ4_0);
-    const auto* qs = reinterpret_cast<const uint16_t*>(block + 2);
 #pragma unroll
     for (int j = 0; j < detail::kQk / 4; ++j) {
       const uint16_t pair = qs[j];
@@ -49,18 +48,16 @@ __device__ __forceinline__ void block_codes(const uint8_t* block, int* q) {
   }
 }
 
-// Q8_0 and Q4_0: lane l takes blocks l, l + 32, ...; per block, the codes' dot product with x
-// times the block's scale.
+// Q8_0 and Q4_0 (device layout): lane l takes blocks l, l + 32, ...; per block, the codes' dot
+// product with x times the block's scale.
 template <GgmlType T, int NT>
 __device__ void dot_blocks(const uint8_t* row, int64_t n_cols, const float* x, int nt, int lane,
                            float* acc) {
-  constexpr int kBlockBytes = T == GgmlType::kQ8_0 ? detail::kQ8_0Bytes : detail::kQ4_0Bytes;
   const int64_t n_blocks = n_cols / detail::kQk;
   for (int64_t b = lane; b < n_blocks; b += detail::kWarp) {
-    const uint8_t* block = row + b * kBlockBytes;
-    const float d = detail::f16_bits_to_float(*reinterpret_cast<const uint16_t*>(block));
+    const float d = detail::block_scale<T>(row, n_blocks, b);
     int q[detail::kQk];
-    block_codes<T>(block, q);
+    codes_of_block<T>(detail::block_codes<T>(row, b), q);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
       if (t >= nt) break;

@@ -36,7 +36,7 @@ void check_product(GgmlType type, int64_t n_rows, int64_t n_cols, int64_t n_toke
   test::DeviceBuffer<float> x_dev(x);
   test::DeviceBuffer<float> y_dev(static_cast<size_t>(n_tokens * n_rows));
   ASSERT_NE(w_dev.get(), nullptr);
-  const Matrix w{type, n_cols, n_rows, row_bytes, w_dev.get() + offset};
+  const Matrix w = test::device_matrix(type, n_cols, n_rows, row_bytes, w_dev.get() + offset);
   matmul(w, x_dev.get(), n_tokens, y_dev.get(), nullptr);
   ASSERT_TRUE(test::synchronize());
   const std::vector<float> y = y_dev.download();

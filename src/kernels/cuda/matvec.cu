@@ -2,7 +2,8 @@
 // against every token in turn, reading the row from memory once): one warp per weight row, lanes
 // striding over the row in units (a quantized block of 32, 64 elements of a K-quant, 8 F16 or BF16
 // or 4 F32 values when rows are 16-byte aligned, else single elements), F32 sums per lane reduced
-// across the warp. Quantized rows multiply the 8-bit codes of x with __dp4a; the block scales
+// across the warp. Q8_0 and Q4_0 rows are in the device layout, so a lane's block codes are one
+// or two 16-byte loads. Quantized rows multiply the 8-bit codes of x with __dp4a; the block scales
 // apply once per block (K-quants: per sub-block, kquants.cuh). Up to three matrices share a
 // launch, their rows numbered one after another; SwiGLU reads the gate and up rows of one index
 // in one warp. Thread blocks of 8 warps: fewer, fuller blocks start faster.
@@ -26,15 +27,14 @@ struct Targets {
   float* y[kMaxMatvecs];
 };
 
-// 4 bytes of a quantized block that start 2-byte aligned.
-__device__ __forceinline__ int load_int_b2(const uint16_t* p) {
-  return static_cast<int>(static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 16));
-}
-
-// Block b of a Q4_0 row times block b of x: d_w * (d_x * sum(nibble * q_x) - 8 * d_x * sum(q_x)).
-__device__ __forceinline__ float q4_0_block_dot(const uint8_t* row, int64_t b, const Q8Act& xq) {
-  const auto* h = reinterpret_cast<const uint16_t*>(row + b * detail::kQ4_0Bytes);
-  const float dw = detail::f16_bits_to_float(h[0]);
+// Block b of a Q4_0 row (device layout) times block b of x:
+// d_w * (d_x * sum(nibble * q_x) - 8 * d_x * sum(q_x)).
+template <bool kAligned>
+__device__ __forceinline__ float q4_0_block_dot(const uint8_t* row, int64_t n_blocks, int64_t b,
+                                                const Q8Act& xq) {
+  int v[4];
+  detail::load_16_bytes<kAligned>(detail::block_codes<GgmlType::kQ4_0>(row, b), v);
+  const float dw = detail::block_scale<GgmlType::kQ4_0>(row, n_blocks, b);
   const auto* xv = reinterpret_cast<const int4*>(xq.qs + b * detail::kQk);
   const int4 lo = xv[0];  // x codes 0..15, against the low nibbles
   const int4 hi = xv[1];  // x codes 16..31, against the high nibbles
@@ -43,24 +43,26 @@ __device__ __forceinline__ float q4_0_block_dot(const uint8_t* row, int64_t b, c
   int s = 0;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int v = load_int_b2(h + 1 + 2 * i);
-    s = __dp4a(v & 0x0F0F0F0F, xs_lo[i], s);
-    s = __dp4a((v >> 4) & 0x0F0F0F0F, xs_hi[i], s);
+    s = __dp4a(v[i] & 0x0F0F0F0F, xs_lo[i], s);
+    s = __dp4a((v[i] >> 4) & 0x0F0F0F0F, xs_hi[i], s);
   }
   const float2 ds = xq.ds[b];
   return dw * (ds.x * static_cast<float>(s) - 8.0f * ds.y);
 }
 
-__device__ __forceinline__ float q8_0_block_dot(const uint8_t* row, int64_t b, const Q8Act& xq) {
-  const auto* h = reinterpret_cast<const uint16_t*>(row + b * detail::kQ8_0Bytes);
-  const float dw = detail::f16_bits_to_float(h[0]);
+template <bool kAligned>
+__device__ __forceinline__ float q8_0_block_dot(const uint8_t* row, int64_t n_blocks, int64_t b,
+                                                const Q8Act& xq) {
+  int v[8];
+  detail::load_32_bytes<kAligned>(detail::block_codes<GgmlType::kQ8_0>(row, b), v);
+  const float dw = detail::block_scale<GgmlType::kQ8_0>(row, n_blocks, b);
   const auto* xv = reinterpret_cast<const int4*>(xq.qs + b * detail::kQk);
   const int4 x0 = xv[0];
   const int4 x1 = xv[1];
   const int xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
   int s = 0;
 #pragma unroll
-  for (int i = 0; i < 8; ++i) s = __dp4a(load_int_b2(h + 1 + 2 * i), xs[i], s);
+  for (int i = 0; i < 8; ++i) s = __dp4a(v[i], xs[i], s);
   return dw * xq.ds[b].x * static_cast<float>(s);
 }
 
@@ -68,16 +70,18 @@ __device__ __forceinline__ float q8_0_block_dot(const uint8_t* row, int64_t b, c
 __device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
 
-// This lane's part of row . x. kVec: x and the rows are 16-byte aligned (K-quants: the rows).
+// This lane's part of row . x. kVec: x and the rows are 16-byte aligned (quantized types: the
+// rows).
 template <GgmlType T, bool kVec>
 __device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, const Q8Act& xq,
                          int lane) {
   float acc = 0.0f;
   if constexpr (T == GgmlType::kQ4_0 || T == GgmlType::kQ8_0) {
     const int64_t n_blocks = n_cols / detail::kQk;
-#pragma unroll 2
+#pragma unroll 4
     for (int64_t b = lane; b < n_blocks; b += detail::kWarp) {
-      acc += T == GgmlType::kQ4_0 ? q4_0_block_dot(row, b, xq) : q8_0_block_dot(row, b, xq);
+      acc += T == GgmlType::kQ4_0 ? q4_0_block_dot<kVec>(row, n_blocks, b, xq)
+                                  : q8_0_block_dot<kVec>(row, n_blocks, b, xq);
     }
   } else if constexpr (detail::is_k_quant(T)) {
     const int64_t n_units = n_cols / 64;
@@ -123,7 +127,7 @@ __device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, con
     }
   } else {
     for (int64_t i = lane; i < n_cols; i += detail::kWarp) {
-      acc += detail::load_element<T>(row, i) * x[i];
+      acc += detail::load_element<T>(row, n_cols, i) * x[i];
     }
   }
   return acc;
@@ -132,6 +136,7 @@ __device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, con
 template <GgmlType T, bool kVec, MatvecOut O>
 __global__ void __launch_bounds__(kThreads)
     matvec_kernel(Targets t, int64_t n_cols, int64_t n_tokens, const float* x, Q8Act xq) {
+  detail::begin_dependent();
   const int lane = threadIdx.x % detail::kWarp;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / detail::kWarp;
   if (g >= t.first_row[kMaxMatvecs]) return;  // the whole warp leaves together
@@ -181,16 +186,16 @@ void launch(const Targets& t, int64_t n_cols, const MatvecJob& job, dim3 grid,
             cudaStream_t stream) {
   switch (job.out) {
     case MatvecOut::kStore:
-      matvec_kernel<T, kVec, MatvecOut::kStore>
-          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.n_tokens, job.x, job.xq);
+      detail::launch_dependent(matvec_kernel<T, kVec, MatvecOut::kStore>, grid, kThreads, 0, stream,
+                               t, n_cols, job.n_tokens, job.x, job.xq);
       return;
     case MatvecOut::kAdd:
-      matvec_kernel<T, kVec, MatvecOut::kAdd>
-          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.n_tokens, job.x, job.xq);
+      detail::launch_dependent(matvec_kernel<T, kVec, MatvecOut::kAdd>, grid, kThreads, 0, stream,
+                               t, n_cols, job.n_tokens, job.x, job.xq);
       return;
     case MatvecOut::kSwiglu:
-      matvec_kernel<T, kVec, MatvecOut::kSwiglu>
-          <<<grid, kThreads, 0, stream>>>(t, n_cols, job.n_tokens, job.x, job.xq);
+      detail::launch_dependent(matvec_kernel<T, kVec, MatvecOut::kSwiglu>, grid, kThreads, 0,
+                               stream, t, n_cols, job.n_tokens, job.x, job.xq);
       return;
   }
 }
@@ -236,9 +241,11 @@ void matvec(const MatvecJob& job, cudaStream_t stream) {
       if (vec && n_cols % 8 == 0)
         return launch<GgmlType::kBF16, true>(t, n_cols, job, grid, stream);
       return launch<GgmlType::kBF16, false>(t, n_cols, job, grid, stream);
-    case GgmlType::kQ8_0:
+    case GgmlType::kQ8_0:  // device layout: the codes start 16-byte aligned with the row
+      if (rows16) return launch<GgmlType::kQ8_0, true>(t, n_cols, job, grid, stream);
       return launch<GgmlType::kQ8_0, false>(t, n_cols, job, grid, stream);
     case GgmlType::kQ4_0:
+      if (rows16) return launch<GgmlType::kQ4_0, true>(t, n_cols, job, grid, stream);
       return launch<GgmlType::kQ4_0, false>(t, n_cols, job, grid, stream);
     case GgmlType::kQ4_K:
       if (rows16) return launch<GgmlType::kQ4_K, true>(t, n_cols, job, grid, stream);

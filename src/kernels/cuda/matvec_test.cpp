@@ -158,7 +158,8 @@ void check_matvec(GgmlType type, int64_t n_cols, std::vector<int64_t> rows, Matv
     std::vector<uint8_t> padded(offset + m.bytes.size());
     std::memcpy(padded.data() + offset, m.bytes.data(), m.bytes.size());
     w_dev.push_back(std::make_unique<test::DeviceBuffer<uint8_t>>(padded));
-    dev_mats.push_back({type, n_cols, rows[i], m.row_bytes, w_dev.back()->get() + offset});
+    dev_mats.push_back(
+        test::device_matrix(type, n_cols, rows[i], m.row_bytes, w_dev.back()->get() + offset));
     y_init.push_back(test::random_floats(static_cast<size_t>(rows[i]), 5 + i));
     y_dev.push_back(std::make_unique<test::DeviceBuffer<float>>(y_init.back()));
     mats.push_back(std::move(m));
@@ -261,7 +262,7 @@ TEST_P(CudaMatvec, SeveralTokensEqualOneAtATime) {
       size_t row_bytes = 0;
       w_dev.push_back(std::make_unique<test::DeviceBuffer<uint8_t>>(
           random_matrix(type, rows[i], n_cols, static_cast<uint64_t>(50 + i), &row_bytes)));
-      mats.push_back({type, n_cols, rows[i], row_bytes, w_dev.back()->get()});
+      mats.push_back(test::device_matrix(type, n_cols, rows[i], row_bytes, w_dev.back()->get()));
     }
     // y as both ways see it: [kTokens, rows] per matrix, the same starting values.
     std::vector<std::vector<float>> y_init;

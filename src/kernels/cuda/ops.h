@@ -20,6 +20,17 @@ bool matvec_reads_q8(GgmlType type);
 // Whether dequantize_f16() reads rows of this type (the tensor cores then multiply them).
 bool dequantize_f16_supported(GgmlType type);
 
+// The device layout of weight rows. Q8_0 and Q4_0 rows hold the codes of every block first (32
+// or 16 bytes a block), then every block's F16 scale, in the GGUF row's size: so a row that
+// starts 16-byte aligned has every block's codes 16-byte aligned. Every other type keeps its GGUF
+// layout. Every op that takes a Matrix reads it in this layout.
+bool device_layout_differs(GgmlType type);
+// Rearranges n_rows GGUF rows of `type` at `data` (device memory) into the device layout, in
+// place. Rows of Q8_0 and Q4_0 must start 2-byte aligned and take at most kMaxLayoutRowBytes.
+inline constexpr size_t kMaxLayoutRowBytes = 96 * 1024;
+void to_device_layout(GgmlType type, uint8_t* data, size_t row_bytes, int64_t n_rows,
+                      int64_t n_cols, cudaStream_t stream);
+
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight                    x, out: [n_rows, n]
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t n, float eps, float* out,
               cudaStream_t stream);
@@ -105,7 +116,14 @@ struct AttentionJob {
   // Several tokens of head size 64 or 128 on the tensor cores: q (scaled) and the softmax
   // weights rounded to F16, F32 sums. Otherwise, and for one token, F32 throughout.
   bool tensor_cores = false;
+  // Workspace for few query rows (decoding): each row's positions split over several thread
+  // blocks, whose partial results are merged in split order (the same result whichever block
+  // ends last). Null: one block per row. counters start zeroed and are left so.
+  float* partials = nullptr;     // [kAttentionPartialFloats]
+  unsigned* counters = nullptr;  // [kAttentionSplitBlocks]
 };
+inline constexpr int64_t kAttentionSplitBlocks = 512;  // thread blocks the splits aim at
+inline constexpr int64_t kAttentionPartialFloats = kAttentionSplitBlocks * (kMaxHeadDim + 2);
 void attention(const AttentionJob& job, cudaStream_t stream);
 
 // Activations quantized to 8 bits in blocks of 32, as Q8_0 quantizes (d = max|x| / 127, codes

@@ -28,6 +28,7 @@ __device__ __forceinline__ void quantize_block(float v, int lane, int8_t* qs, fl
 }
 
 __global__ void quantize_kernel(const float* x, int64_t n_blocks, Q8Act out) {
+  detail::begin_dependent();
   const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / detail::kWarp;
   if (b >= n_blocks) return;  // the whole warp leaves together
   const int lane = threadIdx.x % detail::kWarp;
@@ -39,6 +40,7 @@ template <int kPer>
 __global__ void __launch_bounds__(kNormThreads)
     rms_norm_q8_kernel(const float* x, const float* weight, int64_t n, float eps, float* out,
                        Q8Act q) {
+  detail::begin_dependent();
   __shared__ float partial[kNormWarps];
   const int warp = threadIdx.x / detail::kWarp;
   const int lane = threadIdx.x % detail::kWarp;
@@ -78,7 +80,8 @@ __global__ void __launch_bounds__(kNormThreads)
 template <int kPer>
 void launch_norm(const float* x, const float* weight, int64_t n, float eps, float* out, Q8Act q,
                  cudaStream_t stream) {
-  rms_norm_q8_kernel<kPer><<<1, kNormThreads, 0, stream>>>(x, weight, n, eps, out, q);
+  detail::launch_dependent(rms_norm_q8_kernel<kPer>, 1, kNormThreads, 0, stream, x, weight, n, eps,
+                           out, q);
 }
 
 }  // namespace
@@ -86,7 +89,8 @@ void launch_norm(const float* x, const float* weight, int64_t n, float eps, floa
 void quantize_q8(const float* x, int64_t n_rows, int64_t n, Q8Act out, cudaStream_t stream) {
   const int64_t n_blocks = n_rows * (n / detail::kQk);
   if (n_blocks == 0) return;
-  quantize_kernel<<<detail::grid_for(n_blocks, kWarps), kThreads, 0, stream>>>(x, n_blocks, out);
+  detail::launch_dependent(quantize_kernel, detail::grid_for(n_blocks, kWarps), kThreads, 0, stream,
+                           x, n_blocks, out);
 }
 
 void rms_norm_q8(const float* x, const float* weight, int64_t n, float eps, float* out, Q8Act q,

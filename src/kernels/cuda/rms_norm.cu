@@ -9,6 +9,7 @@ constexpr int kThreads = 256;
 
 __global__ void rms_norm_kernel(const float* x, const float* weight, int64_t n, float eps,
                                 float* out) {
+  detail::begin_dependent();
   const int64_t row = blockIdx.x;
   const float* xr = x + row * n;  // [n]
   float* yr = out + row * n;      // [n]
@@ -35,7 +36,8 @@ __global__ void rms_norm_kernel(const float* x, const float* weight, int64_t n, 
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t n, float eps, float* out,
               cudaStream_t stream) {
   if (n_rows == 0 || n == 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0, stream>>>(x, weight, n, eps, out);
+  detail::launch_dependent(rms_norm_kernel, static_cast<unsigned>(n_rows), kThreads, 0, stream, x,
+                           weight, n, eps, out);
 }
 
 }  // namespace pensieve::cuda

@@ -1,7 +1,7 @@
 // RoPE on q and k (with the q/k/v biases first, when the model has them), then k and v into the
-// layer's F16 cache rows (row = position, or through the block table of a paged cache). One
-// thread block per token; each thread takes a rotated pair or a
-// dimension that passes through.
+// layer's F16 cache rows (row = position, or through the block table of a paged cache). A row of
+// thread blocks per token; each thread takes one item: a rotated pair, a dimension that passes
+// through, or a dimension of v.
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
@@ -18,6 +18,7 @@ __device__ __forceinline__ float bias_at(const float* bias, int64_t i) {
 }
 
 __global__ void rope_kv_kernel(RopeKvJob job) {
+  detail::begin_dependent();
   const int64_t t = blockIdx.x;
   const int64_t pos = detail::token_position(job.paged, job.first_pos, job.first_pos_dev, t);
   const int64_t cache_row = detail::kv_rows(job.paged, t).row(pos);
@@ -32,42 +33,42 @@ __global__ void rope_kv_kernel(RopeKvJob job) {
   const float* v = job.v + t * n_kv;                 // [n_kv]
   uint16_t* k_row = job.k_cache + cache_row * n_kv;  // [n_kv]
   uint16_t* v_row = job.v_cache + cache_row * n_kv;  // [n_kv]
-  for (int64_t item = threadIdx.x; item < n_rotated + n_kv; item += kThreads) {
-    if (item >= n_rotated) {
-      const int64_t i = item - n_rotated;
-      v_row[i] = detail::float_to_f16_bits(v[i] + bias_at(job.bv, i));
-      continue;
-    }
-    const int64_t head = item / per_head;
-    const int64_t slot = item % per_head;
-    const bool is_q = head < job.n_head;
-    const int64_t base = (is_q ? head : head - job.n_head) * hd;  // head's first dim
-    const float* src = is_q ? q : k;
-    const float* bias = is_q ? job.bq : job.bk;
-    float out_a, out_b = 0.0f;
-    int64_t a, b = -1;
-    if (slot < half) {
-      a = base + (job.half_split ? slot : 2 * slot);
-      b = base + (job.half_split ? slot + half : 2 * slot + 1);
-      const float x0 = src[a] + bias_at(bias, a);
-      const float x1 = src[b] + bias_at(bias, b);
-      double sin_d, cos_d;
-      sincos(static_cast<double>(pos) * job.freqs[slot], &sin_d, &cos_d);
-      const auto cos_f = static_cast<float>(cos_d * job.attn_factor);
-      const auto sin_f = static_cast<float>(sin_d * job.attn_factor);
-      out_a = x0 * cos_f - x1 * sin_f;
-      out_b = x0 * sin_f + x1 * cos_f;
-    } else {
-      a = base + job.n_rot + (slot - half);
-      out_a = src[a] + bias_at(bias, a);
-    }
-    if (is_q) {
-      q[a] = out_a;
-      if (b >= 0) q[b] = out_b;
-    } else {
-      k_row[a] = detail::float_to_f16_bits(out_a);
-      if (b >= 0) k_row[b] = detail::float_to_f16_bits(out_b);
-    }
+  const int64_t item = static_cast<int64_t>(blockIdx.y) * kThreads + threadIdx.x;
+  if (item >= n_rotated + n_kv) return;
+  if (item >= n_rotated) {
+    const int64_t i = item - n_rotated;
+    v_row[i] = detail::float_to_f16_bits(v[i] + bias_at(job.bv, i));
+    return;
+  }
+  const int64_t head = item / per_head;
+  const int64_t slot = item % per_head;
+  const bool is_q = head < job.n_head;
+  const int64_t base = (is_q ? head : head - job.n_head) * hd;  // head's first dim
+  const float* src = is_q ? q : k;
+  const float* bias = is_q ? job.bq : job.bk;
+  float out_a, out_b = 0.0f;
+  int64_t a, b = -1;
+  if (slot < half) {
+    a = base + (job.half_split ? slot : 2 * slot);
+    b = base + (job.half_split ? slot + half : 2 * slot + 1);
+    const float x0 = src[a] + bias_at(bias, a);
+    const float x1 = src[b] + bias_at(bias, b);
+    double sin_d, cos_d;
+    sincos(static_cast<double>(pos) * job.freqs[slot], &sin_d, &cos_d);
+    const auto cos_f = static_cast<float>(cos_d * job.attn_factor);
+    const auto sin_f = static_cast<float>(sin_d * job.attn_factor);
+    out_a = x0 * cos_f - x1 * sin_f;
+    out_b = x0 * sin_f + x1 * cos_f;
+  } else {
+    a = base + job.n_rot + (slot - half);
+    out_a = src[a] + bias_at(bias, a);
+  }
+  if (is_q) {
+    q[a] = out_a;
+    if (b >= 0) q[b] = out_b;
+  } else {
+    k_row[a] = detail::float_to_f16_bits(out_a);
+    if (b >= 0) k_row[b] = detail::float_to_f16_bits(out_b);
   }
 }
 
@@ -86,7 +87,10 @@ void rope_frequencies(int64_t n_rot, float freq_base, float freq_scale, const fl
 
 void rope_store_kv(const RopeKvJob& job, cudaStream_t stream) {
   if (job.n_tokens == 0) return;
-  rope_kv_kernel<<<static_cast<unsigned>(job.n_tokens), kThreads, 0, stream>>>(job);
+  const int64_t per_head = job.head_dim - job.n_rot / 2;
+  const int64_t items = (job.n_head + job.n_head_kv) * per_head + job.n_head_kv * job.head_dim;
+  const dim3 grid(static_cast<unsigned>(job.n_tokens), detail::grid_for(items, kThreads));
+  detail::launch_dependent(rope_kv_kernel, grid, kThreads, 0, stream, job);
 }
 
 }  // namespace pensieve::cuda

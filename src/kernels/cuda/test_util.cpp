@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "kernels/cuda/ops.h"
 #include "kernels/ref/quants.h"
 
 namespace pensieve::cuda::test {
@@ -16,6 +17,12 @@ bool device_available() {
   if (err == cudaSuccess) err = cudaGetLastError();
   if (err == cudaSuccess) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "CUDA error: " << cudaGetErrorString(err);
+}
+
+Matrix device_matrix(GgmlType type, int64_t n_cols, int64_t n_rows, size_t row_bytes,
+                     uint8_t* data) {
+  to_device_layout(type, data, row_bytes, n_rows, n_cols, nullptr);
+  return {type, n_cols, n_rows, row_bytes, data};
 }
 
 std::vector<float> random_floats(size_t n, uint64_t seed, float scale) {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "gguf/types.h"
+#include "kernels/kernels.h"
 
 namespace pensieve::cuda::test {
 
@@ -60,6 +61,11 @@ class DeviceBuffer {
   size_t n_;
   T* data_ = nullptr;
 };
+
+// The device view of n_rows GGUF rows of `type` uploaded to `data`: rearranged in place into the
+// device layout (ops.h, to_device_layout) first.
+Matrix device_matrix(GgmlType type, int64_t n_cols, int64_t n_rows, size_t row_bytes,
+                     uint8_t* data);
 
 // n values uniform in [-scale, scale), the same for the same seed.
 std::vector<float> random_floats(size_t n, uint64_t seed, float scale = 1.0f);
