@@ -163,6 +163,7 @@ Expected<GpuForward> make_gpu_forward(const Hparams& hp, const ModelWeights& wei
   log::info("serve: {}", memory::describe(kv, room));
   options.kv_blocks = kv.n_blocks;
   PV_TRY(CudaBatchForward batch, make_cuda_batch_forward(hp, weights, budget.n_ctx, options));
+  log::info("serve: long prompt chunks multiply with {}", batch.prompt_products);
   return GpuForward{std::move(batch),
                     {room, kv, device_plan.kv_block_bytes / BatchForward::kKvBlockPositions}};
 }

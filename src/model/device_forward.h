@@ -42,7 +42,8 @@ struct CudaBatchForward {
   std::unique_ptr<BatchForward> forward;
   std::function<Expected<void>()> release;
   std::function<Expected<void>()> restore;
-  int64_t weights_bytes = 0;  // device memory release() gives back
+  int64_t weights_bytes = 0;    // device memory release() gives back
+  std::string prompt_products;  // what multiplies long prompt chunks, for the log
 };
 // Errors as make_cuda_forward's.
 Expected<CudaBatchForward> make_cuda_batch_forward(const Hparams& hp, const ModelWeights& weights,

@@ -47,6 +47,9 @@ Expected<CudaBatchForward> make_cuda_batch_forward(const Hparams& hp, const Mode
   CudaForward* fwd = forward.get();
   CudaBatchForward out;
   out.weights_bytes = fwd->allocated().weights_bytes;
+  out.prompt_products = fwd->uses_blas()
+                            ? fwd->blas_note()
+                            : "the built-in tensor-core kernels (cuBLAS: " + fwd->blas_note() + ")";
   out.release = [fwd] { return fwd->release_weights(); };
   out.restore = [fwd, &weights] { return fwd->restore_weights(weights); };
   out.forward = std::move(forward);

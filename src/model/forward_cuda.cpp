@@ -88,7 +88,7 @@ WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w) {
 // Offsets of the activation buffers in the scratch allocation.
 struct ScratchLayout {
   size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, step, xq_qs, xq_ds, x16, w16;
-  size_t batch_ints, split_k, attn_partials, attn_counters, total;
+  size_t batch_ints, split_k, attn_partials, attn_counters, blas, total;
 };
 
 // The tensor cores' split-k workspace: 8 partial products of up to 64 tokens.
@@ -158,6 +158,8 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n
   s.split_k = take(gemm ? split_k_floats(hp, max_batch) : 0, sizeof(float));
   s.attn_partials = take(cuda::kAttentionPartialFloats, sizeof(float));
   s.attn_counters = take(cuda::kAttentionSplitBlocks, sizeof(unsigned));
+  const bool blas = gemm && o.blas_min_tokens > 0 && max_batch >= o.blas_min_tokens;
+  s.blas = take(blas ? static_cast<int64_t>(cuda::kBlasWorkspaceBytes) : 0, 1);
   s.total = at;
   return s;
 }
@@ -274,11 +276,14 @@ CudaForward::CudaForward(const Hparams& hp, int64_t n_ctx, const CudaForwardOpti
       gemm_min_tokens_(options.gemm_min_tokens),
       matvec_max_tokens_(options.matvec_max_tokens),
       decode_graph_(options.decode_graph),
+      blas_min_tokens_(options.blas_min_tokens),
       kv_blocks_(resolved_kv_blocks(n_ctx, options)),
       max_segments_(options.max_segments) {}
 
 CudaForward::~CudaForward() {
   cudaSetDevice(device_);
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  blas_.reset();
   if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
   cudaFreeHost(step_host_);
@@ -296,6 +301,7 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   o.max_batch = max_batch_;
   o.gemm_min_tokens = gemm_min_tokens_;
   o.matvec_max_tokens = matvec_max_tokens_;
+  o.blas_min_tokens = blas_min_tokens_;
   o.kv_blocks = kv_blocks_;
   o.max_segments = max_segments_;
   const ScratchLayout scratch = layout_scratch(hp_, w, n_ctx_, o);
@@ -344,6 +350,13 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
                                       sz(cuda::kAttentionSplitBlocks) * sizeof(unsigned), stream_),
                       "clearing the attention counters"));
   split_k_floats_ = max_batch_ >= gemm_min_tokens_ ? split_k_floats(hp_, max_batch_) : 0;
+  if (scratch.total - scratch.blas >= cuda::kBlasWorkspaceBytes) {  // the workspace was laid out
+    blas_workspace_ = scratch_mem_ + scratch.blas;
+    blas_ = cuda::Blas::create(stream_, blas_workspace_, &blas_note_);
+    if (blas_ != nullptr) blas_note_ = "cuBLAS " + std::to_string(blas_->version());
+  } else {
+    blas_note_ = "not used for these settings";
+  }
   return {};
 }
 

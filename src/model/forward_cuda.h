@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/result.h"
@@ -25,6 +26,10 @@ struct CUgraphExec_st;  // cudaGraphExec_t's
 
 namespace pensieve {
 
+namespace cuda {
+class Blas;
+}  // namespace cuda
+
 struct CudaForwardOptions {
   int device = 0;                // CUDA device index
   int64_t max_batch = 64;        // prompt tokens one pass carries; longer prompts go in chunks
@@ -37,6 +42,9 @@ struct CudaForwardOptions {
   // matrix-vector kernels, each weight row read once for all of them.
   int64_t matvec_max_tokens = 4;
   bool decode_graph = true;  // one-token evals replay one captured CUDA graph
+  // Tensor-core products of at least this many tokens go through cuBLAS when it is installed
+  // (cuda::Blas); 0: never.
+  int64_t blas_min_tokens = 64;
   // The KV pool for eval_batch: blocks of BatchForward::kKvBlockPositions positions (0: enough
   // for one sequence of n_ctx), and the sequences one step may carry.
   int64_t kv_blocks = 0;
@@ -89,6 +97,9 @@ class CudaForward : public Forward, public BatchForward {
   static bool gemm_direct(const Matrix& w);
 
   int64_t attention_window() const { return window_; }
+  // Whether long prompt products use cuBLAS, and its version or why not, for the log.
+  bool uses_blas() const { return blas_ != nullptr; }
+  const std::string& blas_note() const { return blas_note_; }
 
   // Keep-alive: release_weights() frees the weights' device memory (the KV cache and scratch
   // stay); restore_weights() uploads them again from `weights` (the ones create() was given, their
@@ -151,6 +162,9 @@ class CudaForward : public Forward, public BatchForward {
   int64_t gemm_min_tokens_;
   int64_t matvec_max_tokens_;
   bool decode_graph_;
+  int64_t blas_min_tokens_;
+  std::unique_ptr<cuda::Blas> blas_;  // null: gemm_f16 for every product
+  std::string blas_note_;
   int64_t kv_blocks_;
   int64_t max_segments_;
   int64_t n_past_ = 0;
@@ -186,7 +200,8 @@ class CudaForward : public Forward, public BatchForward {
   // eval_batch's inputs, one upload: ids [max_batch], positions [max_batch], table offsets
   // [max_batch], last rows [max_segments], block tables [max_segments * blocks per sequence].
   int32_t* batch_ints_ = nullptr;
-  float* split_k_ = nullptr;  // [split_k_floats_] the tensor cores' partial sums
+  float* split_k_ = nullptr;        // [split_k_floats_] the tensor cores' partial sums
+  void* blas_workspace_ = nullptr;  // [cuda::kBlasWorkspaceBytes] when products may use cuBLAS
   // Decode attention's workspace: partial results of split rows, and a counter per row.
   float* attn_partials_ = nullptr;     // [cuda::kAttentionPartialFloats]
   unsigned* attn_counters_ = nullptr;  // [cuda::kAttentionSplitBlocks], zero between launches

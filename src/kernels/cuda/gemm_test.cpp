@@ -4,6 +4,7 @@
 // without accumulation.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/half.h"
@@ -84,18 +85,24 @@ TEST(CudaGemmTypes, DequantizeF16SupportedTypes) {
 
 // c = a b^T (+ c0) on the device against double sums; F32 accumulation of exact F16 products
 // differs by rounding only: |c - want| <= 1e-5 * sum |a b| + 1e-6.
-void check_gemm(int64_t m, int64_t n, int64_t k, bool accumulate, int64_t workspace_floats = 0) {
+// With blas, through cuBLAS instead of gemm_f16.
+void check_gemm(int64_t m, int64_t n, int64_t k, bool accumulate, int64_t workspace_floats = 0,
+                const Blas* blas = nullptr) {
   SCOPED_TRACE(testing::Message() << "m " << m << " n " << n << " k " << k
                                   << (accumulate ? " accumulate" : "") << " workspace "
-                                  << workspace_floats);
+                                  << workspace_floats << (blas != nullptr ? " cuBLAS" : ""));
   const auto a = random_halves(static_cast<size_t>(m * k), static_cast<uint64_t>(m + 7 * k));
   const auto b = random_halves(static_cast<size_t>(n * k), static_cast<uint64_t>(n + 13 * k));
   const auto c0 = test::random_floats(static_cast<size_t>(m * n), 21);
   test::DeviceBuffer<uint16_t> a_dev(a), b_dev(b);
   test::DeviceBuffer<float> c_dev(c0);
   test::DeviceBuffer<float> workspace(static_cast<size_t>(std::max<int64_t>(workspace_floats, 1)));
-  gemm_f16(a_dev.get(), b_dev.get(), m, n, k, c_dev.get(), accumulate, nullptr, workspace.get(),
-           workspace_floats);
+  if (blas != nullptr) {
+    ASSERT_TRUE(blas->gemm_f16(a_dev.get(), b_dev.get(), m, n, k, c_dev.get(), accumulate));
+  } else {
+    gemm_f16(a_dev.get(), b_dev.get(), m, n, k, c_dev.get(), accumulate, nullptr, workspace.get(),
+             workspace_floats);
+  }
   ASSERT_TRUE(test::synchronize());
   const std::vector<float> c = c_dev.download();
   std::vector<float> af(a.size()), bf(b.size());
@@ -139,6 +146,31 @@ TEST_F(CudaGemm, SplitsKForFewTokens) {
     }
   }
   check_gemm(32, 256, 11008, true, 16 * 32 * 256);
+}
+
+// cuBLAS where it is installed: the same products within the same rounding, and a product run
+// twice gives the same bits. It skips (saying why) where libcublas.so.13 cannot be loaded.
+TEST_F(CudaGemm, BlasMatchesReference) {
+  test::DeviceBuffer<uint8_t> workspace(kBlasWorkspaceBytes);
+  std::string why;
+  const std::unique_ptr<Blas> blas = Blas::create(nullptr, workspace.get(), &why);
+  if (blas == nullptr) GTEST_SKIP() << "no cuBLAS: " << why;
+  std::printf("cuBLAS version %d\n", blas->version());
+  for (int64_t m : {1, 64, 65, 512}) {
+    for (int64_t n : {8, 129, 640}) {
+      check_gemm(m, n, 264, m % 2 == 1, 0, blas.get());
+      if (HasFatalFailure()) return;
+    }
+  }
+  check_gemm(200, 640, 2048, true, 0, blas.get());
+  const auto a = random_halves(512 * 1024, 1);
+  const auto b = random_halves(768 * 1024, 2);
+  test::DeviceBuffer<uint16_t> a_dev(a), b_dev(b);
+  test::DeviceBuffer<float> c1(512 * 768), c2(512 * 768);
+  ASSERT_TRUE(blas->gemm_f16(a_dev.get(), b_dev.get(), 512, 768, 1024, c1.get(), false));
+  ASSERT_TRUE(blas->gemm_f16(a_dev.get(), b_dev.get(), 512, 768, 1024, c2.get(), false));
+  ASSERT_TRUE(test::synchronize());
+  EXPECT_EQ(c1.download(), c2.download());
 }
 
 TEST_F(CudaGemm, AccumulatesAndHandlesRealSizes) {

@@ -6,6 +6,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <memory>
+#include <string>
 
 #include "kernels/kernels.h"
 
@@ -172,5 +174,35 @@ void dequantize_f16(const Matrix& w, uint16_t* out, cudaStream_t stream);
 void gemm_f16(const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k, float* c,
               bool accumulate, cudaStream_t stream, float* workspace = nullptr,
               int64_t workspace_floats = 0);
+
+// cuBLAS, loaded at run time (libcublas.so.13, from the CUDA toolkit or driver packages) where it
+// is installed: it multiplies long prompt chunks on the tensor cores, as gemm_f16 does (F16
+// operands, F32 sums, deterministic), faster. Without it gemm_f16 serves every product, and
+// binaries still need nothing but the driver.
+inline constexpr size_t kBlasWorkspaceBytes = size_t{32} << 20;
+class Blas {
+ public:
+  // A handle on the current device that enqueues on `stream` and takes no memory while running
+  // but `workspace` (device memory of kBlasWorkspaceBytes). Null when cuBLAS is not installed or
+  // does not start; *why says what happened.
+  static std::unique_ptr<Blas> create(cudaStream_t stream, void* workspace, std::string* why);
+  ~Blas();
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+
+  // c = a b^T, or c += a b^T with accumulate, with gemm_f16's shapes and layouts; dimensions up
+  // to 2^31 - 1. False when cuBLAS refused the call (nothing was enqueued).
+  bool gemm_f16(const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k, float* c,
+                bool accumulate) const;
+  int version() const { return version_; }
+
+  struct Library;  // the loaded entry points (blas.cpp)
+
+ private:
+  Blas() = default;
+  const Library* lib_ = nullptr;
+  void* handle_ = nullptr;  // cublasHandle_t
+  int version_ = 0;
+};
 
 }  // namespace pensieve::cuda
