@@ -33,22 +33,8 @@ __device__ __forceinline__ void load_16_bytes(const uint8_t* p, int* v) {
 // 32 bytes as 8 ints, 16-byte aligned (kAligned) or 2-byte aligned.
 template <bool kAligned>
 __device__ __forceinline__ void load_32_bytes(const uint8_t* p, int* v) {
-  if constexpr (kAligned) {
-    const auto* p4 = reinterpret_cast<const int4*>(p);
-    const int4 a = p4[0];
-    const int4 b = p4[1];
-    v[0] = a.x;
-    v[1] = a.y;
-    v[2] = a.z;
-    v[3] = a.w;
-    v[4] = b.x;
-    v[5] = b.y;
-    v[6] = b.z;
-    v[7] = b.w;
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = load_i32_b2(p + 4 * i);
-  }
+  load_16_bytes<kAligned>(p, v);
+  load_16_bytes<kAligned>(p + 16, v + 4);
 }
 
 // Sub-block s (elements 32 s .. 32 s + 31) of a K-quant row as F32, as the reference computes it.
