@@ -140,7 +140,7 @@ __global__ void attention_kernel(AttentionJob job) {
     m = m_new;
   }
   // Merge the warps: rescale each to the largest max. A warp that had no chunk has m = -inf,
-  // l = 0 and contributes nothing; so does a whole block of an empty split.
+  // l = 0 and contributes nothing; warp 0 always has one (a split has at least kWarps chunks).
   if (lane == 0) {
     warp_m[warp] = m;
     warp_l[warp] = l;
