@@ -98,18 +98,22 @@ void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place) {
 }
 
 // y = x W^T for n tokens, or y += x W^T. On the tensor cores when the chunk is long enough and
-// W allows it: x16 holds x in F16, W is read as is or dequantized into w16_ first; through
-// cuBLAS from blas_min_tokens_ on, when it is there.
+// W allows it: x16 holds x in F16. Through cuBLAS from blas_min_tokens_ on, when it is there,
+// with W as is or dequantized into w16_ first; else quantized W is decoded inside the tiles.
 void CudaForward::prompt_matmul(const Matrix& w, const float* x, const uint16_t* x16, int64_t n,
                                 float* y, bool accumulate) {
   if (x16 != nullptr && gemm_capable(w)) {
+    const bool blas = blas_ != nullptr && n >= blas_min_tokens_;
+    if (!blas && cuda::gemm_quantized_supported(w.type)) {
+      cuda::gemm_quantized(x16, w, n, y, accumulate, stream_, split_k_, split_k_floats_);
+      return;
+    }
     const uint16_t* b = reinterpret_cast<const uint16_t*>(w.data);
     if (!gemm_direct(w)) {
       cuda::dequantize_f16(w, w16_, stream_);
       b = w16_;
     }
-    if (blas_ != nullptr && n >= blas_min_tokens_ &&
-        blas_->gemm_f16(x16, b, n, w.n_rows, w.n_cols, y, accumulate)) {
+    if (blas && blas_->gemm_f16(x16, b, n, w.n_rows, w.n_cols, y, accumulate)) {
       return;
     }
     cuda::gemm_f16(x16, b, n, w.n_rows, w.n_cols, y, accumulate, stream_, split_k_,

@@ -1,8 +1,8 @@
 // The F16 operands of gemm_f16(): activations converted element-wise, weight rows dequantized
 // (one thread per quantized block or K-quant sub-block of 32, or per element) and packed densely.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/kquants.cuh"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/weight_blocks.cuh"
 
 namespace pensieve::cuda {
 namespace {
@@ -26,31 +26,10 @@ __global__ void dequantize_blocks_kernel(const uint8_t* w, size_t row_bytes, int
   const int64_t r = g / n_blocks;
   const int64_t b = g % n_blocks;
   const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+  detail::WeightBlock<T, kAligned> block;
+  block.fetch(row, n_blocks, b);
   alignas(16) uint16_t h[detail::kQk];
-  if constexpr (detail::is_k_quant(T)) {
-    float y[detail::kQk];
-    detail::k_quant_sub_block<T, kAligned>(row, b, y);
-#pragma unroll
-    for (int j = 0; j < detail::kQk; ++j) h[j] = detail::float_to_f16_bits(y[j]);
-  } else {
-    static_assert(T == GgmlType::kQ8_0 || T == GgmlType::kQ4_0);
-    int v[8];
-    if constexpr (T == GgmlType::kQ8_0) {
-      detail::load_32_bytes<kAligned>(detail::block_codes<T>(row, b), v);
-    } else {
-      detail::load_16_bytes<kAligned>(detail::block_codes<T>(row, b), v);
-    }
-    const float d = detail::block_scale<T>(row, n_blocks, b);
-    const auto* q = reinterpret_cast<const int8_t*>(v);
-    const auto* nibbles = reinterpret_cast<const uint8_t*>(v);
-#pragma unroll
-    for (int j = 0; j < detail::kQk; ++j) {
-      const int code = T == GgmlType::kQ8_0  ? q[j]
-                       : j < detail::kQk / 2 ? (nibbles[j] & 0xF) - 8
-                                             : (nibbles[j - detail::kQk / 2] >> 4) - 8;
-      h[j] = detail::float_to_f16_bits(static_cast<float>(code) * d);
-    }
-  }
+  detail::decode_f16(block, h);
   auto* dst = reinterpret_cast<uint4*>(out + r * n_cols + b * detail::kQk);
   const auto* src = reinterpret_cast<const uint4*>(h);
 #pragma unroll

@@ -1,7 +1,7 @@
 // The tensor-core path against host references: to_f16 and dequantize_f16 bit for bit (the
 // reference's dequantized value rounded to F16), gemm_f16 against double sums of the same F16
 // operands, over m, n and k around the 64/128-row tiles and the 32-wide k slices, with and
-// without accumulation.
+// without accumulation; gemm_quantized against dequantize_f16 then gemm_f16, bit for bit.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -171,6 +171,62 @@ TEST_F(CudaGemm, BlasMatchesReference) {
   ASSERT_TRUE(blas->gemm_f16(a_dev.get(), b_dev.get(), 512, 768, 1024, c2.get(), false));
   ASSERT_TRUE(test::synchronize());
   EXPECT_EQ(c1.download(), c2.download());
+}
+
+// Quantized rows decoded inside the tiles: the same bits as dequantize_f16 then gemm_f16, over
+// every supported type, 16-byte aligned rows and rows at an offset of 4 bytes, k ending inside a
+// 64-column slice (Q8_0, Q4_0), k split through a workspace, and 128-row tiles (enough tiles
+// for every SM of a large GPU: 3 x 44 of them).
+void check_gemm_quantized(GgmlType type, int64_t m, int64_t n, int64_t k, size_t offset,
+                          bool accumulate, int64_t workspace_floats) {
+  SCOPED_TRACE(testing::Message() << ggml_type_name(type) << " m " << m << " n " << n << " k " << k
+                                  << " offset " << offset << (accumulate ? " accumulate" : "")
+                                  << " workspace " << workspace_floats);
+  size_t row_bytes = 0;
+  const std::vector<uint8_t> w =
+      test::random_matrix(type, n, k, static_cast<uint64_t>(n + k), &row_bytes);
+  std::vector<uint8_t> bytes(offset + w.size());
+  std::copy(w.begin(), w.end(), bytes.begin() + static_cast<std::ptrdiff_t>(offset));
+  test::DeviceBuffer<uint8_t> w_dev(bytes);
+  const Matrix matrix = test::device_matrix(type, k, n, row_bytes, w_dev.get() + offset);
+  const auto a = random_halves(static_cast<size_t>(m * k), static_cast<uint64_t>(m));
+  const auto c0 = test::random_floats(static_cast<size_t>(m * n), 5);
+  test::DeviceBuffer<uint16_t> a_dev(a), w16(static_cast<size_t>(n * k));
+  test::DeviceBuffer<float> fused(c0), two_step(c0);
+  test::DeviceBuffer<float> workspace(static_cast<size_t>(std::max<int64_t>(workspace_floats, 1)));
+  gemm_quantized(a_dev.get(), matrix, m, fused.get(), accumulate, nullptr, workspace.get(),
+                 workspace_floats);
+  dequantize_f16(matrix, w16.get(), nullptr);
+  gemm_f16(a_dev.get(), w16.get(), m, n, k, two_step.get(), accumulate, nullptr, workspace.get(),
+           workspace_floats);
+  ASSERT_TRUE(test::synchronize());
+  const std::vector<float> got = fused.download();
+  const std::vector<float> want = two_step.download();
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(std::memcmp(&got[i], &want[i], sizeof(float)), 0)
+        << "row " << i / static_cast<size_t>(n) << " col " << i % static_cast<size_t>(n) << ": "
+        << got[i] << " vs " << want[i];
+  }
+}
+
+TEST_F(CudaGemm, QuantizedMatchesDequantizeThenGemm) {
+  for (GgmlType type :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    ASSERT_TRUE(gemm_quantized_supported(type));
+    const bool k_quant = ggml_type_traits(type).block_elements == 256;
+    for (int64_t k : k_quant ? std::vector<int64_t>{256, 1280} : std::vector<int64_t>{96, 1312}) {
+      for (size_t offset : {size_t{0}, size_t{4}}) {
+        check_gemm_quantized(type, 9, 130, k, offset, false, 0);
+        check_gemm_quantized(type, 32, 300, k, offset, true, 16 * 32 * 300);
+        check_gemm_quantized(type, 70, 129, k, offset, true, 0);
+        if (HasFatalFailure()) return;
+      }
+    }
+    check_gemm_quantized(type, 300, 44 * 128, 256, 0, true, 0);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_FALSE(gemm_quantized_supported(GgmlType::kF16));
+  EXPECT_FALSE(gemm_quantized_supported(GgmlType::kBF16));
 }
 
 TEST_F(CudaGemm, AccumulatesAndHandlesRealSizes) {

@@ -6,79 +6,17 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/weight_blocks.cuh"
 
 namespace pensieve::cuda::detail {
-
-// 4 bytes of a block that start 2-byte aligned.
-__device__ __forceinline__ int load_i32_b2(const uint8_t* p) {
-  const auto* h = reinterpret_cast<const uint16_t*>(p);
-  return static_cast<int>(static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16));
-}
-
-// 16 bytes as 4 ints, 16-byte aligned (kAligned) or 2-byte aligned.
-template <bool kAligned>
-__device__ __forceinline__ void load_16_bytes(const uint8_t* p, int* v) {
-  if constexpr (kAligned) {
-    const int4 a = *reinterpret_cast<const int4*>(p);
-    v[0] = a.x;
-    v[1] = a.y;
-    v[2] = a.z;
-    v[3] = a.w;
-  } else {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = load_i32_b2(p + 4 * i);
-  }
-}
-
-// 32 bytes as 8 ints, 16-byte aligned (kAligned) or 2-byte aligned.
-template <bool kAligned>
-__device__ __forceinline__ void load_32_bytes(const uint8_t* p, int* v) {
-  load_16_bytes<kAligned>(p, v);
-  load_16_bytes<kAligned>(p + 16, v + 4);
-}
 
 // Sub-block s (elements 32 s .. 32 s + 31) of a K-quant row as F32, as the reference computes it.
 // kAligned: the row starts 16-byte aligned (Q4_K and Q5_K blocks then are too).
 template <GgmlType T, bool kAligned = false>
 __device__ __forceinline__ void k_quant_sub_block(const uint8_t* row, int64_t s, float* y) {
-  const uint8_t* block = row + (s / 8) * k_block_bytes<T>();
-  const int j = static_cast<int>(s % 8);
-  if constexpr (T == GgmlType::kQ6_K) {
-    const int c = j / 4;  // 128-element half of the super-block
-    const int g = j % 4;
-    int ql[8], qh[8];
-    load_32_bytes<false>(block + 64 * c + 32 * (g & 1), ql);
-    load_32_bytes<false>(block + 128 + 32 * c, qh);
-    const float d = f16_bits_to_float(*reinterpret_cast<const uint16_t*>(block + 208));
-    const auto* sc = reinterpret_cast<const int8_t*>(block + 192 + 2 * j);
-    const float d0 = __fmul_rn(d, static_cast<float>(sc[0]));  // elements 0..15
-    const float d1 = __fmul_rn(d, static_cast<float>(sc[1]));  // elements 16..31
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int v =
-          ((ql[i] >> (4 * (g >> 1))) & 0x0F0F0F0F) | (((qh[i] >> (2 * g)) & 0x03030303) << 4);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        y[4 * i + k] = __fmul_rn(i < 4 ? d0 : d1, static_cast<float>(((v >> (8 * k)) & 0xFF) - 32));
-      }
-    }
-  } else {
-    static_assert(T == GgmlType::kQ4_K || T == GgmlType::kQ5_K);
-    const auto* h = reinterpret_cast<const uint16_t*>(block);
-    const float d = f16_bits_to_float(h[0]);
-    const float dmin = f16_bits_to_float(h[1]);
-    const int2 sm = k4_scale_min(block + 4, j);
-    int qs[8];
-    load_32_bytes<kAligned>(block + (T == GgmlType::kQ4_K ? 16 : 48) + 32 * (j / 2), qs);
-    int qh[8] = {};
-    if constexpr (T == GgmlType::kQ5_K) load_32_bytes<kAligned>(block + 16, qh);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int v = ((qs[i] >> (4 * (j % 2))) & 0x0F0F0F0F) | (((qh[i] >> j) & 0x01010101) << 4);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) y[4 * i + k] = k4_value(d, dmin, sm, (v >> (8 * k)) & 0xFF);
-    }
-  }
+  WeightBlock<T, kAligned> block;
+  block.fetch(row, 0, s);
+  block.decode(y);
 }
 
 // The 32 codes of activation block b as 8 ints (Q8Act::qs is 16-byte aligned).

@@ -175,6 +175,14 @@ void gemm_f16(const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_
               bool accumulate, cudaStream_t stream, float* workspace = nullptr,
               int64_t workspace_floats = 0);
 
+// Whether gemm_quantized() reads rows of this type: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K.
+bool gemm_quantized_supported(GgmlType type);
+// c = a w^T (c += a w^T with accumulate) with w's blocks decoded to F16 inside the tiles: the
+// same sums, bit for bit, as dequantize_f16() followed by gemm_f16(), without the F16 copy of w.
+// a: [m, w.n_cols] F16, 16-byte aligned; c: [m, w.n_rows] F32; workspace as for gemm_f16().
+void gemm_quantized(const uint16_t* a, const Matrix& w, int64_t m, float* c, bool accumulate,
+                    cudaStream_t stream, float* workspace = nullptr, int64_t workspace_floats = 0);
+
 // cuBLAS, loaded at run time (libcublas.so.13, from the CUDA toolkit or driver packages) where it
 // is installed: it multiplies long prompt chunks on the tensor cores, as gemm_f16 does (F16
 // operands, F32 sums, deterministic), faster. Without it gemm_f16 serves every product, and
