@@ -148,7 +148,8 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n
   s.logits = take(o.max_segments * hp.n_vocab, sizeof(float));
   s.step = take(2, sizeof(int32_t));
   const int64_t widest = std::max({hp.n_embd, n_q, hp.n_ff});
-  const int64_t q8_rows = std::clamp<int64_t>(o.matvec_max_tokens, 1, max_batch);
+  const int64_t q8_rows =
+      std::clamp<int64_t>(std::max(o.matvec_max_tokens, o.q8_gemm_max_tokens), 1, max_batch);
   s.xq_qs = take(q8_rows * widest, sizeof(int8_t));
   s.xq_ds = take(q8_rows * widest / 32 * 2, sizeof(float));
   const bool gemm = max_batch >= o.gemm_min_tokens;
@@ -228,13 +229,16 @@ Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
                                                            const CudaForwardOptions& options) {
   if (n_ctx <= 0 || options.max_batch <= 0 || options.attention_window < 0 ||
       options.gemm_min_tokens < 2 || options.matvec_max_tokens < 1 || options.kv_blocks < 0 ||
-      options.max_segments <= 0 || options.max_segments > options.max_batch) {
+      options.max_segments <= 0 || options.max_segments > options.max_batch ||
+      options.q8_gemm_max_tokens < 0 || options.q8_gemm_max_tokens > cuda::kGemmQ8MaxTokens) {
     return make_error(ErrorCode::kInvalidArgument,
                       "cuda: context {}, batch {}, attention window {}, KV blocks {} and "
                       "sequences per step {} must be positive (the window and blocks may be 0, "
-                      "the sequences at most the batch), the tensor core threshold {} at least 2",
+                      "the sequences at most the batch), the tensor core threshold {} at least 2, "
+                      "the int8 product's token limit {} in 0..{}",
                       n_ctx, options.max_batch, options.attention_window, options.kv_blocks,
-                      options.max_segments, options.gemm_min_tokens);
+                      options.max_segments, options.gemm_min_tokens, options.q8_gemm_max_tokens,
+                      cuda::kGemmQ8MaxTokens);
   }
   PV_TRY_VOID(check_supported(hp, weights));
   int count = 0;
@@ -275,6 +279,7 @@ CudaForward::CudaForward(const Hparams& hp, int64_t n_ctx, const CudaForwardOpti
       device_(options.device),
       gemm_min_tokens_(options.gemm_min_tokens),
       matvec_max_tokens_(options.matvec_max_tokens),
+      q8_gemm_max_tokens_(options.q8_gemm_max_tokens),
       decode_graph_(options.decode_graph),
       blas_min_tokens_(options.blas_min_tokens),
       kv_blocks_(resolved_kv_blocks(n_ctx, options)),
@@ -301,6 +306,7 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   o.max_batch = max_batch_;
   o.gemm_min_tokens = gemm_min_tokens_;
   o.matvec_max_tokens = matvec_max_tokens_;
+  o.q8_gemm_max_tokens = q8_gemm_max_tokens_;
   o.blas_min_tokens = blas_min_tokens_;
   o.kv_blocks = kv_blocks_;
   o.max_segments = max_segments_;

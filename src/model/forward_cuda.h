@@ -41,6 +41,10 @@ struct CudaForwardOptions {
   // Passes of at most this many tokens (a batch's decode tokens, short chunks) take the
   // matrix-vector kernels, each weight row read once for all of them.
   int64_t matvec_max_tokens = 4;
+  // Longer passes of at most this many tokens (a batch's decode step) multiply quantized
+  // weights on the int8 tensor cores from x's 8-bit codes (cuda::gemm_q8); 0: never. At most
+  // cuda::kGemmQ8MaxTokens.
+  int64_t q8_gemm_max_tokens = 32;
   bool decode_graph = true;  // one-token evals replay one captured CUDA graph
   // Tensor-core products of at least this many tokens go through cuBLAS when it is installed
   // (cuda::Blas); 0: never.
@@ -151,8 +155,16 @@ class CudaForward : public Forward, public BatchForward {
   // n rows of x normalized into xn_, and quantized into xq_ when they can be.
   void norm_rows(const float* x, const float* weight, int64_t n);
   void logits_of(const float* x_row);  // [n_embd] -> logits_dev_
-  void prompt_matmul(const Matrix& w, const float* x, const uint16_t* x16, int64_t n_tokens,
-                     float* y, bool accumulate);
+  // An input of a layer's products, converted on first use: to F16 (x16_) for the tensor-core
+  // tiles, to 8-bit codes (xq_) for gemm_q8.
+  struct ProductInput {
+    const float* x;  // [n_tokens, width]
+    int64_t width;
+    const uint16_t* x16 = nullptr;
+    bool q8 = false;
+  };
+  void prompt_matmul(const Matrix& w, ProductInput& in, int64_t n_tokens, float* y,
+                     bool accumulate);
 
   Hparams hp_;
   int64_t n_ctx_;
@@ -161,6 +173,7 @@ class CudaForward : public Forward, public BatchForward {
   int device_;
   int64_t gemm_min_tokens_;
   int64_t matvec_max_tokens_;
+  int64_t q8_gemm_max_tokens_;
   bool decode_graph_;
   int64_t blas_min_tokens_;
   std::unique_ptr<cuda::Blas> blas_;  // null: gemm_f16 for every product

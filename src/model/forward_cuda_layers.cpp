@@ -97,15 +97,30 @@ void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place) {
   cuda::attention(a, stream_);
 }
 
-// y = x W^T for n tokens, or y += x W^T. On the tensor cores when the chunk is long enough and
-// W allows it: x16 holds x in F16. Through cuBLAS from blas_min_tokens_ on, when it is there,
-// with W as is or dequantized into w16_ first; else quantized W is decoded inside the tiles.
-void CudaForward::prompt_matmul(const Matrix& w, const float* x, const uint16_t* x16, int64_t n,
-                                float* y, bool accumulate) {
-  if (x16 != nullptr && gemm_capable(w)) {
+// y = x W^T for n tokens, or y += x W^T. Quantized W on the int8 tensor cores for steps of up
+// to q8_gemm_max_tokens_ tokens. Else on the F16 tensor cores when the chunk is long enough and W
+// allows it: through cuBLAS from blas_min_tokens_ on, when it is there, with W as is or
+// dequantized into w16_ first; otherwise quantized W is decoded inside the tiles.
+void CudaForward::prompt_matmul(const Matrix& w, ProductInput& in, int64_t n, float* y,
+                                bool accumulate) {
+  if (n <= q8_gemm_max_tokens_ && cuda::gemm_q8_supported(w)) {
+    const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
+    if (!in.q8) {
+      cuda::quantize_q8(in.x, n, in.width, xq, stream_);
+      in.q8 = true;
+    }
+    cuda::gemm_q8(w, xq, n, y, accumulate, stream_);
+    return;
+  }
+  // From gemm_min_tokens_ on, max_batch_ is too: the F16 scratch exists.
+  if (n >= gemm_min_tokens_ && gemm_capable(w)) {
+    if (in.x16 == nullptr) {
+      cuda::to_f16(in.x, n * in.width, x16_, stream_);
+      in.x16 = x16_;
+    }
     const bool blas = blas_ != nullptr && n >= blas_min_tokens_;
     if (!blas && cuda::gemm_quantized_supported(w.type)) {
-      cuda::gemm_quantized(x16, w, n, y, accumulate, stream_, split_k_, split_k_floats_);
+      cuda::gemm_quantized(in.x16, w, n, y, accumulate, stream_, split_k_, split_k_floats_);
       return;
     }
     const uint16_t* b = reinterpret_cast<const uint16_t*>(w.data);
@@ -113,45 +128,38 @@ void CudaForward::prompt_matmul(const Matrix& w, const float* x, const uint16_t*
       cuda::dequantize_f16(w, w16_, stream_);
       b = w16_;
     }
-    if (blas && blas_->gemm_f16(x16, b, n, w.n_rows, w.n_cols, y, accumulate)) {
-      return;
-    }
-    cuda::gemm_f16(x16, b, n, w.n_rows, w.n_cols, y, accumulate, stream_, split_k_,
+    if (blas && blas_->gemm_f16(in.x16, b, n, w.n_rows, w.n_cols, y, accumulate)) return;
+    cuda::gemm_f16(in.x16, b, n, w.n_rows, w.n_cols, y, accumulate, stream_, split_k_,
                    split_k_floats_);
     return;
   }
   if (!accumulate) {
-    cuda::matmul(w, x, n, y, stream_);
+    cuda::matmul(w, in.x, n, y, stream_);
     return;
   }
-  cuda::matmul(w, x, n, proj_, stream_);
+  cuda::matmul(w, in.x, n, proj_, stream_);
   cuda::add(y, proj_, n * w.n_rows, y, stream_);
 }
 
 void CudaForward::prompt_layer(int64_t il, int64_t n, const KvPlace& place) {
   const DeviceLayer& l = layers_[sz(il)];
-  const bool gemm = n >= gemm_min_tokens_;  // then max_batch_ is, too: the scratch exists
-  // x in F16 for the tensor cores, converted once per input.
-  auto f16 = [&](const float* x, int64_t width) -> const uint16_t* {
-    if (!gemm) return nullptr;
-    cuda::to_f16(x, n * width, x16_, stream_);
-    return x16_;
-  };
   const int64_t n_q = hp_.n_head * hp_.head_dim;
   cuda::rms_norm(x_, l.attn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
-  const uint16_t* xn16 = f16(xn_, hp_.n_embd);
-  prompt_matmul(l.wq, xn_, xn16, n, q_, false);  // [n, n_head * head_dim]
-  prompt_matmul(l.wk, xn_, xn16, n, k_, false);  // [n, n_embd_kv]
-  prompt_matmul(l.wv, xn_, xn16, n, v_, false);  // [n, n_embd_kv]
+  ProductInput xn{xn_, hp_.n_embd};
+  prompt_matmul(l.wq, xn, n, q_, false);  // [n, n_head * head_dim]
+  prompt_matmul(l.wk, xn, n, k_, false);  // [n, n_embd_kv]
+  prompt_matmul(l.wv, xn, n, v_, false);  // [n, n_embd_kv]
   attention_core(il, n, place);
-  prompt_matmul(l.wo, attn_, f16(attn_, n_q), n, x_, true);  // x += [n, n_embd]
+  ProductInput attn{attn_, n_q};
+  prompt_matmul(l.wo, attn, n, x_, true);  // x += [n, n_embd]
 
   cuda::rms_norm(x_, l.ffn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
-  const uint16_t* ffn16 = f16(xn_, hp_.n_embd);
-  prompt_matmul(l.ffn_gate, xn_, ffn16, n, gate_, false);  // [n, n_ff]
-  prompt_matmul(l.ffn_up, xn_, ffn16, n, up_, false);      // [n, n_ff]
+  ProductInput ffn{xn_, hp_.n_embd};
+  prompt_matmul(l.ffn_gate, ffn, n, gate_, false);  // [n, n_ff]
+  prompt_matmul(l.ffn_up, ffn, n, up_, false);      // [n, n_ff]
   cuda::swiglu(gate_, up_, n * hp_.n_ff, gate_, stream_);
-  prompt_matmul(l.ffn_down, gate_, f16(gate_, hp_.n_ff), n, x_, true);  // x += [n, n_embd]
+  ProductInput gate{gate_, hp_.n_ff};
+  prompt_matmul(l.ffn_down, gate, n, x_, true);  // x += [n, n_embd]
 }
 
 void CudaForward::norm_rows(const float* x, const float* weight, int64_t n) {
@@ -228,14 +236,21 @@ void CudaForward::logits_of_rows(const int32_t* rows, int64_t n) {
   const Matrix x_rows{GgmlType::kF32, hp_.n_embd, max_batch_, sz(hp_.n_embd) * sizeof(float),
                       reinterpret_cast<const uint8_t*>(x_)};
   cuda::get_rows(x_rows, rows, n, proj_, stream_);
-  // matvec_max_tokens rows at a time: the output matrix is read once per group, and its product
-  // stays that of one-token steps.
-  for (int64_t first = 0; first < n; first += matvec_max_tokens_) {
-    const int64_t count = std::min(matvec_max_tokens_, n - first);
+  // Groups of rows that read the output matrix once: matvec_max_tokens of them with the
+  // one-token product, or up to q8_gemm_max_tokens_ on the int8 tensor cores.
+  const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
+  const bool int8 = n > matvec_max_tokens_ && q8_gemm_max_tokens_ > matvec_max_tokens_ &&
+                    cuda::gemm_q8_supported(output_);
+  const int64_t group = int8 ? q8_gemm_max_tokens_ : matvec_max_tokens_;
+  for (int64_t first = 0; first < n; first += group) {
+    const int64_t count = std::min(group, n - first);
+    float* logits = logits_dev_ + first * hp_.n_vocab;  // [count, n_vocab]
     norm_rows(proj_ + first * hp_.n_embd, output_norm_, count);
-    matvec_group({&output_}, {logits_dev_ + first * hp_.n_vocab}, xn_,
-                 {xq_qs_, reinterpret_cast<float2*>(xq_ds_)}, cuda::MatvecOut::kStore, count,
-                 stream_);  // [count, n_vocab]
+    if (int8) {
+      cuda::gemm_q8(output_, xq, count, logits, false, stream_);
+    } else {
+      matvec_group({&output_}, {logits}, xn_, xq, cuda::MatvecOut::kStore, count, stream_);
+    }
   }
 }
 

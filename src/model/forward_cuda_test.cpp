@@ -276,26 +276,38 @@ TEST(CudaForward, PromptChunksMatchOnePass) {
 
 // A prompt on the tensor cores against the same prompt through the F32 kernels, for each weight
 // type the tensor cores read; the logits after it agree to F16 rounding. Chunks of 24 and a
-// last one of 8 mix both paths in one prompt.
+// last one of 8 mix both paths in one prompt. The same chunks on the int8 tensor cores
+// (gemm_q8, quantized types) agree within the bound of 8-bit activations.
 TEST(CudaForward, TensorCorePromptMatchesF32Prompt) {
   PV_NEED_DEVICE();
-  for (const char* type : {"F16", "Q8_0", "Q4_0"}) {
+  for (const char* type : {"F16", "Q8_0", "Q4_0", "Q4_K_M"}) {
     SCOPED_TRACE(type);
     SynthModel model("tiny-llama", type);
     ASSERT_NE(model.get(), nullptr);
     const Model& m = *model.get();
     const std::vector<int32_t> prompt = model_test::spread_prompt(56, m.hparams().n_vocab);
-    auto plain = make_cuda(m, 128, {0, 64, 0, 1000, 1});
-    auto gemm = make_cuda(m, 128, {0, 24, 0, 16, 1});
-    ASSERT_TRUE(plain != nullptr && gemm != nullptr);
+    CudaForwardOptions plain_options{0, 64, 0, 1000, 1};
+    plain_options.q8_gemm_max_tokens = 0;
+    CudaForwardOptions f16_options{0, 24, 0, 16, 1};
+    f16_options.q8_gemm_max_tokens = 0;
+    auto plain = make_cuda(m, 128, plain_options);
+    auto f16 = make_cuda(m, 128, f16_options);
+    auto int8 = make_cuda(m, 128, {0, 24, 0, 16, 1});
+    ASSERT_TRUE(plain != nullptr && f16 != nullptr && int8 != nullptr);
     auto p = plain->eval(prompt);
     ASSERT_TRUE(p.has_value());
     const std::vector<float> want(p->begin(), p->end());
-    auto g = gemm->eval(prompt);
+    auto g = f16->eval(prompt);
     ASSERT_TRUE(g.has_value());
     EXPECT_LT(relative_rms(want, *g), 5e-3);
     EXPECT_LT(max_diff_over_range(want, *g), 5e-3);
     EXPECT_GT(max_diff_over_range(want, *g), 0.0);  // the paths differ: F16 operands
+    if (std::string(type) == "F16") continue;
+    auto q = int8->eval(prompt);
+    ASSERT_TRUE(q.has_value());
+    EXPECT_LT(relative_rms(want, *q), 0.03);
+    EXPECT_LT(max_diff_over_range(want, *q), 0.03);
+    EXPECT_GT(max_diff_over_range(*g, *q), 0.0);  // 8-bit activations, not F16
   }
 }
 

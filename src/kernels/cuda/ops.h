@@ -162,6 +162,16 @@ struct MatvecJob {
 };
 void matvec(const MatvecJob& job, cudaStream_t stream);
 
+// A batch's step of a few tokens on the int8 tensor cores: y = x W^T (y += x W^T with
+// accumulate) from the 8-bit codes of x, for up to kGemmQ8MaxTokens tokens, each weight row read
+// once for all of them. Rows of Q6_K, and 16-byte aligned rows of Q8_0, Q4_0, Q4_K and Q5_K, of a
+// width that is a multiple of 64 (gemm_q8_supported). Sums are per block of 32 as matvec's, in
+// another order.                                 x: [n_tokens, w.n_cols], y: [n_tokens, w.n_rows]
+inline constexpr int64_t kGemmQ8MaxTokens = 32;
+bool gemm_q8_supported(const Matrix& w);
+void gemm_q8(const Matrix& w, const Q8Act& x, int64_t n_tokens, float* y, bool accumulate,
+             cudaStream_t stream);
+
 // Prompt-sized products on the tensor cores: F16 operands, F32 accumulation.
 // x converted to F16 bits.                                                          x, out: [n]
 void to_f16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
