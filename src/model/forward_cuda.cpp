@@ -148,8 +148,9 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n
   s.logits = take(o.max_segments * hp.n_vocab, sizeof(float));
   s.step = take(2, sizeof(int32_t));
   const int64_t widest = std::max({hp.n_embd, n_q, hp.n_ff});
-  const int64_t q8_rows =
-      std::clamp<int64_t>(std::max(o.matvec_max_tokens, o.q8_gemm_max_tokens), 1, max_batch);
+  // gemm_q8 reads rows in groups of 8 (cuda::q8_token_stride).
+  const int64_t q8_rows = cuda::q8_token_stride(
+      std::clamp<int64_t>(std::max(o.matvec_max_tokens, o.q8_gemm_max_tokens), 1, max_batch));
   s.xq_qs = take(q8_rows * widest, sizeof(int8_t));
   s.xq_ds = take(q8_rows * widest / 32 * 2, sizeof(float));
   const bool gemm = max_batch >= o.gemm_min_tokens;

@@ -106,7 +106,7 @@ void CudaForward::prompt_matmul(const Matrix& w, ProductInput& in, int64_t n, fl
   if (n <= q8_gemm_max_tokens_ && cuda::gemm_q8_supported(w)) {
     const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
     if (!in.q8) {
-      cuda::quantize_q8(in.x, n, in.width, xq, stream_);
+      cuda::quantize_q8_by_block(in.x, n, in.width, xq, stream_);
       in.q8 = true;
     }
     cuda::gemm_q8(w, xq, n, y, accumulate, stream_);
@@ -245,10 +245,13 @@ void CudaForward::logits_of_rows(const int32_t* rows, int64_t n) {
   for (int64_t first = 0; first < n; first += group) {
     const int64_t count = std::min(group, n - first);
     float* logits = logits_dev_ + first * hp_.n_vocab;  // [count, n_vocab]
-    norm_rows(proj_ + first * hp_.n_embd, output_norm_, count);
     if (int8) {
+      cuda::rms_norm(proj_ + first * hp_.n_embd, output_norm_, count, hp_.n_embd, hp_.rms_eps, xn_,
+                     stream_);
+      cuda::quantize_q8_by_block(xn_, count, hp_.n_embd, xq, stream_);
       cuda::gemm_q8(output_, xq, count, logits, false, stream_);
     } else {
+      norm_rows(proj_ + first * hp_.n_embd, output_norm_, count);
       matvec_group({&output_}, {logits}, xn_, xq, cuda::MatvecOut::kStore, count, stream_);
     }
   }

@@ -23,75 +23,68 @@ constexpr int kUnit = 64;       // columns a unit
 constexpr int kTileTokens = 8;  // tokens an mma tile
 
 // Lane (quad row g, quad lane q) of tile t: its b registers take token 8t + g; its sums
-// c0, c1 (rows g) and c2, c3 (rows g + 8) belong to tokens 8t + 2q and 8t + 2q + 1.
-template <int NT>
+// c0, c1 (rows g) and c2, c3 (rows g + 8) belong to tokens 8t + 2q and 8t + 2q + 1. x is laid
+// out block by block (quantize_q8_by_block), so a tile's codes of one block are 256 contiguous
+// bytes and the (d, d * sum) of a lane's two tokens one 16-byte load. Tokens past n_tokens (up
+// to the stride) hold whatever is there: their sums are never stored.
 struct Tokens {
   const int8_t* qs;
   const float2* ds;
-  int codes[NT];  // offset of token 8t + g's codes in qs
-  int d[NT][2];   // offset of tokens 8t + 2q + e's (d, d * sum) per block in ds
+  int stride;  // tokens a block
+  int g;
+  int q;
+  __device__ __forceinline__ int2 codes(int64_t b, int t) const {
+    const int at = (static_cast<int>(b) * stride + kTileTokens * t + g) * detail::kQk + 8 * q;
+    return *reinterpret_cast<const int2*>(qs + at);
+  }
+  __device__ __forceinline__ int codes16(int64_t b, int t, int e) const {
+    const int at =
+        (static_cast<int>(b) * stride + kTileTokens * t + g) * detail::kQk + 16 * e + 4 * q;
+    return *reinterpret_cast<const int*>(qs + at);
+  }
+  __device__ __forceinline__ float4 scales(int64_t b, int t) const {
+    return *reinterpret_cast<const float4*>(ds + static_cast<int>(b) * stride + kTileTokens * t +
+                                            2 * q);
+  }
 };
 
-template <int NT>
-__device__ __forceinline__ Tokens<NT> tokens_of(const Q8Act& x, int64_t n_tokens, int64_t n_cols,
-                                                int g, int q) {
-  Tokens<NT> tk;
-  tk.qs = x.qs;
-  tk.ds = x.ds;
-  const auto clamp = [&](int64_t t) { return static_cast<int>(t < n_tokens ? t : n_tokens - 1); };
-  const int width = static_cast<int>(n_cols);
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    tk.codes[t] = clamp(kTileTokens * t + g) * width;
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      tk.d[t][e] = clamp(kTileTokens * t + 2 * q + e) * (width / detail::kQk);
-    }
-  }
-  return tk;
-}
-
 template <GgmlType T, int NT>
-__device__ __forceinline__ void multiply(const detail::q8::Unit32& w, int64_t u,
-                                         const Tokens<NT>& tk, int q, float (&acc)[NT][4]) {
+__device__ __forceinline__ void multiply(const detail::q8::Unit32& w, int64_t u, const Tokens& tk,
+                                         float (&acc)[NT][4]) {
 #pragma unroll
   for (int s = 0; s < 2; ++s) {
     const int64_t b = detail::q8::act_block(u, s);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      const int2 x = *reinterpret_cast<const int2*>(tk.qs + tk.codes[t] + b * detail::kQk + 8 * q);
+      const int2 x = tk.codes(b, t);
       int c[4];
       detail::q8::mma_k32(c, w.lo[s][0], w.lo[s][1], w.hi[s][0], w.hi[s][1], x.x, x.y);
-      const float2 x0 = tk.ds[tk.d[t][0] + b];
-      const float2 x1 = tk.ds[tk.d[t][1] + b];
-      acc[t][0] += w.scale[s][0] * x0.x * static_cast<float>(c[0]) - w.min[s][0] * x0.y;
-      acc[t][1] += w.scale[s][0] * x1.x * static_cast<float>(c[1]) - w.min[s][0] * x1.y;
-      acc[t][2] += w.scale[s][1] * x0.x * static_cast<float>(c[2]) - w.min[s][1] * x0.y;
-      acc[t][3] += w.scale[s][1] * x1.x * static_cast<float>(c[3]) - w.min[s][1] * x1.y;
+      const float4 xd = tk.scales(b, t);  // (d, d * sum) of tokens 8t + 2q and 8t + 2q + 1
+      acc[t][0] += w.scale[s][0] * xd.x * static_cast<float>(c[0]) - w.min[s][0] * xd.y;
+      acc[t][1] += w.scale[s][0] * xd.z * static_cast<float>(c[1]) - w.min[s][0] * xd.w;
+      acc[t][2] += w.scale[s][1] * xd.x * static_cast<float>(c[2]) - w.min[s][1] * xd.y;
+      acc[t][3] += w.scale[s][1] * xd.z * static_cast<float>(c[3]) - w.min[s][1] * xd.w;
     }
   }
 }
 
 template <int NT>
 __device__ __forceinline__ void multiply_q6_k(const detail::q8::Unit16& w, int64_t u,
-                                              const Tokens<NT>& tk, int q, float (&acc)[NT][4]) {
+                                              const Tokens& tk, float (&acc)[NT][4]) {
 #pragma unroll
   for (int s = 0; s < 2; ++s) {
     const int64_t b = detail::q8::act_block_q6_k(u, s);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      const float d0 = tk.ds[tk.d[t][0] + b].x;
-      const float d1 = tk.ds[tk.d[t][1] + b].x;
+      const float4 xd = tk.scales(b, t);
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const int x =
-            *reinterpret_cast<const int*>(tk.qs + tk.codes[t] + b * detail::kQk + 16 * e + 4 * q);
         int c[4];
-        detail::q8::mma_k16(c, w.a[s][e][0], w.a[s][e][1], x);
-        acc[t][0] += w.scale[s][e][0] * d0 * static_cast<float>(c[0]);
-        acc[t][1] += w.scale[s][e][0] * d1 * static_cast<float>(c[1]);
-        acc[t][2] += w.scale[s][e][1] * d0 * static_cast<float>(c[2]);
-        acc[t][3] += w.scale[s][e][1] * d1 * static_cast<float>(c[3]);
+        detail::q8::mma_k16(c, w.a[s][e][0], w.a[s][e][1], tk.codes16(b, t, e));
+        acc[t][0] += w.scale[s][e][0] * xd.x * static_cast<float>(c[0]);
+        acc[t][1] += w.scale[s][e][0] * xd.z * static_cast<float>(c[1]);
+        acc[t][2] += w.scale[s][e][1] * xd.x * static_cast<float>(c[2]);
+        acc[t][3] += w.scale[s][e][1] * xd.z * static_cast<float>(c[3]);
       }
     }
   }
@@ -129,7 +122,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int64_t row = row0 + g + 8 * r;
     rows[r] = w + static_cast<size_t>(row < n_rows ? row : n_rows - 1) * row_bytes;
   }
-  const Tokens<NT> tk = tokens_of<NT>(x, n_tokens, n_cols, g, q);
+  const Tokens tk{x.qs, x.ds, kTileTokens * NT, g, q};  // NT tiles: the stride, n_tokens up to 8
   const int64_t n_blocks = n_cols / detail::kQk;
   const int64_t n_units = n_cols / kUnit;
   float acc[NT][4] = {};
@@ -139,9 +132,9 @@ __global__ void __launch_bounds__(kThreads, 2)
     UnitOf<T> next{};
     if (u + kWarps < n_units) load<T>(rows, n_blocks, u + kWarps, q, next);
     if constexpr (T == GgmlType::kQ6_K) {
-      multiply_q6_k<NT>(cur, u, tk, q, acc);
+      multiply_q6_k<NT>(cur, u, tk, acc);
     } else {
-      multiply<T, NT>(cur, u, tk, q, acc);
+      multiply<T, NT>(cur, u, tk, acc);
     }
     cur = next;
   }
@@ -167,19 +160,26 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+template <GgmlType T, int NT>
+void launch_tiles(const Matrix& w, const Q8Act& x, int64_t n_tokens, float* y, bool accumulate,
+                  cudaStream_t stream) {
+  gemm_q8_kernel<T, NT><<<detail::grid_for(w.n_rows, kRows), kThreads, 0, stream>>>(
+      w.data, w.row_bytes, w.n_rows, w.n_cols, x, n_tokens, y, accumulate);
+}
+
+// As many 8-token tiles as x's stride holds (q8_token_stride).
 template <GgmlType T>
 void launch(const Matrix& w, const Q8Act& x, int64_t n_tokens, float* y, bool accumulate,
             cudaStream_t stream) {
-  const unsigned grid = detail::grid_for(w.n_rows, kRows);
-  if (n_tokens <= kTileTokens) {
-    gemm_q8_kernel<T, 1><<<grid, kThreads, 0, stream>>>(w.data, w.row_bytes, w.n_rows, w.n_cols, x,
-                                                        n_tokens, y, accumulate);
-  } else if (n_tokens <= 2 * kTileTokens) {
-    gemm_q8_kernel<T, 2><<<grid, kThreads, 0, stream>>>(w.data, w.row_bytes, w.n_rows, w.n_cols, x,
-                                                        n_tokens, y, accumulate);
-  } else {
-    gemm_q8_kernel<T, 4><<<grid, kThreads, 0, stream>>>(w.data, w.row_bytes, w.n_rows, w.n_cols, x,
-                                                        n_tokens, y, accumulate);
+  switch ((n_tokens + kTileTokens - 1) / kTileTokens) {
+    case 1:
+      return launch_tiles<T, 1>(w, x, n_tokens, y, accumulate, stream);
+    case 2:
+      return launch_tiles<T, 2>(w, x, n_tokens, y, accumulate, stream);
+    case 3:
+      return launch_tiles<T, 3>(w, x, n_tokens, y, accumulate, stream);
+    default:
+      return launch_tiles<T, 4>(w, x, n_tokens, y, accumulate, stream);
   }
 }
 

@@ -1,8 +1,9 @@
 // gemm_q8 (a batch step's products on the int8 tensor cores) against double sums of the
 // reference's dequantized rows times the dequantized 8-bit codes of x (quantize_q8, itself
-// checked code for code in matvec_test): the integer sums are exact, so only the F32 sums of the
-// blocks differ. Every type, token counts on both sides of each 8-token tile, row counts past
-// the 16-row blocks, with and without accumulation, and which rows it takes.
+// checked code for code in matvec_test; quantize_q8_by_block holds the same blocks): the integer
+// sums are exact, so only the F32 sums of the blocks differ. Every type, token counts on both sides
+// of each 8-token tile, row counts past the 16-row blocks, with and without accumulation, and which
+// rows it takes.
 #include <cmath>
 #include <cstring>
 
@@ -33,15 +34,33 @@ void check_gemm_q8(GgmlType type, int64_t n_rows, int64_t n_cols, int64_t n_toke
                                      static_cast<uint64_t>(n_tokens), 3.0f);
   const auto y0 = test::random_floats(static_cast<size_t>(n_tokens * n_rows), 17);
   test::DeviceBuffer<float> x_dev(x), y_dev(y0);
-  test::DeviceBuffer<int8_t> qs(x.size());
-  test::DeviceBuffer<float> ds(2 * x.size() / 32);
+  // x by block, and row by row for the reference (quantize_q8 is checked against the host).
+  const int64_t stride = q8_token_stride(n_tokens);
+  const auto by_block_size = static_cast<size_t>(stride * n_cols);
+  test::DeviceBuffer<int8_t> qs(by_block_size), qs_rows(x.size());
+  test::DeviceBuffer<float> ds(2 * by_block_size / 32), ds_rows(2 * x.size() / 32);
   const Q8Act xq{qs.get(), reinterpret_cast<float2*>(ds.get())};
-  quantize_q8(x_dev.get(), n_tokens, n_cols, xq, nullptr);
+  quantize_q8_by_block(x_dev.get(), n_tokens, n_cols, xq, nullptr);
+  quantize_q8(x_dev.get(), n_tokens, n_cols,
+              {qs_rows.get(), reinterpret_cast<float2*>(ds_rows.get())}, nullptr);
   gemm_q8(matrix, xq, n_tokens, y_dev.get(), accumulate, nullptr);
   ASSERT_TRUE(test::synchronize());
   const std::vector<float> got = y_dev.download();
-  const std::vector<int8_t> codes = qs.download();
-  const std::vector<float> scales = ds.download();
+  const std::vector<int8_t> codes = qs_rows.download();
+  const std::vector<float> scales = ds_rows.download();
+  // The by-block layout holds the same blocks: block j of row t at j * stride + t.
+  const std::vector<int8_t> block_codes = qs.download();
+  const std::vector<float> block_scales = ds.download();
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t j = 0; j < n_cols / 32; ++j) {
+      const size_t row_major = static_cast<size_t>(t * (n_cols / 32) + j);
+      const size_t by_block = static_cast<size_t>(j * stride + t);
+      ASSERT_EQ(std::memcmp(&codes[32 * row_major], &block_codes[32 * by_block], 32), 0)
+          << "token " << t << " block " << j;
+      ASSERT_EQ(std::memcmp(&scales[2 * row_major], &block_scales[2 * by_block], 8), 0)
+          << "token " << t << " block " << j;
+    }
+  }
 
   const Matrix host{type, n_cols, n_rows, row_bytes, w.data()};
   std::vector<float> row(static_cast<size_t>(n_cols));

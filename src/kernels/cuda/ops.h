@@ -137,6 +137,12 @@ struct Q8Act {
 
 // x quantized row by row; n a multiple of 32.                                 x: [n_rows, n]
 void quantize_q8(const float* x, int64_t n_rows, int64_t n, Q8Act out, cudaStream_t stream);
+// The same blocks laid out block by block for gemm_q8: block j of row r at j * stride + r, with
+// the stride n_rows rounded up to 8 (q8_token_stride), so one block of 8 consecutive rows is
+// 256 contiguous bytes of codes. `out` holds n / 32 x stride blocks.
+inline int64_t q8_token_stride(int64_t n_rows) { return (n_rows + 7) / 8 * 8; }
+void quantize_q8_by_block(const float* x, int64_t n_rows, int64_t n, Q8Act out,
+                          cudaStream_t stream);
 
 // rms_norm of one row, written as F32 to `out` and quantized to `q` (n a multiple of 32, at
 // most kRmsNormQ8MaxWidth).
@@ -163,10 +169,11 @@ struct MatvecJob {
 void matvec(const MatvecJob& job, cudaStream_t stream);
 
 // A batch's step of a few tokens on the int8 tensor cores: y = x W^T (y += x W^T with
-// accumulate) from the 8-bit codes of x, for up to kGemmQ8MaxTokens tokens, each weight row read
-// once for all of them. Rows of Q6_K, and 16-byte aligned rows of Q8_0, Q4_0, Q4_K and Q5_K, of a
-// width that is a multiple of 64 (gemm_q8_supported). Sums are per block of 32 as matvec's, in
-// another order.                                 x: [n_tokens, w.n_cols], y: [n_tokens, w.n_rows]
+// accumulate) from the 8-bit codes of x (laid out by quantize_q8_by_block), for up to
+// kGemmQ8MaxTokens tokens, each weight row read once for all of them. Rows of Q6_K, and 16-byte
+// aligned rows of Q8_0, Q4_0, Q4_K and Q5_K, of a width that is a multiple of 64
+// (gemm_q8_supported). Sums are per block of 32 as matvec's, in another order. x: [n_tokens,
+// w.n_cols], y: [n_tokens, w.n_rows]
 inline constexpr int64_t kGemmQ8MaxTokens = 32;
 bool gemm_q8_supported(const Matrix& w);
 void gemm_q8(const Matrix& w, const Q8Act& x, int64_t n_tokens, float* y, bool accumulate,

@@ -27,12 +27,16 @@ __device__ __forceinline__ void quantize_block(float v, int lane, int8_t* qs, fl
   if (lane == 0) *ds = make_float2(d, d * static_cast<float>(sum));
 }
 
-__global__ void quantize_kernel(const float* x, int64_t n_blocks, Q8Act out) {
+// Block b of x (row b / row_blocks, block b % row_blocks) goes to place b, or with a token
+// stride to place (b % row_blocks) * token_stride + b / row_blocks (gemm_q8's layout).
+__global__ void quantize_kernel(const float* x, int64_t n_blocks, int64_t row_blocks,
+                                int64_t token_stride, Q8Act out) {
   detail::begin_dependent();
   const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / detail::kWarp;
   if (b >= n_blocks) return;  // the whole warp leaves together
   const int lane = threadIdx.x % detail::kWarp;
-  quantize_block(x[b * detail::kQk + lane], lane, out.qs + b * detail::kQk, out.ds + b);
+  const int64_t at = token_stride == 0 ? b : b % row_blocks * token_stride + b / row_blocks;
+  quantize_block(x[b * detail::kQk + lane], lane, out.qs + at * detail::kQk, out.ds + at);
 }
 
 // Warp w holds quantization blocks w, w + 32, ... (kPer of them) of the row in registers.
@@ -90,7 +94,15 @@ void quantize_q8(const float* x, int64_t n_rows, int64_t n, Q8Act out, cudaStrea
   const int64_t n_blocks = n_rows * (n / detail::kQk);
   if (n_blocks == 0) return;
   detail::launch_dependent(quantize_kernel, detail::grid_for(n_blocks, kWarps), kThreads, 0, stream,
-                           x, n_blocks, out);
+                           x, n_blocks, n / detail::kQk, int64_t{0}, out);
+}
+
+void quantize_q8_by_block(const float* x, int64_t n_rows, int64_t n, Q8Act out,
+                          cudaStream_t stream) {
+  const int64_t n_blocks = n_rows * (n / detail::kQk);
+  if (n_blocks == 0) return;
+  detail::launch_dependent(quantize_kernel, detail::grid_for(n_blocks, kWarps), kThreads, 0, stream,
+                           x, n_blocks, n / detail::kQk, q8_token_stride(n_rows), out);
 }
 
 void rms_norm_q8(const float* x, const float* weight, int64_t n, float eps, float* out, Q8Act q,
