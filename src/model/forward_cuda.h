@@ -147,7 +147,7 @@ class CudaForward : public Forward, public BatchForward {
 
   // The passes (forward_cuda_layers.cpp).
   void run_chunk(const int32_t* ids, int64_t n_tokens, const KvPlace& place);
-  void attention_core(int64_t il, int64_t n_tokens, const KvPlace& place);
+  void attention_core(int64_t il, int64_t n_tokens, const KvPlace& place, bool out_q8 = false);
   void prompt_layer(int64_t il, int64_t n_tokens, const KvPlace& place);
   void decode_layer(int64_t il, int64_t n_tokens, const KvPlace& place);
   // The logits of n rows of x_ (rows[i] on the device) into logits_dev_, [n, n_vocab].

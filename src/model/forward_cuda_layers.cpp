@@ -49,8 +49,9 @@ void CudaForward::run_chunk(const int32_t* ids, int64_t n, const KvPlace& place)
   }
 }
 
-// RoPE, the cache write and attention for q_, k_, v_ into attn_.
-void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place) {
+// RoPE, the cache write and attention for q_, k_, v_ into attn_ (and with out_q8 its 8-bit codes
+// into xq_).
+void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place, bool out_q8) {
   const DeviceLayer& l = layers_[sz(il)];
   auto* k_cache = reinterpret_cast<uint16_t*>(kv_mem_ + sz(il) * 2 * kv_layer_bytes_);
   auto* v_cache = reinterpret_cast<uint16_t*>(kv_mem_ + (sz(il) * 2 + 1) * kv_layer_bytes_);
@@ -94,6 +95,7 @@ void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place) {
   a.tensor_cores = n >= std::max<int64_t>(gemm_min_tokens_, kAttentionTcMinTokens);
   a.partials = attn_partials_;
   a.counters = attn_counters_;
+  if (out_q8) a.out_q8 = {xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
   cuda::attention(a, stream_);
 }
 
@@ -208,8 +210,11 @@ void CudaForward::decode_layer(int64_t il, int64_t n, const KvPlace& place) {
   const int64_t n_q = hp_.n_head * hp_.head_dim;
   norm_rows(x_, l.attn_norm, n);
   matvec_group({&l.wq, &l.wk, &l.wv}, {q_, k_, v_}, xn_, xq, cuda::MatvecOut::kStore, n, stream_);
-  attention_core(il, n, place);
-  if (quantized(l.wo)) cuda::quantize_q8(attn_, n, n_q, xq, stream_);
+  // The attention kernel writes its output's 8-bit codes for a quantized wo itself.
+  const bool wo_q8 = quantized(l.wo);
+  const bool attn_q8 = wo_q8 && hp_.head_dim % 32 == 0;
+  attention_core(il, n, place, attn_q8);
+  if (wo_q8 && !attn_q8) cuda::quantize_q8(attn_, n, n_q, xq, stream_);
   matvec_group({&l.wo}, {x_}, attn_, xq, cuda::MatvecOut::kAdd, n, stream_);  // x += wo attn
 
   norm_rows(x_, l.ffn_norm, n);

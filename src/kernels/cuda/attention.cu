@@ -5,9 +5,12 @@
 // weighted V rows, each lane owning head_dim / 32 adjacent dims (one load a row for head sizes 64
 // and 128, which also get unrolled 16-byte K loads). With few query rows (decoding) a row's
 // chunks are split over several blocks: each writes its max, sum and output to the workspace,
-// and the last to finish (a counter per row) merges them in split order.
+// and the last to finish (a counter per row) merges them in split order. The output can also be
+// written as 8-bit codes for the quantized product after it.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "kernels/cuda/attention_tc.cuh"
 #include "kernels/cuda/common.cuh"
@@ -74,6 +77,17 @@ __device__ __forceinline__ void add_v(const uint16_t* v_row, float p, int lane, 
       const int d = dim_of<HD, kDims>(lane, i);
       if (d < hd) acc[i] += p * detail::f16_bits_to_float(v_row[d]);
     }
+  }
+}
+
+// Output element i (of [n_tokens, n_head * head_dim]); with out_q8, also its 8-bit code. The
+// callers' loops over a head's dims keep whole warps on whole blocks of 32 (head_dim and the
+// block's threads are multiples of 32), so lane l holds element l of a quantization block.
+__device__ __forceinline__ void write_out(const AttentionJob& job, int64_t i, float v, int lane) {
+  job.out[i] = v;
+  if (job.out_q8.qs != nullptr) {
+    const int64_t b = i / detail::kQk;
+    detail::quantize_block_q8(v, lane, job.out_q8.qs + b * detail::kQk, job.out_q8.ds + b);
   }
 }
 
@@ -159,12 +173,11 @@ __global__ void attention_kernel(AttentionJob job) {
     weight[w] = warp_m[w] == -INFINITY ? 0.0f : expf(warp_m[w] - m_all);
     l_all += warp_l[w] * weight[w];
   }
-  float* out = job.out + query_row * hd;  // [hd]
   if (n_splits == 1) {
     for (int d = threadIdx.x; d < hd; d += kThreads) {
       float sum = 0.0f;
       for (int w = 0; w < kWarps; ++w) sum += warp_out[w][d] * weight[w];
-      out[d] = sum / l_all;
+      write_out(job, query_row * hd + d, sum / l_all, lane);
     }
     return;
   }
@@ -203,7 +216,7 @@ __global__ void attention_kernel(AttentionJob job) {
       const float m_i = __ldcg(parts + i * (2 + hd));
       if (m_i != -INFINITY) sum += __ldcg(parts + i * (2 + hd) + 2 + d) * expf(m_i - m_row);
     }
-    out[d] = sum / l_row;
+    write_out(job, query_row * hd + d, sum / l_row, lane);
   }
 }
 
@@ -235,9 +248,16 @@ void attention(const AttentionJob& job, cudaStream_t stream) {
   const int64_t rows = job.n_tokens * job.n_head;
   if (rows == 0) return;
   const bool paged = job.paged.positions != nullptr;
+  if (job.out_q8.qs != nullptr && job.head_dim % detail::kQk != 0) {
+    std::fprintf(stderr, "cuda attention: a quantized output needs heads of a multiple of 32\n");
+    std::abort();
+  }
   if (job.tensor_cores && !paged && job.n_tokens > 1 &&
       detail::attention_tc_supported(job.head_dim)) {
     detail::attention_tc(job, stream);
+    if (job.out_q8.qs != nullptr) {
+      quantize_q8(job.out, job.n_tokens, job.n_head * job.head_dim, job.out_q8, stream);
+    }
     return;
   }
   const int64_t n_splits = splits_for(job);

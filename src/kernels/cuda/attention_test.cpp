@@ -3,7 +3,8 @@
 // positions around the 32-position chunk and past several rounds of the block's warps, and
 // sliding windows; positions partly read from device memory; the tensor-core kernel for prompt
 // chunks of head sizes 64 and 128; a paged cache read through block tables; rows split over
-// several blocks (with the workspace), run twice for the same bits and the counters left zero.
+// several blocks (with the workspace), run twice for the same bits and the counters left zero;
+// the output's 8-bit codes, when asked for, as quantize_q8 makes them.
 #include <algorithm>
 #include <cmath>
 #include <ostream>
@@ -125,6 +126,19 @@ TEST_P(CudaAttention, MatchesReference) {
           ASSERT_TRUE(test::synchronize());
           ASSERT_EQ(out_dev.download(), got);
           ASSERT_EQ(counters.download(), zeros);
+        }
+        if (s.head_dim % 32 ==
+            0) {  // with the output's codes: the same output, quantize_q8's codes
+          test::DeviceBuffer<int8_t> qs(q.size()), want_qs(q.size());
+          test::DeviceBuffer<float> ds(q.size() / 16), want_ds(q.size() / 16);
+          job.out_q8 = {qs.get(), reinterpret_cast<float2*>(ds.get())};
+          attention(job, nullptr);
+          quantize_q8(out_dev.get(), n_tokens, n_q,
+                      {want_qs.get(), reinterpret_cast<float2*>(want_ds.get())}, nullptr);
+          ASSERT_TRUE(test::synchronize());
+          ASSERT_EQ(out_dev.download(), got);
+          ASSERT_EQ(qs.download(), want_qs.download());
+          ASSERT_EQ(ds.download(), want_ds.download());
         }
         const std::vector<float> want = reference(q, k, v, s, n_tokens, first_pos, window, scale);
         // The tensor cores see q and the softmax weights rounded to F16 (11-bit mantissas).

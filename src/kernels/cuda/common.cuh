@@ -66,6 +66,34 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Activation block quantization (ops.h, Q8Act): lane l holds element l of a block of 32; writes
+// the block's codes and (d, d * sum of codes). The whole warp takes part.
+__device__ __forceinline__ void quantize_block_q8(float v, int lane, int8_t* qs, float2* ds) {
+  const float amax = warp_max(fabsf(v));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const int q = static_cast<int>(roundf(v * id));
+  const int sum = __reduce_add_sync(kFullMask, q);
+  qs[lane] = static_cast<int8_t>(q);
+  if (lane == 0) *ds = make_float2(d, d * static_cast<float>(sum));
+}
+
+// Asks for the L2 cache lines of the first bytes of [p, p + n_bytes) (at most kPrefetchBytes),
+// the lanes of a warp sharing the lines: weights do not depend on the kernel before, so a kernel
+// asks for them before begin_dependent() and finds them in L2 after. Only a row's start: the
+// blocks that run while the kernel before finishes are a few thousand rows, and whole rows of a
+// large model would be more than L2 holds.
+inline constexpr size_t kPrefetchBytes = 2048;
+__device__ __forceinline__ void prefetch_l2(const void* p, size_t n_bytes, int lane) {
+  constexpr uintptr_t kLine = 128;
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~(kLine - 1);
+  const uintptr_t end =
+      reinterpret_cast<uintptr_t>(p) + (n_bytes < kPrefetchBytes ? n_bytes : kPrefetchBytes);
+  for (uintptr_t a = first + lane * kLine; a < end; a += kWarp * kLine) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
+  }
+}
+
 __device__ __forceinline__ float bf16_bits_to_float(uint16_t bits) {
   return __uint_as_float(static_cast<uint32_t>(bits) << 16);
 }

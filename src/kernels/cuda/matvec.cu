@@ -6,7 +6,9 @@
 // or two 16-byte loads. Quantized rows multiply the 8-bit codes of x with __dp4a; the block scales
 // apply once per block (K-quants: per sub-block, kquants.cuh). Up to three matrices share a
 // launch, their rows numbered one after another; SwiGLU reads the gate and up rows of one index
-// in one warp. Thread blocks of 8 warps: fewer, fuller blocks start faster.
+// in one warp. Thread blocks of 8 warps: fewer, fuller blocks start faster. Each warp asks for its
+// rows in L2 before it waits for the kernel before (griddepcontrol), so the weights stream in
+// while that kernel finishes.
 #include <cstdio>
 #include <cstdlib>
 
@@ -136,7 +138,6 @@ __device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, con
 template <GgmlType T, bool kVec, MatvecOut O>
 __global__ void __launch_bounds__(kThreads)
     matvec_kernel(Targets t, int64_t n_cols, int64_t n_tokens, const float* x, Q8Act xq) {
-  detail::begin_dependent();
   const int lane = threadIdx.x % detail::kWarp;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / detail::kWarp;
   if (g >= t.first_row[kMaxMatvecs]) return;  // the whole warp leaves together
@@ -152,6 +153,11 @@ __global__ void __launch_bounds__(kThreads)
                          first;
   const int64_t r = g - first;
   const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+  detail::prefetch_l2(row, row_bytes, lane);
+  if constexpr (O == MatvecOut::kSwiglu) {
+    detail::prefetch_l2(t.w[1] + static_cast<size_t>(r) * t.row_bytes[1], t.row_bytes[1], lane);
+  }
+  detail::begin_dependent();
   // Token after token on the same row: after the first, its bytes come from the L1 cache.
   for (int64_t j = 0; j < n_tokens; ++j) {
     const float* x_j = x != nullptr ? x + j * n_cols : nullptr;

@@ -95,6 +95,13 @@ struct RopeKvJob {
 };
 void rope_store_kv(const RopeKvJob& job, cudaStream_t stream);
 
+// Activations quantized to 8 bits in blocks of 32, as Q8_0 quantizes (d = max|x| / 127, codes
+// rounded to nearest), with each block's scale and scale * sum of codes apart from the codes.
+struct Q8Act {
+  int8_t* qs = nullptr;  // [n_rows, n] codes, 16-byte aligned
+  float2* ds = nullptr;  // [n_rows, n / 32] (d, d * sum(qs))
+};
+
 // Causal attention with an online softmax, one query row per (token, head): token t at position
 // p = first_pos + t (or paged.positions[t]) attends positions [0, p] of its sequence, or with a
 // window W > 0 only [max(0, p - W + 1), p]. Query head h reads KV head h / (n_head / n_head_kv)
@@ -123,17 +130,12 @@ struct AttentionJob {
   // ends last). Null: one block per row. counters start zeroed and are left so.
   float* partials = nullptr;     // [kAttentionPartialFloats]
   unsigned* counters = nullptr;  // [kAttentionSplitBlocks]
+  // When set, out is also written quantized, as quantize_q8 would (head_dim a multiple of 32).
+  Q8Act out_q8;
 };
 inline constexpr int64_t kAttentionSplitBlocks = 512;  // thread blocks the splits aim at
 inline constexpr int64_t kAttentionPartialFloats = kAttentionSplitBlocks * (kMaxHeadDim + 2);
 void attention(const AttentionJob& job, cudaStream_t stream);
-
-// Activations quantized to 8 bits in blocks of 32, as Q8_0 quantizes (d = max|x| / 127, codes
-// rounded to nearest), with each block's scale and scale * sum of codes apart from the codes.
-struct Q8Act {
-  int8_t* qs = nullptr;  // [n_rows, n] codes, 16-byte aligned
-  float2* ds = nullptr;  // [n_rows, n / 32] (d, d * sum(qs))
-};
 
 // x quantized row by row; n a multiple of 32.                                 x: [n_rows, n]
 void quantize_q8(const float* x, int64_t n_rows, int64_t n, Q8Act out, cudaStream_t stream);

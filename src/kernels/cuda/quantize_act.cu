@@ -16,17 +16,6 @@ constexpr int kWarps = kThreads / detail::kWarp;
 constexpr int kNormThreads = 1024;
 constexpr int kNormWarps = kNormThreads / detail::kWarp;
 
-// Lane l holds element l of a block; writes the block's codes and (d, d * sum).
-__device__ __forceinline__ void quantize_block(float v, int lane, int8_t* qs, float2* ds) {
-  const float amax = detail::warp_max(fabsf(v));
-  const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  const int q = static_cast<int>(roundf(v * id));
-  const int sum = __reduce_add_sync(detail::kFullMask, q);
-  qs[lane] = static_cast<int8_t>(q);
-  if (lane == 0) *ds = make_float2(d, d * static_cast<float>(sum));
-}
-
 // Block b of x (row b / row_blocks, block b % row_blocks) goes to place b, or with a token
 // stride to place (b % row_blocks) * token_stride + b / row_blocks (gemm_q8's layout).
 __global__ void quantize_kernel(const float* x, int64_t n_blocks, int64_t row_blocks,
@@ -36,7 +25,8 @@ __global__ void quantize_kernel(const float* x, int64_t n_blocks, int64_t row_bl
   if (b >= n_blocks) return;  // the whole warp leaves together
   const int lane = threadIdx.x % detail::kWarp;
   const int64_t at = token_stride == 0 ? b : b % row_blocks * token_stride + b / row_blocks;
-  quantize_block(x[b * detail::kQk + lane], lane, out.qs + at * detail::kQk, out.ds + at);
+  detail::quantize_block_q8(x[b * detail::kQk + lane], lane, out.qs + at * detail::kQk,
+                            out.ds + at);
 }
 
 // Warp w holds quantization blocks w, w + 32, ... (kPer of them) of the row in registers.
@@ -76,7 +66,7 @@ __global__ void __launch_bounds__(kNormThreads)
       const int64_t i = b * detail::kQk + lane;
       const float y = v[k] * scale * w[k];
       out[i] = y;
-      quantize_block(y, lane, q.qs + b * detail::kQk, q.ds + b);
+      detail::quantize_block_q8(y, lane, q.qs + b * detail::kQk, q.ds + b);
     }
   }
 }
