@@ -2,15 +2,17 @@
 // block per (token, query head, split); its warps take turns over chunks of 32 positions (warp w:
 // chunks w, w + kWarps, ... of the split's), each keeping its own running max, sum and output,
 // merged at the end. Within a chunk each lane scores one position, then the warp adds the chunk's
-// weighted V rows, each lane owning head_dim / 32 adjacent dims (one load a row for head sizes 64
-// and 128, which also get unrolled 16-byte K loads). With few query rows (decoding) a row's
-// chunks are split over several blocks: each writes its max, sum and output to the workspace,
-// and the last to finish (a counter per row) merges them in split order. The output can also be
-// written as 8-bit codes for the quantized product after it.
+// weighted V rows, each lane owning head_dim / 32 adjacent dims. For head sizes 64 and 128 a
+// chunk's K rows and the lane's part of its V rows are loaded into registers at once, the first
+// chunk's while q is read, the next chunk's after the current one is added. With few query rows
+// (decoding) a row's chunks are split over several blocks: each writes its max, sum and output to
+// the workspace, and the last to finish (a counter per row) merges them in split order. The output
+// can also be written as 8-bit codes for the quantized product after it.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
 #include "kernels/cuda/attention_tc.cuh"
 #include "kernels/cuda/common.cuh"
@@ -22,28 +24,13 @@ namespace {
 
 constexpr int kMaxDims = static_cast<int>(kMaxHeadDim);
 
-// q_s . k_row: HD > 0 reads the row in 16-byte pieces (8 halves), HD = 0 in pairs.
-template <int HD>
+// q_s . k_row, the row read in pairs (head sizes without a register path).
 __device__ __forceinline__ float score(const float* q_s, const uint16_t* k_row, int hd) {
   float s = 0.0f;
-  if constexpr (HD > 0) {
-    const auto* pieces = reinterpret_cast<const uint4*>(k_row);
-#pragma unroll
-    for (int c = 0; c < HD / 8; ++c) {
-      const uint4 raw = pieces[c];
-      const auto* h2 = reinterpret_cast<const __half2*>(&raw);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float2 kf = __half22float2(h2[e]);
-        s += q_s[8 * c + 2 * e] * kf.x + q_s[8 * c + 2 * e + 1] * kf.y;
-      }
-    }
-  } else {
-    const auto* pairs = reinterpret_cast<const __half2*>(k_row);
-    for (int d = 0; d < hd / 2; ++d) {
-      const float2 kf = __half22float2(pairs[d]);
-      s += q_s[2 * d] * kf.x + q_s[2 * d + 1] * kf.y;
-    }
+  const auto* pairs = reinterpret_cast<const __half2*>(k_row);
+  for (int d = 0; d < hd / 2; ++d) {
+    const float2 kf = __half22float2(pairs[d]);
+    s += q_s[2 * d] * kf.x + q_s[2 * d + 1] * kf.y;
   }
   return s;
 }
@@ -58,27 +45,72 @@ __device__ __forceinline__ int dim_of(int lane, int i) {
 template <int HD, int kDims>
 __device__ __forceinline__ void add_v(const uint16_t* v_row, float p, int lane, int hd,
                                       float* acc) {
-  if constexpr (HD == 128) {
-    const uint2 raw = reinterpret_cast<const uint2*>(v_row)[lane];
-    const auto* h2 = reinterpret_cast<const __half2*>(&raw);
-    const float2 a = __half22float2(h2[0]);
-    const float2 b = __half22float2(h2[1]);
-    acc[0] += p * a.x;
-    acc[1] += p * a.y;
-    acc[2] += p * b.x;
-    acc[3] += p * b.y;
-  } else if constexpr (HD == 64) {
-    const float2 a = __half22float2(reinterpret_cast<const __half2*>(v_row)[lane]);
-    acc[0] += p * a.x;
-    acc[1] += p * a.y;
-  } else {
 #pragma unroll
-    for (int i = 0; i < kDims; ++i) {
-      const int d = dim_of<HD, kDims>(lane, i);
-      if (d < hd) acc[i] += p * detail::f16_bits_to_float(v_row[d]);
-    }
+  for (int i = 0; i < kDims; ++i) {
+    const int d = dim_of<HD, kDims>(lane, i);
+    if (d < hd) acc[i] += p * detail::f16_bits_to_float(v_row[d]);
   }
 }
+
+// A chunk's K and V in registers, for head sizes 64 and 128: lane l's position's K row, and this
+// lane's dims of all 32 positions' V rows, loaded together so a chunk waits for memory once
+// (loading V after the scores would wait again, 8 rows at a time). Lanes past the row's last
+// position load that position's rows and score -inf.
+template <int HD>
+struct ChunkKv {
+  static constexpr int kKPieces = HD / 8;                         // 16-byte pieces of a K row
+  using VPiece = std::conditional_t<HD == 128, uint2, uint32_t>;  // 4 or 2 halves
+  uint4 k[kKPieces];
+  VPiece v[detail::kWarp];
+  bool valid = false;
+
+  __device__ __forceinline__ void load(const uint16_t* k_cache, const uint16_t* v_cache,
+                                       const detail::KvRows& rows, int64_t j, int64_t pos,
+                                       int64_t n_kv, int lane) {
+    valid = j <= pos;
+    const int64_t row = rows.row(valid ? j : pos);
+    const auto* k_row = reinterpret_cast<const uint4*>(k_cache + row * n_kv);
+#pragma unroll
+    for (int i = 0; i < kKPieces; ++i) k[i] = k_row[i];
+#pragma unroll
+    for (int jj = 0; jj < detail::kWarp; ++jj) {
+      const int64_t row_jj = __shfl_sync(detail::kFullMask, row, jj);
+      v[jj] = reinterpret_cast<const VPiece*>(v_cache + row_jj * n_kv)[lane];
+    }
+  }
+
+  __device__ __forceinline__ float score(const float* q_s) const {
+    float s = 0.0f;
+#pragma unroll
+    for (int c = 0; c < kKPieces; ++c) {
+      const auto* h2 = reinterpret_cast<const __half2*>(&k[c]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 kf = __half22float2(h2[e]);
+        s += q_s[8 * c + 2 * e] * kf.x + q_s[8 * c + 2 * e + 1] * kf.y;
+      }
+    }
+    return s;
+  }
+
+  // acc += p_jj * V row jj for the chunk's first n positions.
+  __device__ __forceinline__ void add_v(float p, int n, float* acc) const {
+#pragma unroll
+    for (int jj = 0; jj < detail::kWarp; ++jj) {
+      const float p_jj = __shfl_sync(detail::kFullMask, p, jj);
+      if (jj >= n) continue;
+      const auto* h2 = reinterpret_cast<const __half2*>(&v[jj]);
+      const float2 a = __half22float2(h2[0]);
+      acc[0] += p_jj * a.x;
+      acc[1] += p_jj * a.y;
+      if constexpr (HD == 128) {
+        const float2 b = __half22float2(h2[1]);
+        acc[2] += p_jj * b.x;
+        acc[3] += p_jj * b.y;
+      }
+    }
+  }
+};
 
 // Output element i (of [n_tokens, n_head * head_dim]); with out_q8, also its 8-bit code. The
 // callers' loops over a head's dims keep whole warps on whole blocks of 32 (head_dim and the
@@ -122,11 +154,18 @@ __global__ void attention_kernel(AttentionJob job) {
   if (blockIdx.y >= n_splits) return;
   const int64_t chunk_begin = n_chunks * blockIdx.y / n_splits;
   const int64_t chunk_end = n_chunks * (blockIdx.y + 1) / n_splits;
+  const uint16_t* k = job.k_cache + kv_head * hd;  // position p's row at k + rows.row(p) * n_kv
+  const uint16_t* v = job.v_cache + kv_head * hd;
+  constexpr bool kRegs = HD == 64 || HD == 128;  // a chunk's K and V go through registers
+  ChunkKv<kRegs ? HD : 64> kv;
+  // The first chunk's K and V are on their way while q is read.
+  if constexpr (kRegs) {
+    const int64_t c = chunk_begin + warp;
+    if (c < chunk_end) kv.load(k, v, rows, begin + c * detail::kWarp + lane, pos, n_kv, lane);
+  }
   const float* q = job.q + query_row * hd;  // [hd]
   for (int d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[d] * job.scale;
   __syncthreads();
-  const uint16_t* k = job.k_cache + kv_head * hd;  // position p's row at k + rows.row(p) * n_kv
-  const uint16_t* v = job.v_cache + kv_head * hd;
   float m = -INFINITY;  // running max of this warp's scores
   float l = 0.0f;       // running sum of exp(score - m)
   float acc[kDims];
@@ -135,8 +174,14 @@ __global__ void attention_kernel(AttentionJob job) {
   for (int64_t c = chunk_begin + warp; c < chunk_end; c += kWarps) {
     const int64_t j0 = begin + c * detail::kWarp;
     const int64_t j = j0 + lane;
-    const int64_t row = j <= pos ? rows.row(j) : 0;
-    const float s = j <= pos ? score<HD>(q_s, k + row * n_kv, hd) : -INFINITY;
+    int64_t row = 0;
+    float s = -INFINITY;
+    if constexpr (kRegs) {
+      if (kv.valid) s = kv.score(q_s);
+    } else if (j <= pos) {
+      row = rows.row(j);
+      s = score(q_s, k + row * n_kv, hd);
+    }
     const float m_new = fmaxf(m, detail::warp_max(s));
     const float correction = expf(m - m_new);
     const float p = j <= pos ? expf(s - m_new) : 0.0f;
@@ -145,11 +190,18 @@ __global__ void attention_kernel(AttentionJob job) {
     for (int i = 0; i < kDims; ++i) acc[i] *= correction;
     const int n_chunk =
         static_cast<int>(pos - j0 + 1 < detail::kWarp ? pos - j0 + 1 : detail::kWarp);
+    if constexpr (kRegs) {
+      kv.add_v(p, n_chunk, acc);
+      const int64_t next = c + kWarps;
+      if (next < chunk_end)
+        kv.load(k, v, rows, begin + next * detail::kWarp + lane, pos, n_kv, lane);
+    } else {
 #pragma unroll 8
-    for (int jj = 0; jj < n_chunk; ++jj) {
-      const float p_j = __shfl_sync(detail::kFullMask, p, jj);
-      const int64_t row_jj = __shfl_sync(detail::kFullMask, row, jj);
-      add_v<HD, kDims>(v + row_jj * n_kv, p_j, lane, hd, acc);
+      for (int jj = 0; jj < n_chunk; ++jj) {
+        const float p_j = __shfl_sync(detail::kFullMask, p, jj);
+        const int64_t row_jj = __shfl_sync(detail::kFullMask, row, jj);
+        add_v<HD, kDims>(v + row_jj * n_kv, p_j, lane, hd, acc);
+      }
     }
     m = m_new;
   }

@@ -115,6 +115,17 @@ __device__ __forceinline__ int2 k4_scale_min(const uint8_t* scales, int j) {
                    (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
 }
 
+// The same from the 12 scale bytes held as 3 words (byte i in word i / 4, lowest byte first).
+__device__ __forceinline__ int2 k4_scale_min_words(const int* words, int j) {
+  auto byte = [&](int i) {
+    const int w = i < 4 ? words[0] : i < 8 ? words[1] : words[2];  // selects keep them registers
+    return (static_cast<unsigned>(w) >> (8 * (i % 4))) & 0xFFu;
+  };
+  if (j < 4) return make_int2(static_cast<int>(byte(j) & 63), static_cast<int>(byte(j + 4) & 63));
+  return make_int2(static_cast<int>((byte(j + 4) & 0xF) | ((byte(j - 4) >> 6) << 4)),
+                   static_cast<int>((byte(j + 4) >> 4) | ((byte(j) >> 6) << 4)));
+}
+
 // d * scale * q - dmin * min rounded as the reference rounds it: the intrinsics keep the
 // compiler from fusing the multiply and the subtraction.
 __device__ __forceinline__ float k4_value(float d, float dmin, int2 sm, int q) {

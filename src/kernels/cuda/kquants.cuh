@@ -45,11 +45,12 @@ __device__ __forceinline__ float k4_unit_dot(const uint8_t* row, int64_t u, cons
     s0 = __dp4a(lo, x0[i], s0);
     s1 = __dp4a(hi, x1[i], s1);
   }
-  const auto* h = reinterpret_cast<const uint16_t*>(block);
-  const float d = f16_bits_to_float(h[0]);
-  const float dmin = f16_bits_to_float(h[1]);
-  const int2 sm0 = k4_scale_min(block + 4, 2 * c);
-  const int2 sm1 = k4_scale_min(block + 4, 2 * c + 1);
+  int head[4];  // d and dmin, then the 12 bytes of 6-bit scales and mins: one load when aligned
+  load_16_bytes<kAligned>(block, head);
+  const float d = f16_bits_to_float(static_cast<uint16_t>(head[0] & 0xFFFF));
+  const float dmin = f16_bits_to_float(static_cast<uint16_t>(static_cast<uint32_t>(head[0]) >> 16));
+  const int2 sm0 = k4_scale_min_words(head + 1, 2 * c);
+  const int2 sm1 = k4_scale_min_words(head + 1, 2 * c + 1);
   const float2 a0 = xq.ds[2 * u];
   const float2 a1 = xq.ds[2 * u + 1];
   return d * (static_cast<float>(sm0.x * s0) * a0.x + static_cast<float>(sm1.x * s1) * a1.x) -
@@ -67,8 +68,10 @@ __device__ __forceinline__ float q6_k_unit_dot(const uint8_t* row, int64_t u, co
   const int j0 = 4 * c + h;             // sub-block g = h in the super-block; j0 + 2: g = h + 2
   const int64_t b0 = (u / 4) * 8 + j0;  // its activation block
   int ql[8], qh[8], x0[8], x1[8];
-  load_32_bytes<false>(block + 64 * c + 32 * h, ql);  // Q6_K blocks are 2-byte aligned at best
-  load_32_bytes<false>(block + 128 + 32 * c, qh);
+  // Q6_K blocks are 2-byte aligned at best; the 16-byte pieces around these 32 bytes end before
+  // the block's scales.
+  load_32_bytes_b2(block + 64 * c + 32 * h, ql);
+  load_32_bytes_b2(block + 128 + 32 * c, qh);
   load_act_codes(xq, b0, x0);
   load_act_codes(xq, b0 + 2, x1);
   int s00 = 0, s01 = 0, s10 = 0, s11 = 0;  // [sub-block][half]
@@ -86,10 +89,13 @@ __device__ __forceinline__ float q6_k_unit_dot(const uint8_t* row, int64_t u, co
       s11 = __dp4a(w1, x1[i], s11);
     }
   }
-  const auto* sc = reinterpret_cast<const int8_t*>(block + 192);
+  // The two scales of each sub-block are adjacent bytes: one 2-byte load a sub-block.
+  const auto* sc = reinterpret_cast<const uint16_t*>(block + 192);
+  const int sc0 = sc[j0];
+  const int sc1 = sc[j0 + 2];
   const float d = f16_bits_to_float(*reinterpret_cast<const uint16_t*>(block + 208));
-  const int sum0 = sc[2 * j0] * s00 + sc[2 * j0 + 1] * s01;
-  const int sum1 = sc[2 * j0 + 4] * s10 + sc[2 * j0 + 5] * s11;
+  const int sum0 = static_cast<int8_t>(sc0 & 0xFF) * s00 + static_cast<int8_t>(sc0 >> 8) * s01;
+  const int sum1 = static_cast<int8_t>(sc1 & 0xFF) * s10 + static_cast<int8_t>(sc1 >> 8) * s11;
   return d * (xq.ds[b0].x * static_cast<float>(sum0) + xq.ds[b0 + 2].x * static_cast<float>(sum1));
 }
 

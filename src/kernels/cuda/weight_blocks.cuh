@@ -36,6 +36,30 @@ __device__ __forceinline__ void load_32_bytes(const uint8_t* p, int* v) {
   load_16_bytes<kAligned>(p + 16, v + 4);
 }
 
+// 32 bytes that start 2-byte aligned, as 8 ints, from the three 16-byte aligned pieces that hold
+// them (3 loads instead of 16): the caller makes sure those pieces are readable (inside a Q6_K
+// super-block, the codes' pieces never reach past its scales).
+__device__ __forceinline__ void load_32_bytes_b2(const uint8_t* p, int* v) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+  const auto* pieces = reinterpret_cast<const int4*>(at & ~uintptr_t{15});
+  const int4 a = pieces[0];
+  const int4 b = pieces[1];
+  const int4 c = pieces[2];
+  const int w[12] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w, c.x, c.y, c.z, c.w};
+  const int k = static_cast<int>(at >> 2) & 3;             // first word of the 32 bytes
+  const unsigned sel = (at & 2) != 0 ? 0x5432u : 0x3210u;  // and half a word further on
+  int u[9];  // the words from word k on, selected, not indexed, to stay in registers
+#pragma unroll
+  for (int i = 0; i < 9; ++i) {
+    u[i] = k == 0 ? w[i] : k == 1 ? w[i + 1] : k == 2 ? w[i + 2] : w[i + 3];
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    v[i] = static_cast<int>(
+        __byte_perm(static_cast<unsigned>(u[i]), static_cast<unsigned>(u[i + 1]), sel));
+  }
+}
+
 // WeightBlock<T, kAligned>: fetch(row, n_blocks, b) loads block b of a row of n_blocks blocks of
 // 32; decode(y) writes its 32 values. kAligned: the row starts 16-byte aligned (then so do the
 // codes of Q8_0 and Q4_0 in the device layout and the super-blocks of Q4_K and Q5_K).
