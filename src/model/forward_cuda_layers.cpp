@@ -77,8 +77,14 @@ void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place, bo
   rope.half_split = hp_.rope_style == ref::RopeStyle::kHalfSplit;
   rope.freqs = rope_freqs_;
   rope.attn_factor = rope_attn_factor_;
-  cuda::rope_store_kv(rope, stream_);
   cuda::AttentionJob a;
+  // One token: the attention kernel does the RoPE and the cache write itself.
+  a.fuse_rope = n == 1;
+  if (a.fuse_rope) {
+    a.rope = rope;
+  } else {
+    cuda::rope_store_kv(rope, stream_);
+  }
   a.q = q_;
   a.out = attn_;  // [n, n_head * head_dim]
   a.k_cache = k_cache;
@@ -176,28 +182,31 @@ void CudaForward::norm_rows(const float* x, const float* weight, int64_t n) {
 
 namespace {
 
-// One launch for matrices of one type and width; else one each. x is quantized already when
-// quantized weights read it.
+// One launch for each set of matrices of one type and width (q and k share one when v is of a
+// wider type). x is quantized already when quantized weights read it. SwiGLU's gate and up are
+// one set.
 void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<float*> y,
                   const float* x, cuda::Q8Act xq, cuda::MatvecOut out, int64_t n_tokens,
                   cudaStream_t stream) {
-  cuda::MatvecJob job;
-  job.x = x;
-  job.xq = xq;
-  job.out = out;
-  job.n_tokens = n_tokens;
-  if (same_shape_group(w)) {
-    job.n_w = static_cast<int>(w.size());
-    for (size_t i = 0; i < w.size(); ++i) {
-      job.w[i] = w.begin()[i];
-      job.y[i] = y.begin()[i];
+  const size_t n = w.size();
+  bool launched[cuda::kMaxMatvecs] = {};
+  for (size_t i = 0; i < n; ++i) {
+    if (launched[i]) continue;
+    cuda::MatvecJob job;
+    job.x = x;
+    job.xq = xq;
+    job.out = out;
+    job.n_tokens = n_tokens;
+    job.n_w = 0;
+    const Matrix* first = w.begin()[i];
+    for (size_t j = i; j < n; ++j) {
+      const Matrix* m = w.begin()[j];
+      if (launched[j] || m->type != first->type || m->n_cols != first->n_cols) continue;
+      job.w[job.n_w] = m;
+      job.y[job.n_w] = y.begin()[j];
+      ++job.n_w;
+      launched[j] = true;
     }
-    cuda::matvec(job, stream);
-    return;
-  }
-  for (size_t i = 0; i < w.size(); ++i) {
-    job.w[0] = w.begin()[i];
-    job.y[0] = y.begin()[i];
     cuda::matvec(job, stream);
   }
 }

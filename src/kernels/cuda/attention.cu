@@ -7,7 +7,9 @@
 // chunk's while q is read, the next chunk's after the current one is added. With few query rows
 // (decoding) a row's chunks are split over several blocks: each writes its max, sum and output to
 // the workspace, and the last to finish (a counter per row) merges them in split order. The output
-// can also be written as 8-bit codes for the quantized product after it.
+// can also be written as 8-bit codes for the quantized product after it. For one token the kernel
+// can also do rope_store_kv's work first (the RoPE of q and k, the token's k and v into the
+// cache), which saves the decode step a launch a layer.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -79,6 +81,20 @@ struct ChunkKv {
     }
   }
 
+  // With the RoPE fused, the token's own position is not in the cache yet: its K row (lane
+  // pos - j0) and V dims come from the block's copies in shared memory.
+  __device__ __forceinline__ void take_new(const uint16_t* k_new, const uint16_t* v_new, int64_t j0,
+                                           int64_t pos, int lane) {
+    if (j0 + lane == pos) {
+#pragma unroll
+      for (int i = 0; i < kKPieces; ++i) k[i] = reinterpret_cast<const uint4*>(k_new)[i];
+    }
+#pragma unroll
+    for (int jj = 0; jj < detail::kWarp; ++jj) {
+      if (j0 + jj == pos) v[jj] = reinterpret_cast<const VPiece*>(v_new)[lane];
+    }
+  }
+
   __device__ __forceinline__ float score(const float* q_s) const {
     float s = 0.0f;
 #pragma unroll
@@ -123,6 +139,57 @@ __device__ __forceinline__ void write_out(const AttentionJob& job, int64_t i, fl
   }
 }
 
+// Fused RoPE: dim d of the token's q (rotated, scaled) into q_s, and of its KV head's k (rotated)
+// and v as F16 into k_new and v_new, with rope_store_kv's arithmetic; `write` also stores them in
+// the cache row of position pos.
+__device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t d, int64_t h,
+                                               int64_t kv_head, int64_t pos, int64_t cache_row,
+                                               bool write, float* q_s, uint16_t* k_new,
+                                               uint16_t* v_new) {
+  const RopeKvJob& r = job.rope;
+  const int64_t hd = job.head_dim;
+  const int64_t half = r.n_rot / 2;
+  int64_t partner = -1;  // the other dim of d's rotated pair
+  bool second = false;   // d is the pair's second dim
+  float cos_f = 1.0f, sin_f = 0.0f;
+  if (d < r.n_rot) {
+    int64_t slot;
+    if (r.half_split) {
+      second = d >= half;
+      slot = second ? d - half : d;
+      partner = second ? d - half : d + half;
+    } else {
+      second = (d & 1) != 0;
+      slot = d / 2;
+      partner = d ^ 1;
+    }
+    double sin_d, cos_d;
+    sincos(static_cast<double>(pos) * r.freqs[slot], &sin_d, &cos_d);
+    cos_f = static_cast<float>(cos_d * r.attn_factor);
+    sin_f = static_cast<float>(sin_d * r.attn_factor);
+  }
+  auto at = [](const float* x, const float* bias, int64_t i) {
+    return x[i] + (bias != nullptr ? bias[i] : 0.0f);
+  };
+  auto rotated = [&](const float* x, const float* bias, int64_t base) {
+    const float own = at(x, bias, base + d);
+    if (partner < 0) return own;
+    const float other = at(x, bias, base + partner);
+    const float x0 = second ? other : own;
+    const float x1 = second ? own : other;
+    return second ? x0 * sin_f + x1 * cos_f : x0 * cos_f - x1 * sin_f;
+  };
+  q_s[d] = rotated(r.q, r.bq, h * hd) * job.scale;
+  const int64_t kv_at = kv_head * hd + d;
+  k_new[d] = detail::float_to_f16_bits(rotated(r.k, r.bk, kv_head * hd));
+  v_new[d] = detail::float_to_f16_bits(at(r.v, r.bv, kv_at));
+  if (write) {
+    const int64_t n_kv = job.n_head_kv * hd;
+    r.k_cache[cache_row * n_kv + kv_at] = k_new[d];
+    r.v_cache[cache_row * n_kv + kv_at] = v_new[d];
+  }
+}
+
 // kWarps warps a block: 4 for prompts (many blocks), 8 for one token. gridDim.y splits.
 template <int HD, int kWarps>
 __global__ void attention_kernel(AttentionJob job) {
@@ -132,6 +199,8 @@ __global__ void attention_kernel(AttentionJob job) {
       HD > 0 ? (HD + detail::kWarp - 1) / detail::kWarp : kMaxDims / detail::kWarp;
   static_assert(HD == 0 || HD == 64 || HD == 128 || HD % detail::kWarp == 0);
   __shared__ float q_s[kMaxDims];
+  __shared__ __align__(16) uint16_t k_new[kMaxDims];  // fused RoPE: the token's k and v, F16
+  __shared__ __align__(16) uint16_t v_new[kMaxDims];
   __shared__ float warp_m[kWarps];
   __shared__ float warp_l[kWarps];
   __shared__ float warp_out[kWarps][kMaxDims];
@@ -163,8 +232,18 @@ __global__ void attention_kernel(AttentionJob job) {
     const int64_t c = chunk_begin + warp;
     if (c < chunk_end) kv.load(k, v, rows, begin + c * detail::kWarp + lane, pos, n_kv, lane);
   }
-  const float* q = job.q + query_row * hd;  // [hd]
-  for (int d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[d] * job.scale;
+  if (job.fuse_rope) {
+    // The first query head of each KV head's group writes the token's k and v (split 0, which
+    // every row has).
+    const bool write = h % (job.n_head / job.n_head_kv) == 0 && blockIdx.y == 0;
+    const int64_t cache_row = rows.row(pos);
+    for (int d = threadIdx.x; d < hd; d += kThreads) {
+      rope_new_token(job, d, h, kv_head, pos, cache_row, write, q_s, k_new, v_new);
+    }
+  } else {
+    const float* q = job.q + query_row * hd;  // [hd]
+    for (int d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[d] * job.scale;
+  }
   __syncthreads();
   float m = -INFINITY;  // running max of this warp's scores
   float l = 0.0f;       // running sum of exp(score - m)
@@ -177,10 +256,11 @@ __global__ void attention_kernel(AttentionJob job) {
     int64_t row = 0;
     float s = -INFINITY;
     if constexpr (kRegs) {
+      if (job.fuse_rope) kv.take_new(k_new, v_new, j0, pos, lane);
       if (kv.valid) s = kv.score(q_s);
     } else if (j <= pos) {
       row = rows.row(j);
-      s = score(q_s, k + row * n_kv, hd);
+      s = score(q_s, job.fuse_rope && j == pos ? k_new : k + row * n_kv, hd);
     }
     const float m_new = fmaxf(m, detail::warp_max(s));
     const float correction = expf(m - m_new);
@@ -200,7 +280,8 @@ __global__ void attention_kernel(AttentionJob job) {
       for (int jj = 0; jj < n_chunk; ++jj) {
         const float p_j = __shfl_sync(detail::kFullMask, p, jj);
         const int64_t row_jj = __shfl_sync(detail::kFullMask, row, jj);
-        add_v<HD, kDims>(v + row_jj * n_kv, p_j, lane, hd, acc);
+        const uint16_t* v_row = job.fuse_rope && j0 + jj == pos ? v_new : v + row_jj * n_kv;
+        add_v<HD, kDims>(v_row, p_j, lane, hd, acc);
       }
     }
     m = m_new;
@@ -300,6 +381,10 @@ void attention(const AttentionJob& job, cudaStream_t stream) {
   const int64_t rows = job.n_tokens * job.n_head;
   if (rows == 0) return;
   const bool paged = job.paged.positions != nullptr;
+  if (job.fuse_rope && (job.n_tokens != 1 || job.rope.n_rot > job.head_dim)) {
+    std::fprintf(stderr, "cuda attention: RoPE is fused for one token only\n");
+    std::abort();
+  }
   if (job.out_q8.qs != nullptr && job.head_dim % detail::kQk != 0) {
     std::fprintf(stderr, "cuda attention: a quantized output needs heads of a multiple of 32\n");
     std::abort();

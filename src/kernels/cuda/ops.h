@@ -132,6 +132,12 @@ struct AttentionJob {
   unsigned* counters = nullptr;  // [kAttentionSplitBlocks]
   // When set, out is also written quantized, as quantize_q8 would (head_dim a multiple of 32).
   Q8Act out_q8;
+  // One token (n_tokens == 1) whose q, k and v are the products' raw rows (rope.q, rope.k,
+  // rope.v; q above is then unused): the kernel does rope_store_kv's work itself (biases, RoPE,
+  // the token's k and v rows into the cache) instead of a launch before it. rope's cache, head
+  // counts, head_dim and position must be the job's own.
+  bool fuse_rope = false;
+  RopeKvJob rope;
 };
 inline constexpr int64_t kAttentionSplitBlocks = 512;  // thread blocks the splits aim at
 inline constexpr int64_t kAttentionPartialFloats = kAttentionSplitBlocks * (kMaxHeadDim + 2);

@@ -34,20 +34,25 @@ template <int kPer>
 __global__ void __launch_bounds__(kNormThreads)
     rms_norm_q8_kernel(const float* x, const float* weight, int64_t n, float eps, float* out,
                        Q8Act q) {
-  detail::begin_dependent();
   __shared__ float partial[kNormWarps];
   const int warp = threadIdx.x / detail::kWarp;
   const int lane = threadIdx.x % detail::kWarp;
   const int64_t n_blocks = n / detail::kQk;
   float v[kPer];
   float w[kPer];
+  // The weights are read before the wait for the kernel before (they are not its output): they
+  // come from device memory, as the decode step's weight stream has pushed them out of L2.
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    const int64_t b = warp + static_cast<int64_t>(k) * kNormWarps;
+    w[k] = b < n_blocks ? weight[b * detail::kQk + lane] : 0.0f;
+  }
+  detail::begin_dependent();
   float sum_sq = 0.0f;
 #pragma unroll
   for (int k = 0; k < kPer; ++k) {
     const int64_t b = warp + static_cast<int64_t>(k) * kNormWarps;
-    const int64_t i = b * detail::kQk + lane;
-    v[k] = b < n_blocks ? x[i] : 0.0f;
-    w[k] = b < n_blocks ? weight[i] : 0.0f;
+    v[k] = b < n_blocks ? x[b * detail::kQk + lane] : 0.0f;
     sum_sq += v[k] * v[k];
   }
   sum_sq = detail::warp_sum(sum_sq);

@@ -18,22 +18,25 @@ __device__ __forceinline__ float bias_at(const float* bias, int64_t i) {
 }
 
 __global__ void rope_kv_kernel(RopeKvJob job) {
+  const int64_t hd = job.head_dim;
+  const int64_t half = job.n_rot / 2;
+  const int64_t per_head = hd - half;  // half pairs + (hd - n_rot) dims that pass through
+  const int64_t item = static_cast<int64_t>(blockIdx.y) * kThreads + threadIdx.x;
+  const int64_t slot = item % per_head;
+  // The frequency is not the kernel before's output: read it while that kernel finishes.
+  const double freq = slot < half ? job.freqs[slot] : 0.0;
   detail::begin_dependent();
   const int64_t t = blockIdx.x;
   const int64_t pos = detail::token_position(job.paged, job.first_pos, job.first_pos_dev, t);
   const int64_t cache_row = detail::kv_rows(job.paged, t).row(pos);
-  const int64_t hd = job.head_dim;
-  const int64_t half = job.n_rot / 2;
   const int64_t n_q = job.n_head * hd;
   const int64_t n_kv = job.n_head_kv * hd;
-  const int64_t per_head = hd - half;  // half pairs + (hd - n_rot) dims that pass through
   const int64_t n_rotated = (job.n_head + job.n_head_kv) * per_head;
   float* q = job.q + t * n_q;                        // [n_q]
   const float* k = job.k + t * n_kv;                 // [n_kv]
   const float* v = job.v + t * n_kv;                 // [n_kv]
   uint16_t* k_row = job.k_cache + cache_row * n_kv;  // [n_kv]
   uint16_t* v_row = job.v_cache + cache_row * n_kv;  // [n_kv]
-  const int64_t item = static_cast<int64_t>(blockIdx.y) * kThreads + threadIdx.x;
   if (item >= n_rotated + n_kv) return;
   if (item >= n_rotated) {
     const int64_t i = item - n_rotated;
@@ -41,7 +44,6 @@ __global__ void rope_kv_kernel(RopeKvJob job) {
     return;
   }
   const int64_t head = item / per_head;
-  const int64_t slot = item % per_head;
   const bool is_q = head < job.n_head;
   const int64_t base = (is_q ? head : head - job.n_head) * hd;  // head's first dim
   const float* src = is_q ? q : k;
@@ -54,7 +56,7 @@ __global__ void rope_kv_kernel(RopeKvJob job) {
     const float x0 = src[a] + bias_at(bias, a);
     const float x1 = src[b] + bias_at(bias, b);
     double sin_d, cos_d;
-    sincos(static_cast<double>(pos) * job.freqs[slot], &sin_d, &cos_d);
+    sincos(static_cast<double>(pos) * freq, &sin_d, &cos_d);
     const auto cos_f = static_cast<float>(cos_d * job.attn_factor);
     const auto sin_f = static_cast<float>(sin_d * job.attn_factor);
     out_a = x0 * cos_f - x1 * sin_f;

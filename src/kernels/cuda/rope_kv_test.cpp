@@ -1,7 +1,8 @@
-// rope_store_kv against ref::rope: both pair layouts, partial rotation (n_rot < head_dim),
-// per-pair frequency factors, an attention factor, biases, GQA head counts, and positions far
-// from 0, also read from device memory. The cache rows written must be the reference's k and v
-// rounded to F16; the other rows must stay as they were. Paged caches: rows through block tables.
+// rope_store_kv against ref::rope (and the attention kernel's fused RoPE against both launches):
+// both pair layouts, partial rotation (n_rot < head_dim), per-pair frequency factors, an attention
+// factor, biases, GQA head counts, and positions far from 0, also read from device memory. The
+// cache rows written must be the reference's k and v rounded to F16; the other rows must stay as
+// they were. Paged caches: rows through block tables.
 #include <cmath>
 #include <ostream>
 
@@ -219,6 +220,96 @@ TEST_P(CudaRopeKv, PagedWritesThroughBlockTables) {
 
 constexpr ref::RopeStyle kAdjacent = ref::RopeStyle::kAdjacentPairs;
 constexpr ref::RopeStyle kHalf = ref::RopeStyle::kHalfSplit;
+// One token with the RoPE fused into the attention kernel: the cache rows are rope_store_kv's bit
+// for bit (the token's row written, the others kept), and the attention output is that of
+// rope_store_kv then attention, at positions in the first chunk, at a chunk's end and past it,
+// and far enough on that a row's positions are split over several blocks.
+TEST_P(CudaRopeKv, FusedIntoAttentionMatchesSeparateLaunches) {
+  const RopeCase& c = GetParam();
+  const int64_t n_q = c.n_head * c.head_dim;
+  const int64_t n_kv = c.n_head_kv * c.head_dim;
+  std::vector<double> freqs(static_cast<size_t>(c.n_rot / 2));
+  rope_frequencies(c.n_rot, 10000.0f, 1.0f, nullptr, freqs.data());
+  test::DeviceBuffer<double> freqs_dev(freqs);
+  for (int64_t pos : {0, 31, 40, 300}) {
+    SCOPED_TRACE(testing::Message() << "position " << pos);
+    const int64_t n_ctx = pos + 3;
+    const auto q = test::random_floats(static_cast<size_t>(n_q), 11);
+    const auto k = test::random_floats(static_cast<size_t>(n_kv), 12);
+    const auto v = test::random_floats(static_cast<size_t>(n_kv), 13);
+    const auto bq = test::random_floats(static_cast<size_t>(n_q), 14);
+    const auto bk = test::random_floats(static_cast<size_t>(n_kv), 15);
+    const auto bv = test::random_floats(static_cast<size_t>(n_kv), 16);
+    const auto earlier = test::random_floats(static_cast<size_t>(n_ctx * n_kv), 17, 2.0f);
+    std::vector<uint16_t> cache(earlier.size(), 0x7777);
+    for (size_t i = 0; i < static_cast<size_t>(pos * n_kv); ++i) cache[i] = f32_to_f16(earlier[i]);
+    test::DeviceBuffer<float> q_sep(q), q_raw(q), k_dev(k), v_dev(v), bq_dev(bq), bk_dev(bk),
+        bv_dev(bv);
+    test::DeviceBuffer<uint16_t> k_sep(cache), v_sep(cache), k_fused(cache), v_fused(cache);
+    test::DeviceBuffer<float> out_sep(static_cast<size_t>(n_q)),
+        out_fused(static_cast<size_t>(n_q));
+    test::DeviceBuffer<float> partials(static_cast<size_t>(kAttentionPartialFloats));
+    test::DeviceBuffer<unsigned> counters(
+        std::vector<unsigned>(static_cast<size_t>(kAttentionSplitBlocks), 0u));
+
+    RopeKvJob rope;
+    rope.q = q_sep.get();
+    rope.k = k_dev.get();
+    rope.v = v_dev.get();
+    if (c.biases) {
+      rope.bq = bq_dev.get();
+      rope.bk = bk_dev.get();
+      rope.bv = bv_dev.get();
+    }
+    rope.k_cache = k_sep.get();
+    rope.v_cache = v_sep.get();
+    rope.n_tokens = 1;
+    rope.first_pos = pos;
+    rope.n_head = c.n_head;
+    rope.n_head_kv = c.n_head_kv;
+    rope.head_dim = c.head_dim;
+    rope.n_rot = c.n_rot;
+    rope.half_split = c.style == ref::RopeStyle::kHalfSplit;
+    rope.freqs = freqs_dev.get();
+    rope.attn_factor = c.attn_factor;
+    AttentionJob a;
+    a.q = q_sep.get();
+    a.out = out_sep.get();
+    a.k_cache = k_sep.get();
+    a.v_cache = v_sep.get();
+    a.n_tokens = 1;
+    a.first_pos = pos;
+    a.n_head = c.n_head;
+    a.n_head_kv = c.n_head_kv;
+    a.head_dim = c.head_dim;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    a.partials = partials.get();
+    a.counters = counters.get();
+    rope_store_kv(rope, nullptr);
+    attention(a, nullptr);
+
+    a.q = nullptr;
+    a.out = out_fused.get();
+    a.k_cache = k_fused.get();
+    a.v_cache = v_fused.get();
+    a.fuse_rope = true;
+    a.rope = rope;
+    a.rope.q = q_raw.get();
+    a.rope.k_cache = k_fused.get();
+    a.rope.v_cache = v_fused.get();
+    attention(a, nullptr);
+    ASSERT_TRUE(test::synchronize());
+
+    EXPECT_EQ(k_fused.download(), k_sep.download());
+    EXPECT_EQ(v_fused.download(), v_sep.download());
+    const std::vector<float> want = out_sep.download();
+    const std::vector<float> got = out_fused.download();
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i]))) << "output " << i;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(CudaShapes, CudaRopeKv,
                          ::testing::Values(RopeCase{4, 2, 64, 64, kAdjacent, false, 1.0f, false},
                                            RopeCase{4, 2, 64, 64, kHalf, false, 1.0f, true},
