@@ -4,11 +4,12 @@
 // or 4 F32 values when rows are 16-byte aligned, else single elements), F32 sums per lane reduced
 // across the warp. Q8_0 and Q4_0 rows are in the device layout, so a lane's block codes are one
 // or two 16-byte loads. Quantized rows multiply the 8-bit codes of x with __dp4a; the block scales
-// apply once per block (K-quants: per sub-block, kquants.cuh). Up to three matrices share a
-// launch, their rows numbered one after another; SwiGLU reads the gate and up rows of one index
-// in one warp. Thread blocks of 8 warps: fewer, fuller blocks start faster. Each warp asks for its
-// rows in L2 before it waits for the kernel before (griddepcontrol), so the weights stream in
-// while that kernel finishes.
+// apply once per block (K-quants: per sub-block, kquants.cuh). F16, BF16 and F32 lanes issue the
+// loads of 4 units before using any. Up to three matrices share a launch, their rows numbered one
+// after another; SwiGLU reads the gate and up rows of one index in one warp, in one loop. Thread
+// blocks of 8 warps: fewer, fuller blocks start faster. Each warp asks for its rows in L2 before it
+// waits for the kernel before (griddepcontrol), so the weights stream in while that kernel
+// finishes.
 #include <cstdio>
 #include <cstdlib>
 
@@ -72,67 +73,96 @@ __device__ __forceinline__ float q8_0_block_dot(const uint8_t* row, int64_t n_bl
 __device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
 
-// This lane's part of row . x. kVec: x and the rows are 16-byte aligned (quantized types: the
-// rows).
-template <GgmlType T, bool kVec>
-__device__ float row_dot(const uint8_t* row, int64_t n_cols, const float* x, const Q8Act& xq,
-                         int lane) {
-  float acc = 0.0f;
+// acc += 8 F16 or BF16 weights (16 bytes) times 8 values of x.
+template <GgmlType T>
+__device__ __forceinline__ void add_dot8(float& acc, const uint4& w, const float4& xa,
+                                         const float4& xb) {
+  if constexpr (T == GgmlType::kBF16) {
+    acc += bf16_lo(w.x) * xa.x + bf16_hi(w.x) * xa.y + bf16_lo(w.y) * xa.z + bf16_hi(w.y) * xa.w;
+    acc += bf16_lo(w.z) * xb.x + bf16_hi(w.z) * xb.y + bf16_lo(w.w) * xb.z + bf16_hi(w.w) * xb.w;
+  } else {
+    const auto* h2 = reinterpret_cast<const __half2*>(&w);
+    const float2 w0 = __half22float2(h2[0]);
+    const float2 w1 = __half22float2(h2[1]);
+    const float2 w2 = __half22float2(h2[2]);
+    const float2 w3 = __half22float2(h2[3]);
+    acc += w0.x * xa.x + w0.y * xa.y + w1.x * xa.z + w1.y * xa.w;
+    acc += w2.x * xb.x + w2.y * xb.y + w3.x * xb.z + w3.y * xb.w;
+  }
+}
+
+// Units u = lane, lane + 32, ... of n_units 16-byte units of each row: the loads of 4 / kRows
+// units of every row are issued before any is used, so a lane has 4 in flight (a loop that loads
+// and uses each in turn waits for memory once a unit). add(acc[r], unit, u) uses one.
+template <class Unit, int kRows, class Add>
+__device__ __forceinline__ void batched_units(const uint8_t* const* rows, int64_t n_units, int lane,
+                                              float* acc, Add add) {
+  constexpr int kBatch = 4 / kRows;
+  int64_t u = lane;
+  for (; u + (kBatch - 1) * detail::kWarp < n_units; u += kBatch * detail::kWarp) {
+    Unit w[kRows][kBatch];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        w[r][i] = reinterpret_cast<const Unit*>(rows[r])[u + i * detail::kWarp];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) add(acc[r], w[r][i], u + i * detail::kWarp);
+    }
+  }
+  for (; u < n_units; u += detail::kWarp) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) add(acc[r], reinterpret_cast<const Unit*>(rows[r])[u], u);
+  }
+}
+
+// This lane's parts of rows[r] . x for kRows rows (SwiGLU: the gate and up rows, read in one
+// loop so the loads of both are in flight together). kVec: x and the rows are 16-byte aligned
+// (quantized types: the rows).
+template <GgmlType T, bool kVec, int kRows>
+__device__ __forceinline__ void row_dots(const uint8_t* const* rows, int64_t n_cols, const float* x,
+                                         const Q8Act& xq, int lane, float* acc) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
   if constexpr (T == GgmlType::kQ4_0 || T == GgmlType::kQ8_0) {
     const int64_t n_blocks = n_cols / detail::kQk;
-#pragma unroll 4
+#pragma unroll(4 / kRows)
     for (int64_t b = lane; b < n_blocks; b += detail::kWarp) {
-      acc += T == GgmlType::kQ4_0 ? q4_0_block_dot<kVec>(row, n_blocks, b, xq)
-                                  : q8_0_block_dot<kVec>(row, n_blocks, b, xq);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        acc[r] += T == GgmlType::kQ4_0 ? q4_0_block_dot<kVec>(rows[r], n_blocks, b, xq)
+                                       : q8_0_block_dot<kVec>(rows[r], n_blocks, b, xq);
+      }
     }
   } else if constexpr (detail::is_k_quant(T)) {
     const int64_t n_units = n_cols / 64;
-#pragma unroll 2
+#pragma unroll(2 / kRows)
     for (int64_t u = lane; u < n_units; u += detail::kWarp) {
-      acc += detail::k_quant_unit_dot<T, kVec>(row, u, xq);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r] += detail::k_quant_unit_dot<T, kVec>(rows[r], u, xq);
     }
-  } else if constexpr (kVec && T == GgmlType::kBF16) {
-    const auto* w8 = reinterpret_cast<const uint4*>(row);
+  } else if constexpr (kVec && (T == GgmlType::kBF16 || T == GgmlType::kF16)) {
     const auto* x4 = reinterpret_cast<const float4*>(x);
-#pragma unroll 2
-    for (int64_t u = lane; u < n_cols / 8; u += detail::kWarp) {
-      const uint4 w = w8[u];
-      const float4 xa = x4[2 * u];
-      const float4 xb = x4[2 * u + 1];
-      acc += bf16_lo(w.x) * xa.x + bf16_hi(w.x) * xa.y + bf16_lo(w.y) * xa.z + bf16_hi(w.y) * xa.w;
-      acc += bf16_lo(w.z) * xb.x + bf16_hi(w.z) * xb.y + bf16_lo(w.w) * xb.z + bf16_hi(w.w) * xb.w;
-    }
-  } else if constexpr (kVec && T == GgmlType::kF16) {
-    const auto* w8 = reinterpret_cast<const uint4*>(row);
-    const auto* x4 = reinterpret_cast<const float4*>(x);
-#pragma unroll 2
-    for (int64_t u = lane; u < n_cols / 8; u += detail::kWarp) {
-      const uint4 raw = w8[u];
-      const auto* h2 = reinterpret_cast<const __half2*>(&raw);
-      const float4 xa = x4[2 * u];
-      const float4 xb = x4[2 * u + 1];
-      const float2 w0 = __half22float2(h2[0]);
-      const float2 w1 = __half22float2(h2[1]);
-      const float2 w2 = __half22float2(h2[2]);
-      const float2 w3 = __half22float2(h2[3]);
-      acc += w0.x * xa.x + w0.y * xa.y + w1.x * xa.z + w1.y * xa.w;
-      acc += w2.x * xb.x + w2.y * xb.y + w3.x * xb.z + w3.y * xb.w;
-    }
+    batched_units<uint4, kRows>(
+        rows, n_cols / 8, lane, acc,
+        [&](float& a, const uint4& w, int64_t u) { add_dot8<T>(a, w, x4[2 * u], x4[2 * u + 1]); });
   } else if constexpr (kVec && T == GgmlType::kF32) {
-    const auto* w4 = reinterpret_cast<const float4*>(row);
     const auto* x4 = reinterpret_cast<const float4*>(x);
-#pragma unroll 2
-    for (int64_t u = lane; u < n_cols / 4; u += detail::kWarp) {
-      const float4 w = w4[u];
-      const float4 v = x4[u];
-      acc += w.x * v.x + w.y * v.y + w.z * v.z + w.w * v.w;
-    }
+    batched_units<float4, kRows>(rows, n_cols / 4, lane, acc,
+                                 [&](float& a, const float4& w, int64_t u) {
+                                   const float4 v = x4[u];
+                                   a += w.x * v.x + w.y * v.y + w.z * v.z + w.w * v.w;
+                                 });
   } else {
     for (int64_t i = lane; i < n_cols; i += detail::kWarp) {
-      acc += detail::load_element<T>(row, n_cols, i) * x[i];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r] += detail::load_element<T>(rows[r], n_cols, i) * x[i];
     }
   }
-  return acc;
 }
 
 template <GgmlType T, bool kVec, MatvecOut O>
@@ -152,10 +182,13 @@ __global__ void __launch_bounds__(kThreads)
                                    : t.first_row[3]) -
                          first;
   const int64_t r = g - first;
-  const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
-  detail::prefetch_l2(row, row_bytes, lane);
-  if constexpr (O == MatvecOut::kSwiglu) {
-    detail::prefetch_l2(t.w[1] + static_cast<size_t>(r) * t.row_bytes[1], t.row_bytes[1], lane);
+  constexpr int kRows = O == MatvecOut::kSwiglu ? 2 : 1;  // SwiGLU: the gate row and the up row
+  const uint8_t* rows[kRows];
+  rows[0] = w + static_cast<size_t>(r) * row_bytes;
+  detail::prefetch_l2(rows[0], row_bytes, lane);
+  if constexpr (kRows == 2) {
+    rows[1] = t.w[1] + static_cast<size_t>(r) * t.row_bytes[1];
+    detail::prefetch_l2(rows[1], t.row_bytes[1], lane);
   }
   detail::begin_dependent();
   // Token after token on the same row: after the first, its bytes come from the L1 cache.
@@ -167,10 +200,11 @@ __global__ void __launch_bounds__(kThreads)
       xq_j.ds += j * (n_cols / detail::kQk);
     }
     float* y_j = y + j * n_rows;
-    const float sum = detail::warp_sum(row_dot<T, kVec>(row, n_cols, x_j, xq_j, lane));
+    float part[kRows];
+    row_dots<T, kVec, kRows>(rows, n_cols, x_j, xq_j, lane, part);
+    const float sum = detail::warp_sum(part[0]);
     if constexpr (O == MatvecOut::kSwiglu) {
-      const float up = detail::warp_sum(row_dot<T, kVec>(
-          t.w[1] + static_cast<size_t>(r) * t.row_bytes[1], n_cols, x_j, xq_j, lane));
+      const float up = detail::warp_sum(part[1]);
       if (lane == 0) y_j[r] = sum / (1.0f + expf(-sum)) * up;
     } else if (lane == 0) {
       if constexpr (O == MatvecOut::kAdd) {
