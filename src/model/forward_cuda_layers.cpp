@@ -1,13 +1,15 @@
 // CudaForward's passes: a prompt chunk of n tokens layer by layer (tensor cores for long
 // chunks), the step of one token or a few (a batch's decode tokens) with fused kernels (norm and
-// 8-bit quantization in one, q/k/v in one launch, the residual added by the projections, SwiGLU
-// inside the gate/up product), and the logits of one row.
+// 8-bit quantization in one, q/k/v in one launch, for one token the RoPE and cache write inside
+// attention, the residual added by the projections, SwiGLU inside the gate/up product), and the
+// logits of one row.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
 
+#include "core/check.h"
 #include "kernels/cuda/ops.h"
 #include "model/forward_cuda.h"
 
@@ -182,13 +184,14 @@ void CudaForward::norm_rows(const float* x, const float* weight, int64_t n) {
 
 namespace {
 
-// One launch for each set of matrices of one type and width (q and k share one when v is of a
-// wider type). x is quantized already when quantized weights read it. SwiGLU's gate and up are
+// One launch for each set of matrices of one type and width (q and k share one when v is of
+// another type). x is quantized already when quantized weights read it. SwiGLU's gate and up are
 // one set.
 void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<float*> y,
                   const float* x, cuda::Q8Act xq, cuda::MatvecOut out, int64_t n_tokens,
                   cudaStream_t stream) {
   const size_t n = w.size();
+  PV_CHECK(n <= cuda::kMaxMatvecs, "{} matrices for one matvec group", n);
   bool launched[cuda::kMaxMatvecs] = {};
   for (size_t i = 0; i < n; ++i) {
     if (launched[i]) continue;
