@@ -31,7 +31,8 @@ uint64_t peak_rss_bytes() {
 }
 
 // n_streams sequences decode n_generate tokens each in lockstep, from position 0, one
-// eval_batch() per step; aggregate tokens/s per repetition.
+// eval_batch_greedy() per step (on the GPU the picks are made there); aggregate tokens/s per
+// repetition.
 Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_threads,
                              GgmlType kv_type, int n_streams) {
   const Hparams& hp = model.hparams();
@@ -68,12 +69,11 @@ Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_th
                          std::span<const int32_t>(&tables[s * blocks_per_stream],
                                                   static_cast<size_t>(blocks_per_stream))};
       }
-      PV_TRY(std::span<const float> logits, fwd.eval_batch(segments));
-      for (int s = 0; s < n_streams; ++s) {
-        const auto row =
-            logits.subspan(static_cast<size_t>(s * hp.n_vocab), static_cast<size_t>(hp.n_vocab));
-        tokens[s] = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+      PV_TRY(std::span<const int32_t> picks, fwd.eval_batch_greedy(segments));
+      if (std::find(picks.begin(), picks.end(), -1) != picks.end()) {
+        return make_error(ErrorCode::kInternal, "bench: the model produced a non-finite logit");
       }
+      std::copy(picks.begin(), picks.end(), tokens.begin());
     }
     if (rep > 0)
       rates.push_back(static_cast<double>(n_streams * n_positions) / seconds_since(start));

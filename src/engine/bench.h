@@ -20,7 +20,8 @@ struct BenchOptions {
   bool mmap = false;            // map the file instead of loading the weights resident
   std::string device = "cpu";   // "cpu" or "cuda" (the whole model on GPU 0)
   // Batched decode: for each count, that many sequences generate n_generate tokens each in
-  // lockstep, one eval_batch() per step (the continuous-batching engine's decode shape).
+  // lockstep, one greedy step (eval_batch_greedy) per step: the continuous-batching engine's
+  // decode shape.
   std::vector<int> streams;
 };
 

@@ -16,14 +16,16 @@ double ms_since(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+Unexpected<Error> non_finite(int64_t position) {
+  return make_error(ErrorCode::kInternal,
+                    "generate: the model produced a non-finite logit at position {} (the "
+                    "weights may be corrupt)",
+                    position);
+}
+
 Expected<void> check_finite(std::span<const float> logits, int64_t position) {
   for (float v : logits) {
-    if (!std::isfinite(v)) {
-      return make_error(ErrorCode::kInternal,
-                        "generate: the model produced a non-finite logit at position {} (the "
-                        "weights may be corrupt)",
-                        position);
-    }
+    if (!std::isfinite(v)) return non_finite(position);
   }
   return {};
 }
@@ -71,9 +73,15 @@ Generation::Generation(const Tokenizer& tokenizer, std::span<const int32_t> prom
   }
 }
 
-Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
-                                                  const TextCallback& on_text) {
-  if (finished_) return std::optional<int32_t>();
+bool Generation::greedy() const {
+  const SamplingParams& p = options_.sampling;
+  const bool constrained = options_.constraint && options_.constraint->constrains();
+  return p.temperature <= 0.0f && p.repeat_penalty == 1.0f && p.frequency_penalty == 0.0f &&
+         p.presence_penalty == 0.0f && !constrained;
+}
+
+bool Generation::begin_step(const TextCallback& on_text) {
+  if (finished_) return false;
   const auto i = static_cast<int64_t>(result_.tokens.size());
   if (i == 0) {
     first_logits_ = std::chrono::steady_clock::now();
@@ -82,12 +90,26 @@ Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
   }
   if (i >= options_.max_tokens) {
     end(StopReason::kMaxTokens, on_text);
-    return std::optional<int32_t>();
+    return false;
   }
   if (options_.cancel != nullptr && options_.cancel->load(std::memory_order_relaxed)) {
     end(StopReason::kCancelled, on_text);
-    return std::optional<int32_t>();
+    return false;
   }
+  return true;
+}
+
+Expected<std::optional<int32_t>> Generation::step_picked(int32_t token,
+                                                         const TextCallback& on_text) {
+  if (!begin_step(on_text)) return std::optional<int32_t>();
+  if (token < 0) return non_finite(static_cast<int64_t>(history_.size()));
+  return take(token, on_text);
+}
+
+Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
+                                                  const TextCallback& on_text) {
+  if (!begin_step(on_text)) return std::optional<int32_t>();
+  const auto i = static_cast<int64_t>(result_.tokens.size());
   const int64_t position = static_cast<int64_t>(history_.size());
   PV_TRY_VOID(check_finite(logits, position));
   if (options_.constraint && options_.constraint->constrains()) {
@@ -113,7 +135,12 @@ Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
     }
     logits = masked_;
   }
-  const int32_t token = sampler_.sample(logits, history_);
+  return take(sampler_.sample(logits, history_), on_text);
+}
+
+Expected<std::optional<int32_t>> Generation::take(int32_t token, const TextCallback& on_text) {
+  const auto i = static_cast<int64_t>(result_.tokens.size());
+  const int64_t position = static_cast<int64_t>(history_.size());
   if (options_.constraint && !tokenizer_.is_eog(token)) options_.constraint->accept(token);
   if (tokenizer_.is_eog(token)) {
     end(StopReason::kEndOfGeneration, on_text);

@@ -72,6 +72,12 @@ class Generation {
   // token to evaluate next, or nullopt once generation ended (result().reason says why).
   // Errors: non-finite logits.
   Expected<std::optional<int32_t>> step(std::span<const float> logits, const TextCallback& on_text);
+  // Whether this step's token is the logits' greedy_pick (model/forward.h): greedy sampling, no
+  // penalties, no constraint on the next token. A backend may then pick it where the logits are
+  // (BatchForward::eval_batch_greedy) and hand it to step_picked().
+  bool greedy() const;
+  // step() with the token already picked; -1 (a logit was not finite) is step()'s error.
+  Expected<std::optional<int32_t>> step_picked(int32_t token, const TextCallback& on_text);
   bool finished() const { return finished_; }
   // The prompt and every generated token so far (what the KV cache holds, plus the last token).
   std::span<const int32_t> tokens() const { return history_; }
@@ -79,6 +85,10 @@ class Generation {
   GenerateResult& result() { return result_; }
 
  private:
+  // The checks before a token (finished, max_tokens, cancelled): false once it has ended.
+  bool begin_step(const TextCallback& on_text);
+  // Appends the token and hands on its text.
+  Expected<std::optional<int32_t>> take(int32_t token, const TextCallback& on_text);
   void end(StopReason reason, const TextCallback& on_text);
 
   const Tokenizer& tokenizer_;

@@ -175,6 +175,8 @@ class Scheduler {
   void publish(Sequence& sequence);
   // Ends a running sequence: blocks back, out of active_, result to the client.
   void end(std::shared_ptr<Sequence> sequence, Expected<GenerateResult> result);
+  // The step's forward pass failed: every sequence in it ends with the error.
+  void fail_step(const Error& error);
   void update_stats();
 
   BatchForward& forward_;

@@ -1,9 +1,12 @@
 // Continuous batching on the real TinyStories-656K model: sequences generated together give each
 // the text it gets alone; a prefix-cache hit gives the text a full prompt evaluation gives;
 // sequences preempted for lack of KV blocks and recomputed give the uninterrupted text; every
-// block is back in the pool (free or cached) once nothing runs.
+// block is back in the pool (free or cached) once nothing runs. Steps whose sequences all pick
+// greedily let the backend pick (eval_batch_greedy); a sampled sequence in the step brings the
+// logits back, and the greedy text is the same either way.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "engine/scheduler.h"
@@ -166,6 +169,66 @@ TEST(Batching, PreemptedSequencesRecomputeToTheSameText) {
     EXPECT_EQ(text, alone(l, prompts[k], 110)) << "sequence " << k;
   }
   EXPECT_GT(scheduler.cache_stats().preemptions, 0) << "the pool was never short";
+  expect_pool_idle(scheduler);
+}
+
+// A CpuForward that counts which kind of step the scheduler asks for.
+class CountingForward : public BatchForward {
+ public:
+  explicit CountingForward(CpuForward& inner) : inner_(inner) {}
+  Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) override {
+    ++logits_steps;
+    return inner_.eval_batch(segments);
+  }
+  Expected<std::span<const int32_t>> eval_batch_greedy(
+      std::span<const BatchSegment> segments) override {
+    ++greedy_steps;
+    return inner_.eval_batch_greedy(segments);
+  }
+  int64_t discard_blocks(std::span<const int32_t> blocks) override {
+    return inner_.discard_blocks(blocks);
+  }
+  int64_t n_ctx() const override { return inner_.n_ctx(); }
+  int64_t n_blocks() const override { return inner_.n_blocks(); }
+  int64_t max_batch() const override { return inner_.max_batch(); }
+  int64_t max_segments() const override { return inner_.max_segments(); }
+  std::atomic<int> logits_steps{0};
+  std::atomic<int> greedy_steps{0};
+
+ private:
+  CpuForward& inner_;
+};
+
+TEST(Batching, GreedyStepsArePickedByTheBackend) {
+  Loaded l = load();
+  ASSERT_NE(l.model, nullptr);
+  CpuForward cpu(l.model->hparams(), l.model->weights(), kCtx, 2, 128, GgmlType::kF16,
+                 2 * kCtx / 32, 2);
+  CountingForward forward(cpu);
+  SchedulerOptions options;
+  options.max_parallel = 2;
+  Scheduler scheduler(forward, *l.tokenizer, options);
+  const std::vector<int32_t> a = prompt_of(*l.tokenizer, 1);
+  const std::vector<int32_t> b = prompt_of(*l.tokenizer, 2);
+  // Both greedy: no step brings logits back.
+  auto first = scheduler.submit(a, greedy(30));
+  auto second = scheduler.submit(b, greedy(30));
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(drain(**first), alone(l, a, 30));
+  EXPECT_EQ(drain(**second), alone(l, b, 30));
+  EXPECT_GT(forward.greedy_steps.load(), 0);
+  EXPECT_EQ(forward.logits_steps.load(), 0);
+  // One sampled beside a greedy one: their shared steps need the logits.
+  GenerateOptions sampled = greedy(30);
+  sampled.sampling.temperature = 0.8f;
+  sampled.sampling.seed = 7;
+  auto greedy_one = scheduler.submit(a, greedy(30));
+  auto sampled_one = scheduler.submit(b, sampled);
+  ASSERT_TRUE(greedy_one && sampled_one);
+  EXPECT_EQ(drain(**greedy_one), alone(l, a, 30));
+  drain(**sampled_one);
+  EXPECT_TRUE((*sampled_one)->result());
+  EXPECT_GT(forward.logits_steps.load(), 0);
   expect_pool_idle(scheduler);
 }
 

@@ -52,6 +52,12 @@ void Scheduler::preempt(std::shared_ptr<Sequence> sequence) {
             sequence->generation_->tokens().size());
 }
 
+void Scheduler::fail_step(const Error& error) {
+  for (const auto& sequence : members_) end(sequence, Unexpected<Error>(error));
+  members_.clear();
+  segments_.clear();
+}
+
 void Scheduler::step() {
   // Sequences whose client left (or that were shed) end before anything else.
   ending_.clear();
@@ -110,25 +116,39 @@ void Scheduler::step() {
   }
   if (segments_.empty()) return;
 
-  Expected<std::span<const float>> logits = forward_.eval_batch(segments_);
-  if (!logits) {
-    for (const auto& sequence : members_) end(sequence, Unexpected<Error>(logits.error()));
-    members_.clear();
-    segments_.clear();
-    return;
+  // When every sequence that takes a token this step picks greedily, the backend picks too: a GPU
+  // then sends back one id a sequence instead of its logits.
+  bool greedy = true;
+  for (size_t i = 0; i < members_.size(); ++i) {
+    const Sequence& s = *members_[i];
+    const bool last = s.n_evaluated_ + static_cast<int64_t>(segments_[i].tokens.size()) ==
+                      static_cast<int64_t>(s.generation_->tokens().size());
+    greedy = greedy && (!last || s.generation_->greedy());
   }
-  const size_t n_vocab = logits->size() / segments_.size();
+  std::span<const float> logits;
+  std::span<const int32_t> picks;
+  if (greedy) {
+    Expected<std::span<const int32_t>> got = forward_.eval_batch_greedy(segments_);
+    if (!got) return fail_step(got.error());
+    picks = *got;
+  } else {
+    Expected<std::span<const float>> got = forward_.eval_batch(segments_);
+    if (!got) return fail_step(got.error());
+    logits = *got;
+  }
+  const size_t n_vocab = logits.size() / segments_.size();
   for (size_t i = 0; i < members_.size(); ++i) {
     const std::shared_ptr<Sequence>& sequence = members_[i];
     Sequence& s = *sequence;
     s.n_evaluated_ += static_cast<int64_t>(segments_[i].tokens.size());
     if (s.n_evaluated_ < static_cast<int64_t>(s.generation_->tokens().size())) continue;  // chunk
     publish(s);
-    auto next =
-        s.generation_->step(logits->subspan(i * n_vocab, n_vocab), [&s](std::string_view text) {
-          s.push_text(text);
-          return !s.cancelled();
-        });
+    const TextCallback on_text = [&s](std::string_view text) {
+      s.push_text(text);
+      return !s.cancelled();
+    };
+    auto next = greedy ? s.generation_->step_picked(picks[i], on_text)
+                       : s.generation_->step(logits.subspan(i * n_vocab, n_vocab), on_text);
     if (!next) {
       end(sequence, Unexpected<Error>(next.error()));
     } else if (!*next) {

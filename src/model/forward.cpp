@@ -1,6 +1,28 @@
 #include "model/forward.h"
 
+#include <cmath>
+
 namespace pensieve {
+
+int32_t greedy_pick(std::span<const float> logits) {
+  size_t best = 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (!std::isfinite(logits[i])) return -1;
+    if (logits[i] > logits[best]) best = i;
+  }
+  return static_cast<int32_t>(best);
+}
+
+Expected<std::span<const int32_t>> BatchForward::eval_batch_greedy(
+    std::span<const BatchSegment> segments) {
+  PV_TRY(std::span<const float> logits, eval_batch(segments));
+  const size_t n_vocab = logits.size() / segments.size();
+  greedy_.resize(segments.size());
+  for (size_t i = 0; i < segments.size(); ++i) {
+    greedy_[i] = greedy_pick(logits.subspan(i * n_vocab, n_vocab));
+  }
+  return std::span<const int32_t>(greedy_);
+}
 
 Expected<int64_t> check_batch(std::span<const BatchSegment> segments, const BatchLimits& limits) {
   constexpr int64_t kBlock = BatchForward::kKvBlockPositions;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "core/result.h"
 
@@ -42,6 +43,11 @@ class BatchForward {
   // Returns the logits after each segment's last token, [n_segments, n_vocab], valid until the
   // next call.
   virtual Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) = 0;
+  // The same step, but only the greedy pick after each segment's last token comes back
+  // (greedy_pick of its logits), [n_segments], valid until the next call. This default picks
+  // from eval_batch()'s logits; a GPU backend picks on the device and sends back only the ids.
+  virtual Expected<std::span<const int32_t>> eval_batch_greedy(
+      std::span<const BatchSegment> segments);
   // The blocks' contents are no longer needed: their memory may go back to the system (it is
   // there again, zeroed, when a block is next written). Returns the bytes given back.
   virtual int64_t discard_blocks(std::span<const int32_t> blocks) = 0;
@@ -49,7 +55,14 @@ class BatchForward {
   virtual int64_t n_blocks() const = 0;
   virtual int64_t max_batch() const = 0;
   virtual int64_t max_segments() const = 0;
+
+ protected:
+  std::vector<int32_t> greedy_;  // eval_batch_greedy's picks
 };
+
+// The index of the largest logit, the lowest of equal ones; -1 if a logit is not finite (the
+// step's output is then unusable, as Generation::step finds it).
+int32_t greedy_pick(std::span<const float> logits);
 
 // What a BatchForward accepts; check_batch() returns the batch's token count, or the first
 // reason the segments do not fit (the messages both backends give).

@@ -1,8 +1,11 @@
 // Several sequences in one step through a paged KV cache: each sequence's logits are bit-identical
 // to running it alone through eval() (matmul rows and attention rows do not depend on what shares
-// their call), whatever blocks of the pool its table names; bad batches are errors.
+// their call), whatever blocks of the pool its table names; bad batches are errors. The greedy
+// step picks as greedy_pick does from the logits, and greedy_pick takes the first of equal
+// maxima and refuses logits that are not finite.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -156,6 +159,39 @@ TEST(Batch, RejectsBadBatches) {
   const std::vector<int32_t> bad_token = {1, 100000};
   EXPECT_EQ(message({{bad_token, 0, table}}), "forward: token id 100000 is outside [0, 512)");
   EXPECT_EQ(message({{tokens, 0, table}}), "(no error)");
+}
+
+TEST(Batch, GreedyPickTakesTheFirstLargestAndRefusesNonFinite) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(greedy_pick(std::vector<float>{1.0f, 3.0f, 2.0f, 3.0f}), 1);
+  EXPECT_EQ(greedy_pick(std::vector<float>{-2.0f}), 0);
+  EXPECT_EQ(greedy_pick(std::vector<float>{0.5f, nan, 7.0f}), -1);
+  EXPECT_EQ(greedy_pick(std::vector<float>{0.5f, 7.0f, inf}), -1);
+  EXPECT_EQ(greedy_pick(std::vector<float>{-inf, 0.5f}), -1);
+}
+
+// The default eval_batch_greedy: the same step's logits, picked on the host.
+TEST(Batch, GreedyStepPicksFromTheLogits) {
+  auto model = load("stories260K.gguf");
+  ASSERT_NE(model, nullptr);
+  CpuForward fwd(model->hparams(), model->weights(), 128, 1, 16, GgmlType::kF16, 8, 2);
+  const std::vector<int32_t> a = {1, 2, 3};
+  const std::vector<int32_t> b = {1, 400};
+  const std::vector<int32_t> table_a = {0, 1};
+  const std::vector<int32_t> table_b = {2, 3};
+  const std::vector<BatchSegment> segments = {{a, 0, table_a}, {b, 0, table_b}};
+  auto logits = fwd.eval_batch(segments);
+  ASSERT_TRUE(logits.has_value());
+  const std::vector<float> copy(logits->begin(), logits->end());
+  auto picks = fwd.eval_batch_greedy(segments);  // the same positions again: the same logits
+  ASSERT_TRUE(picks.has_value());
+  ASSERT_EQ(picks->size(), 2u);
+  const size_t n_vocab = copy.size() / 2;
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ((*picks)[i], greedy_pick(std::span<const float>(copy).subspan(i * n_vocab, n_vocab)));
+  }
+  EXPECT_FALSE(fwd.eval_batch_greedy(std::vector<BatchSegment>{}).has_value());
 }
 
 }  // namespace

@@ -88,7 +88,7 @@ WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w) {
 // Offsets of the activation buffers in the scratch allocation.
 struct ScratchLayout {
   size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, step, xq_qs, xq_ds, x16, w16;
-  size_t batch_ints, split_k, attn_partials, attn_counters, blas, total;
+  size_t batch_ints, greedy, split_k, attn_partials, attn_counters, blas, total;
 };
 
 // The tensor cores' split-k workspace: 8 partial products of up to 64 tokens.
@@ -157,6 +157,7 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n
   s.x16 = take(gemm ? max_batch * widest : 0, sizeof(uint16_t));
   s.w16 = take(gemm ? dequantized_elements(w) : 0, sizeof(uint16_t));
   s.batch_ints = take(batch_ints(n_ctx, o), sizeof(int32_t));
+  s.greedy = take(o.max_segments, sizeof(int32_t));
   s.split_k = take(gemm ? split_k_floats(hp, max_batch) : 0, sizeof(float));
   s.attn_partials = take(cuda::kAttentionPartialFloats, sizeof(float));
   s.attn_counters = take(cuda::kAttentionSplitBlocks, sizeof(unsigned));
@@ -290,10 +291,11 @@ CudaForward::~CudaForward() {
   cudaSetDevice(device_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   blas_.reset();
-  if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
+  drop_graphs();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
   cudaFreeHost(step_host_);
   cudaFreeHost(batch_host_);
+  cudaFreeHost(greedy_host_);
   cudaFreeHost(logits_);
   cudaFree(weights_mem_);
   cudaFree(kv_mem_);
@@ -324,6 +326,9 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&batch_host_),
                                      sz(batch_ints(n_ctx_, o)) * sizeof(int32_t)),
                       kPin));
+  PV_TRY_VOID(cuda_ok(
+      cudaMallocHost(reinterpret_cast<void**>(&greedy_host_), sz(max_segments_) * sizeof(int32_t)),
+      kPin));
   PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&logits_),
                                      sz(max_segments_ * hp_.n_vocab) * sizeof(float)),
                       kPin));
@@ -350,6 +355,7 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   x16_ = reinterpret_cast<uint16_t*>(scratch_mem_ + scratch.x16);
   w16_ = reinterpret_cast<uint16_t*>(scratch_mem_ + scratch.w16);
   batch_ints_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.batch_ints);
+  greedy_dev_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.greedy);
   split_k_ = f32(scratch.split_k);
   attn_partials_ = f32(scratch.attn_partials);
   attn_counters_ = reinterpret_cast<unsigned*>(scratch_mem_ + scratch.attn_counters);
@@ -422,8 +428,7 @@ Expected<void> CudaForward::release_weights() {
   if (weights_mem_ == nullptr) return {};
   PV_TRY_VOID(cuda_ok(cudaSetDevice(device_), "selecting the device"));
   PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "finishing the last step"));
-  if (graph_ != nullptr) cudaGraphExecDestroy(graph_);  // it holds the old weight addresses
-  graph_ = nullptr;
+  drop_graphs();  // they hold the old weight addresses
   const cudaError_t freed = cudaFree(weights_mem_);
   weights_mem_ = nullptr;
   return cuda_ok(freed, "freeing the weights");
@@ -484,29 +489,6 @@ Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> toke
   PV_TRY_VOID(read_logits());
   n_past_ = pos;
   return std::span<const float>(logits_, sz(hp_.n_vocab));
-}
-
-// The token and its position go to device memory, then the captured step runs; the first call
-// captures it.
-Expected<void> CudaForward::run_graph_step(int32_t token) {
-  step_host_[0] = token;
-  step_host_[1] = static_cast<int32_t>(n_past_);
-  PV_TRY_VOID(cuda_ok(
-      cudaMemcpyAsync(step_, step_host_, 2 * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
-      "uploading the step's token"));
-  if (graph_ == nullptr) {
-    PV_TRY_VOID(cuda_ok(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed),
-                        "capturing the decode step"));
-    run_chunk(step_, 1, KvPlace{0, step_ + 1});
-    logits_of(x_);
-    cudaGraph_t graph = nullptr;
-    PV_TRY_VOID(cuda_ok(cudaStreamEndCapture(stream_, &graph), "capturing the decode step"));
-    const cudaError_t made = cudaGraphInstantiate(&graph_, graph, 0);
-    cudaGraphDestroy(graph);
-    if (made != cudaSuccess) graph_ = nullptr;
-    PV_TRY_VOID(cuda_ok(made, "instantiating the decode step"));
-  }
-  return cuda_ok(cudaGraphLaunch(graph_, stream_), "launching the decode step");
 }
 
 Expected<void> CudaForward::read_logits() {

@@ -6,7 +6,7 @@
 // kernels (8-bit activations for quantized weights); long prompt chunks multiply on the tensor
 // cores with F16 operands. As a BatchForward the KV cache is a pool of blocks shared by many
 // sequences: one step takes the tokens of several sequences, each attending through its block
-// table.
+// table; a step of one token a sequence replays a graph captured for that many sequences.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +45,9 @@ struct CudaForwardOptions {
   // weights on the int8 tensor cores from x's 8-bit codes (cuda::gemm_q8); 0: never. At most
   // cuda::kGemmQ8MaxTokens.
   int64_t q8_gemm_max_tokens = 32;
-  bool decode_graph = true;  // one-token evals replay one captured CUDA graph
+  // Decode steps replay captured CUDA graphs: one-token evals one graph, eval_batch steps of one
+  // token a sequence one graph per number of sequences (kMaxBatchGraphs at most).
+  bool decode_graph = true;
   // Tensor-core products of at least this many tokens go through cuBLAS when it is installed
   // (cuda::Blas); 0: never.
   int64_t blas_min_tokens = 64;
@@ -89,6 +91,9 @@ class CudaForward : public Forward, public BatchForward {
 
   // BatchForward. Errors: as CpuForward's, and a CUDA failure while running (kInternal).
   Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) override;
+  // Picks on the device (cuda::argmax_rows): one id a segment comes back, not its logits.
+  Expected<std::span<const int32_t>> eval_batch_greedy(
+      std::span<const BatchSegment> segments) override;
   // Device memory stays allocated (the pool is sized once, at start): gives back nothing.
   int64_t discard_blocks(std::span<const int32_t> blocks) override;
   int64_t n_blocks() const override { return kv_blocks_; }
@@ -143,6 +148,13 @@ class CudaForward : public Forward, public BatchForward {
   Expected<void> allocate(const ModelWeights& weights);
   Expected<void> upload_weights(const ModelWeights& weights);
   Expected<void> run_graph_step(int32_t token);
+  // eval_batch's pass for n sequences of one token each, its inputs uploaded: the graph of that
+  // n, captured at its first use.
+  Expected<void> run_batch_graph(int64_t n);
+  void run_batch(int64_t n_tokens, int64_t n_segments);  // eval_batch's launches
+  // Checks the batch, uploads its inputs and launches the step; returns the segment count.
+  Expected<int64_t> launch_batch(std::span<const BatchSegment> segments);
+  void drop_graphs();
   Expected<void> read_logits();
 
   // The passes (forward_cuda_layers.cpp).
@@ -183,6 +195,13 @@ class CudaForward : public Forward, public BatchForward {
   int64_t n_past_ = 0;
   CUstream_st* stream_ = nullptr;
   CUgraphExec_st* graph_ = nullptr;  // the decode step, captured at its first use
+  // Batched decode steps by number of sequences, the most recently used last.
+  static constexpr size_t kMaxBatchGraphs = 8;
+  struct BatchGraph {
+    int64_t n_segments;
+    CUgraphExec_st* exec;
+  };
+  std::vector<BatchGraph> batch_graphs_;
   MemoryPlan allocated_;
   // Three device allocations: weights, KV cache, scratch.
   uint8_t* weights_mem_ = nullptr;
@@ -213,6 +232,7 @@ class CudaForward : public Forward, public BatchForward {
   // eval_batch's inputs, one upload: ids [max_batch], positions [max_batch], table offsets
   // [max_batch], last rows [max_segments], block tables [max_segments * blocks per sequence].
   int32_t* batch_ints_ = nullptr;
+  int32_t* greedy_dev_ = nullptr;   // [max_segments] eval_batch_greedy's picks
   float* split_k_ = nullptr;        // [split_k_floats_] the tensor cores' partial sums
   void* blas_workspace_ = nullptr;  // [cuda::kBlasWorkspaceBytes] when products may use cuBLAS
   // Decode attention's workspace: partial results of split rows, and a counter per row.
@@ -226,9 +246,10 @@ class CudaForward : public Forward, public BatchForward {
   uint16_t* x16_ = nullptr;  // [max_batch, max(n_embd, n_q, n_ff)] F16 activations
   uint16_t* w16_ = nullptr;  // [largest layer matrix] dequantized weights
   // Pinned host memory: the step's inputs and the logits.
-  int32_t* step_host_ = nullptr;   // [2]
-  int32_t* batch_host_ = nullptr;  // as batch_ints_
-  float* logits_ = nullptr;        // [max_segments, n_vocab]
+  int32_t* step_host_ = nullptr;    // [2]
+  int32_t* batch_host_ = nullptr;   // as batch_ints_
+  int32_t* greedy_host_ = nullptr;  // as greedy_dev_
+  float* logits_ = nullptr;         // [max_segments, n_vocab]
 };
 
 }  // namespace pensieve

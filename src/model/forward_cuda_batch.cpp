@@ -1,11 +1,14 @@
 // CudaForward as a BatchForward: the tokens of every segment go through the layers as one
 // chunk; each token's position and its sequence's block table travel to the device in one
-// upload, and rope_store_kv and attention read the pool through them.
+// upload, and rope_store_kv and attention read the pool through them. Nothing else of a step
+// depends on the host, so a decode step (one token a sequence) replays a CUDA graph
+// (forward_cuda_graphs.cpp).
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cuda/ops.h"
 #include "model/forward_cuda.h"
 
 namespace pensieve {
@@ -21,6 +24,28 @@ Expected<void> cuda_ok(cudaError_t err, const char* what) {
 }  // namespace
 
 Expected<std::span<const float>> CudaForward::eval_batch(std::span<const BatchSegment> segments) {
+  PV_TRY(const int64_t n_segments, launch_batch(segments));
+  const size_t n_logits = sz(n_segments * hp_.n_vocab);
+  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(logits_, logits_dev_, n_logits * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_),
+                      "reading logits"));
+  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
+  return std::span<const float>(logits_, n_logits);
+}
+
+Expected<std::span<const int32_t>> CudaForward::eval_batch_greedy(
+    std::span<const BatchSegment> segments) {
+  PV_TRY(const int64_t n_segments, launch_batch(segments));
+  cuda::argmax_rows(logits_dev_, n_segments, hp_.n_vocab, greedy_dev_, stream_);
+  PV_TRY_VOID(cuda_ok(cudaGetLastError(), "picking the greedy tokens"));
+  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(greedy_host_, greedy_dev_, sz(n_segments) * sizeof(int32_t),
+                                      cudaMemcpyDeviceToHost, stream_),
+                      "reading the picks"));
+  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
+  return std::span<const int32_t>(greedy_host_, sz(n_segments));
+}
+
+Expected<int64_t> CudaForward::launch_batch(std::span<const BatchSegment> segments) {
   PV_TRY(const int64_t n_tokens,
          check_batch(segments, {n_ctx_, kv_blocks_, hp_.n_vocab, max_batch_, max_segments_}));
   if (weights_mem_ == nullptr) {
@@ -54,6 +79,18 @@ Expected<std::span<const float>> CudaForward::eval_batch(std::span<const BatchSe
   PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(batch_ints_, batch_host_, sz(n_ints) * sizeof(int32_t),
                                       cudaMemcpyHostToDevice, stream_),
                       "uploading the batch"));
+  // cuBLAS products stay out of the graphs.
+  const bool blas = blas_ != nullptr && blas_min_tokens_ > 0 && n_tokens >= blas_min_tokens_;
+  if (decode_graph_ && n_tokens == n_segments && !blas) {
+    PV_TRY_VOID(run_batch_graph(n_segments));
+  } else {
+    run_batch(n_tokens, n_segments);
+  }
+  PV_TRY_VOID(cuda_ok(cudaGetLastError(), "launching the forward pass"));
+  return n_segments;
+}
+
+void CudaForward::run_batch(int64_t n_tokens, int64_t n_segments) {
   const int32_t* dev = batch_ints_;
   KvPlace place;
   place.positions = dev + max_batch_;
@@ -61,13 +98,6 @@ Expected<std::span<const float>> CudaForward::eval_batch(std::span<const BatchSe
   place.block_tables = dev + 3 * max_batch_ + max_segments_;
   run_chunk(dev, n_tokens, place);
   logits_of_rows(dev + 3 * max_batch_, n_segments);
-  PV_TRY_VOID(cuda_ok(cudaGetLastError(), "launching the forward pass"));
-  const size_t n_logits = sz(n_segments * hp_.n_vocab);
-  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(logits_, logits_dev_, n_logits * sizeof(float),
-                                      cudaMemcpyDeviceToHost, stream_),
-                      "reading logits"));
-  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
-  return std::span<const float>(logits_, n_logits);
 }
 
 int64_t CudaForward::discard_blocks(std::span<const int32_t> /*blocks*/) { return 0; }

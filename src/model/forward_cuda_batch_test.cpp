@@ -2,8 +2,9 @@
 // sequence alone): the same segments, block tables scattered over the pool, logits close and
 // greedy tokens equal or near ties (both are then fed the CPU's pick), through every path a step
 // can take (one token: the matrix-vector kernels; a few tokens: tiled products; many: the tensor
-// cores), sequences joining midway, a window, and more sequences than one logits product takes.
-// Bad batches get the CPU's errors. Tests that need
+// cores), sequences joining midway, a window, and more sequences than one logits product takes;
+// decode steps replayed from graphs equal the same steps launched, and the device's greedy picks
+// the host's. Bad batches get the CPU's errors. Tests that need
 // a GPU skip without one.
 #include <cuda_runtime.h>
 
@@ -176,6 +177,59 @@ TEST_P(CudaBatch, ManySequencesDecodeTogether) {
   for (int i = 0; i < 10; ++i) steps.push_back(std::vector<int64_t>(prompts.size(), 1));
   for (int i = 0; i < 8; ++i) steps.push_back({1, 1, 1, 0, 1, 1, 0, 0, 1});
   compare(*model, steps, prompts, 0, type == "F16" ? 5e-3 : 3e-2);
+}
+
+// Decode steps replay a graph per number of sequences: the same logits, bit for bit, as the same
+// steps launched kernel by kernel (and eval_batch_greedy the same picks as greedy_pick), while
+// positions move on and the number of sequences changes (3, 6, 3 again: a graph replayed after
+// another was used), past the path boundaries (1 and 4 sequences: matrix-vector kernels; 6: tiled
+// or 8-bit products).
+TEST_P(CudaBatch, DecodeGraphsMatchLaunches) {
+  auto model = tiny_llama(GetParam());
+  ASSERT_NE(model, nullptr);
+  const Hparams& hp = model->hparams();
+  const int64_t n_ctx = 64;
+  const int64_t n_seq = 6;
+  const int64_t per = n_ctx / kBlock;
+  CudaForwardOptions o;
+  o.max_batch = 32;
+  o.kv_blocks = n_seq * per;
+  o.max_segments = n_seq;
+  auto with = CudaForward::create(hp, model->weights(), n_ctx, o);
+  o.decode_graph = false;
+  auto without = CudaForward::create(hp, model->weights(), n_ctx, o);
+  ASSERT_TRUE(with.has_value() && without.has_value());
+  std::vector<std::vector<int32_t>> tables(static_cast<size_t>(n_seq));
+  for (int64_t s = 0; s < n_seq; ++s) {
+    for (int64_t b = 0; b < per; ++b) tables[s].push_back(static_cast<int32_t>(b * n_seq + s));
+  }
+  std::vector<int32_t> tokens(static_cast<size_t>(n_seq));
+  std::vector<int64_t> fed(static_cast<size_t>(n_seq), 0);
+  const int64_t sizes[] = {3, 3, 6, 6, 6, 1, 1, 4, 4, 3, 3, 6};
+  for (size_t step = 0; step < std::size(sizes); ++step) {
+    std::vector<BatchSegment> segments;
+    for (int64_t s = 0; s < sizes[step]; ++s) {
+      tokens[s] = static_cast<int32_t>(1 + (step * 31 + s * 7) % (hp.n_vocab - 1));
+      segments.push_back({std::span<const int32_t>(&tokens[s], 1), fed[s], tables[s]});
+    }
+    auto a = (*with)->eval_batch(segments);
+    ASSERT_TRUE(a.has_value()) << a.error().message;
+    const std::vector<float> replayed(a->begin(), a->end());
+    auto b = (*without)->eval_batch(segments);
+    ASSERT_TRUE(b.has_value()) << b.error().message;
+    ASSERT_EQ(replayed.size(), b->size());
+    EXPECT_TRUE(std::equal(replayed.begin(), replayed.end(), b->begin())) << "step " << step;
+    // The same step again (it writes the same K and V): the device's picks are the host's.
+    auto picks = (*with)->eval_batch_greedy(segments);
+    ASSERT_TRUE(picks.has_value()) << picks.error().message;
+    ASSERT_EQ(picks->size(), segments.size());
+    const auto n_vocab = static_cast<size_t>(hp.n_vocab);
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const std::span<const float> row(replayed.data() + i * n_vocab, n_vocab);
+      EXPECT_EQ((*picks)[i], greedy_pick(row)) << "step " << step << " sequence " << i;
+    }
+    for (int64_t s = 0; s < sizes[step]; ++s) ++fed[s];
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaBatch, ::testing::Values("F16", "Q8_0", "Q4_0"));

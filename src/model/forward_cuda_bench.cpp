@@ -2,8 +2,9 @@
 // N tokens from an empty context) and tg<N> (N one-token steps from an empty context), tokens/s,
 // each with the tensor-core prompt path and the decode graph on and off, the decode rate after
 // the prompt, and the weight bytes read per second of decoding. --kernels times the matrix
-// kernels alone on layer 0's feed-forward matrices.
-//   cuda_bench (MODEL.gguf | --synth PRESET [--type F16|Q8_0|Q4_0] [--dir DIR])
+// kernels alone on layer 0's feed-forward matrices; --gemm-q8 times the batched decode products
+// (matvec of 1 and 4 tokens, gemm_q8 of 8 to 32) on Llama-7B's shapes, no model needed.
+//   cuda_bench (MODEL.gguf | --synth PRESET [--type F16|Q8_0|Q4_0] [--dir DIR] | --gemm-q8)
 //              [--pp 512] [--tg 128] [--reps 3] [--kernels] [--make-only]
 #include <cuda_runtime.h>
 
@@ -36,6 +37,7 @@ struct Args {
   int reps = 3;
   bool kernels = false;
   bool make_only = false;  // write the synthetic model files and stop
+  bool gemm_q8 = false;
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -67,13 +69,15 @@ Args parse(int argc, char** argv) {
       a.kernels = true;
     } else if (arg == "--make-only") {
       a.make_only = true;
+    } else if (arg == "--gemm-q8") {
+      a.gemm_q8 = true;
     } else if (!arg.empty() && arg[0] != '-' && a.model.empty()) {
       a.model = arg;
     } else {
       die("unknown argument " + arg);
     }
   }
-  if (a.model.empty() == a.synth.empty()) die("give a GGUF path or --synth PRESET");
+  if (!a.gemm_q8 && a.model.empty() == a.synth.empty()) die("give a GGUF path or --synth PRESET");
   return a;
 }
 
@@ -316,7 +320,66 @@ void bench_kernels(const Model& m, int64_t n_tokens) {
   if (err != cudaSuccess) die(std::string("kernels: ") + cudaGetErrorString(err));
 }
 
+// Decode products of 1 to 32 tokens on matrices of random bytes of Llama-7B's shapes (timing
+// only: scales may be any value): microseconds and GB/s of weights read.
+void bench_gemm_q8() {
+  struct Shape {
+    int64_t rows, cols;
+  };
+  const Shape shapes[] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  const GgmlType types[] = {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K};
+  const int64_t max_tokens = cuda::kGemmQ8MaxTokens;
+  auto* x = device_alloc<float>(static_cast<size_t>(max_tokens * 11008));
+  auto* y = device_alloc<float>(static_cast<size_t>(max_tokens * 11008));
+  std::vector<int8_t> codes(static_cast<size_t>(max_tokens * 11008));
+  uint32_t seed = 12345;
+  auto next = [&seed] { return seed = seed * 1664525u + 1013904223u; };
+  for (auto& c : codes) c = static_cast<int8_t>(next() >> 24);
+  cuda::Q8Act xq{device_alloc<int8_t>(codes.size()), device_alloc<float2>(codes.size() / 32)};
+  cudaMemcpy(xq.qs, codes.data(), codes.size(), cudaMemcpyHostToDevice);
+  const std::vector<float2> ds(codes.size() / 32, float2{0.01f, 0.5f});
+  cudaMemcpy(xq.ds, ds.data(), ds.size() * sizeof(float2), cudaMemcpyHostToDevice);
+  for (const GgmlType type : types) {
+    for (const Shape& shape : shapes) {
+      const size_t row_bytes = ggml_row_bytes(ggml_type_traits(type), shape.cols);
+      std::vector<uint8_t> bytes(row_bytes * static_cast<size_t>(shape.rows));
+      for (auto& b : bytes) b = static_cast<uint8_t>(next() >> 24);
+      Copies w = upload_copies({type, shape.cols, shape.rows, row_bytes, bytes.data()});
+      const double gb = static_cast<double>(bytes.size()) / 1e9;
+      std::printf("  %s %lldx%lld:", std::string(ggml_type_name(type)).c_str(),
+                  static_cast<long long>(shape.rows), static_cast<long long>(shape.cols));
+      for (const int64_t n : {1, 4}) {
+        const double ms = time_ms([&](cudaStream_t st) {
+          cuda::MatvecJob job;
+          job.w[0] = w.take();
+          job.y[0] = y;
+          job.x = x;
+          job.xq = xq;
+          job.n_tokens = n;
+          cuda::matvec(job, st);
+        });
+        std::printf(" matvec %lld %.1f us %.0f GB/s;", static_cast<long long>(n), ms * 1e3,
+                    gb / ms * 1e3);
+      }
+      for (const int64_t n : {8, 16, 32}) {
+        const double ms =
+            time_ms([&](cudaStream_t st) { cuda::gemm_q8(*w.take(), xq, n, y, false, st); });
+        std::printf(" q8 %lld %.1f us %.0f GB/s;", static_cast<long long>(n), ms * 1e3,
+                    gb / ms * 1e3);
+      }
+      std::printf("\n");
+      for (const Matrix& m : w.m) cudaFree(const_cast<uint8_t*>(m.data));
+    }
+  }
+  const cudaError_t err = cudaDeviceSynchronize();
+  if (err != cudaSuccess) die(std::string("gemm_q8: ") + cudaGetErrorString(err));
+}
+
 int run(const Args& a) {
+  if (a.gemm_q8) {
+    bench_gemm_q8();
+    return 0;
+  }
   const std::string path = model_file(a);
   if (a.make_only) return 0;
   auto loaded = Model::load(path);

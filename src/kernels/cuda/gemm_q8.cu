@@ -125,9 +125,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   const Tokens tk{x.qs, x.ds, kTileTokens * NT, g, q};  // NT tiles: the stride, n_tokens up to 8
   const int64_t n_blocks = n_cols / detail::kQk;
   const int64_t n_units = n_cols / kUnit;
-  float acc[NT][4] = {};
-  UnitOf<T> cur{};
+  UnitOf<T> cur{};  // the weights are read before the kernel before is done: they stay put
   if (warp < n_units) load<T>(rows, n_blocks, warp, q, cur);
+  detail::begin_dependent();
+  float acc[NT][4] = {};
   for (int64_t u = warp; u < n_units; u += kWarps) {
     UnitOf<T> next{};
     if (u + kWarps < n_units) load<T>(rows, n_blocks, u + kWarps, q, next);
@@ -163,8 +164,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 template <GgmlType T, int NT>
 void launch_tiles(const Matrix& w, const Q8Act& x, int64_t n_tokens, float* y, bool accumulate,
                   cudaStream_t stream) {
-  gemm_q8_kernel<T, NT><<<detail::grid_for(w.n_rows, kRows), kThreads, 0, stream>>>(
-      w.data, w.row_bytes, w.n_rows, w.n_cols, x, n_tokens, y, accumulate);
+  detail::launch_dependent(gemm_q8_kernel<T, NT>, dim3(detail::grid_for(w.n_rows, kRows)),
+                           dim3(kThreads), 0, stream, w.data, w.row_bytes, w.n_rows, w.n_cols, x,
+                           n_tokens, y, accumulate);
 }
 
 // As many 8-token tiles as x's stride holds (q8_token_stride).

@@ -51,22 +51,25 @@ __device__ __forceinline__ void load_unit(const uint8_t* row, int64_t n_blocks, 
     }
   } else {
     static_assert(T == GgmlType::kQ4_K || T == GgmlType::kQ5_K);
-    // Sub-blocks 2c (low nibbles) and 2c + 1 (high) share 32 qs bytes.
+    // Sub-blocks 2c (low nibbles) and 2c + 1 (high) share 32 qs bytes. d, dmin and the 12
+    // scale bytes are one 16-byte load (blocks of 144 and 176 bytes keep them aligned).
     const uint8_t* block = row + (u / 4) * k_block_bytes<T>();
     const int c = static_cast<int>(u % 4);
     const int2 v =
         *reinterpret_cast<const int2*>(block + (T == GgmlType::kQ4_K ? 16 : 48) + 32 * c + 8 * q);
     int2 h = make_int2(0, 0);
     if constexpr (T == GgmlType::kQ5_K) h = *reinterpret_cast<const int2*>(block + 16 + 8 * q);
-    const auto* dd = reinterpret_cast<const uint16_t*>(block);
-    const float d = f16_bits_to_float(dd[0]);
-    const float dmin = f16_bits_to_float(dd[1]);
+    const int4 head = *reinterpret_cast<const int4*>(block);
+    const float d = f16_bits_to_float(static_cast<uint16_t>(head.x & 0xFFFF));
+    const float dmin =
+        f16_bits_to_float(static_cast<uint16_t>(static_cast<unsigned>(head.x) >> 16));
+    const int words[3] = {head.y, head.z, head.w};
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       const int j = 2 * c + s;
       w.lo[s][r] = ((v.x >> (4 * s)) & 0x0F0F0F0F) | (((h.x >> j) & 0x01010101) << 4);
       w.hi[s][r] = ((v.y >> (4 * s)) & 0x0F0F0F0F) | (((h.y >> j) & 0x01010101) << 4);
-      const int2 sm = k4_scale_min(block + 4, j);
+      const int2 sm = k4_scale_min_words(words, j);
       w.scale[s][r] = d * static_cast<float>(sm.x);
       w.min[s][r] = dmin * static_cast<float>(sm.y);
     }
@@ -90,18 +93,30 @@ __device__ __forceinline__ void load_unit_q6_k(const uint8_t* row, int64_t u, in
   const int c = static_cast<int>(u % 4) / 2;
   const int h = static_cast<int>(u % 2);
   const float d = f16_bits_to_float(*reinterpret_cast<const uint16_t*>(block + 208));
-  const auto* sc = reinterpret_cast<const int8_t*>(block + 192);
+  // The scales of sub-blocks j = 4c + h + 2s, both halves e: bytes 2j and 2j + 1, one 2-byte load
+  // a sub-block.
+  int8_t sc[2][2];
+#pragma unroll
+  for (int s = 0; s < 2; ++s) {
+    const uint16_t pair = *reinterpret_cast<const uint16_t*>(block + 192 + 2 * (4 * c + h + 2 * s));
+    sc[s][0] = static_cast<int8_t>(pair & 0xFF);
+    sc[s][1] = static_cast<int8_t>(pair >> 8);
+  }
+  // A block of 210 bytes starts 4-byte aligned or 2 bytes past: aligned, a code word is one
+  // load.
+  const bool words = (reinterpret_cast<uintptr_t>(block) & 3) == 0;
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
-    const int ql = load_i32_b2(block + 64 * c + 32 * h + 16 * e + 4 * q);
-    const int qh = load_i32_b2(block + 128 + 32 * c + 16 * e + 4 * q);
+    const uint8_t* ql_at = block + 64 * c + 32 * h + 16 * e + 4 * q;
+    const uint8_t* qh_at = block + 128 + 32 * c + 16 * e + 4 * q;
+    const int ql = words ? *reinterpret_cast<const int*>(ql_at) : load_i32_b2(ql_at);
+    const int qh = words ? *reinterpret_cast<const int*>(qh_at) : load_i32_b2(qh_at);
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       const int g = h + 2 * s;  // quarter of the 128-element half
       const int code = ((ql >> (4 * s)) & 0x0F0F0F0F) | (((qh >> (2 * g)) & 0x03030303) << 4);
       w.a[s][e][r] = __vsubss4(code, 0x20202020);
-      const int j = 4 * c + g;
-      w.scale[s][e][r] = d * static_cast<float>(sc[2 * j + e]);
+      w.scale[s][e][r] = d * static_cast<float>(sc[s][e]);
     }
   }
 }

@@ -43,6 +43,10 @@ void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t str
 // out[i] = silu(gate[i]) * up[i]; out may be gate or up.                gate, up, out: [n]
 void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
 
+// out[r] = the index of row r's largest value, the lowest of equal ones; -1 if the row holds a
+// value that is not finite.                                     x: [n_rows, n_cols]; out: [n_rows]
+void argmax_rows(const float* x, int64_t n_rows, int64_t n_cols, int32_t* out, cudaStream_t stream);
+
 // Embedding lookup: row ids[t] of w as F32 for each t.            ids: [n_ids], out: [n_ids,
 // w.n_cols] Ids must lie in [0, w.n_rows). Quantized rows must start 2-byte aligned.
 void get_rows(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cudaStream_t stream);
