@@ -20,6 +20,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/paged_kv.cuh"
+#include "kernels/cuda/rope.cuh"
 
 namespace pensieve::cuda {
 namespace {
@@ -140,8 +141,8 @@ __device__ __forceinline__ void write_out(const AttentionJob& job, int64_t i, fl
 }
 
 // Fused RoPE: dim d of the token's q (rotated, scaled) into q_s, and of its KV head's k (rotated)
-// and v as F16 into k_new and v_new, with rope_store_kv's arithmetic; `write` also stores them in
-// the cache row of position pos.
+// and v as F16 into k_new and v_new, rotated as rope_store_kv rotates (rope.cuh); `write` also
+// stores them in the cache row of position pos.
 __device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t d, int64_t h,
                                                int64_t kv_head, int64_t pos, int64_t cache_row,
                                                bool write, float* q_s, uint16_t* k_new,
@@ -151,7 +152,7 @@ __device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t 
   const int64_t half = r.n_rot / 2;
   int64_t partner = -1;  // the other dim of d's rotated pair
   bool second = false;   // d is the pair's second dim
-  float cos_f = 1.0f, sin_f = 0.0f;
+  detail::RopeAngle angle{1.0f, 0.0f};
   if (d < r.n_rot) {
     int64_t slot;
     if (r.half_split) {
@@ -163,10 +164,7 @@ __device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t 
       slot = d / 2;
       partner = d ^ 1;
     }
-    double sin_d, cos_d;
-    sincos(static_cast<double>(pos) * r.freqs[slot], &sin_d, &cos_d);
-    cos_f = static_cast<float>(cos_d * r.attn_factor);
-    sin_f = static_cast<float>(sin_d * r.attn_factor);
+    angle = detail::rope_angle(pos, r.freqs[slot], r.attn_factor);
   }
   auto at = [](const float* x, const float* bias, int64_t i) {
     return x[i] + (bias != nullptr ? bias[i] : 0.0f);
@@ -177,7 +175,7 @@ __device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t 
     const float other = at(x, bias, base + partner);
     const float x0 = second ? other : own;
     const float x1 = second ? own : other;
-    return second ? x0 * sin_f + x1 * cos_f : x0 * cos_f - x1 * sin_f;
+    return second ? detail::rope_second(x0, x1, angle) : detail::rope_first(x0, x1, angle);
   };
   q_s[d] = rotated(r.q, r.bq, h * hd) * job.scale;
   const int64_t kv_at = kv_head * hd + d;

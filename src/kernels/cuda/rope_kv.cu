@@ -7,6 +7,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/paged_kv.cuh"
+#include "kernels/cuda/rope.cuh"
 
 namespace pensieve::cuda {
 namespace {
@@ -55,12 +56,9 @@ __global__ void rope_kv_kernel(RopeKvJob job) {
     b = base + (job.half_split ? slot + half : 2 * slot + 1);
     const float x0 = src[a] + bias_at(bias, a);
     const float x1 = src[b] + bias_at(bias, b);
-    double sin_d, cos_d;
-    sincos(static_cast<double>(pos) * freq, &sin_d, &cos_d);
-    const auto cos_f = static_cast<float>(cos_d * job.attn_factor);
-    const auto sin_f = static_cast<float>(sin_d * job.attn_factor);
-    out_a = x0 * cos_f - x1 * sin_f;
-    out_b = x0 * sin_f + x1 * cos_f;
+    const detail::RopeAngle angle = detail::rope_angle(pos, freq, job.attn_factor);
+    out_a = detail::rope_first(x0, x1, angle);
+    out_b = detail::rope_second(x0, x1, angle);
   } else {
     a = base + job.n_rot + (slot - half);
     out_a = src[a] + bias_at(bias, a);
