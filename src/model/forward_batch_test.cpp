@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 
@@ -134,10 +135,21 @@ INSTANTIATE_TEST_SUITE_P(Models, Batch,
                            return name + "_" + std::string(ggml_type_name(std::get<1>(p.param)));
                          });
 
-TEST(Batch, RejectsBadBatches) {
-  auto model = load("stories260K.gguf");
-  ASSERT_NE(model, nullptr);
-  CpuForward fwd(model->hparams(), model->weights(), 128, 1, 16, GgmlType::kF16, 8, 2);
+// stories260K over a pool of 8 blocks, at most 2 sequences and 16 tokens a step.
+class SmallPool : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = load("stories260K.gguf");
+    ASSERT_NE(model_, nullptr);
+    forward_ = std::make_unique<CpuForward>(model_->hparams(), model_->weights(), 128, 1, 16,
+                                            GgmlType::kF16, 8, 2);
+  }
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<CpuForward> forward_;
+};
+
+TEST_F(SmallPool, RejectsBadBatches) {
+  CpuForward& fwd = *forward_;
   const std::vector<int32_t> tokens = {1, 2, 3};
   const std::vector<int32_t> table = {3, 5};
   const std::vector<int32_t> outside = {3, 8};
@@ -172,10 +184,8 @@ TEST(Batch, GreedyPickTakesTheFirstLargestAndRefusesNonFinite) {
 }
 
 // The default eval_batch_greedy: the same step's logits, picked on the host.
-TEST(Batch, GreedyStepPicksFromTheLogits) {
-  auto model = load("stories260K.gguf");
-  ASSERT_NE(model, nullptr);
-  CpuForward fwd(model->hparams(), model->weights(), 128, 1, 16, GgmlType::kF16, 8, 2);
+TEST_F(SmallPool, GreedyStepPicksFromTheLogits) {
+  CpuForward& fwd = *forward_;
   const std::vector<int32_t> a = {1, 2, 3};
   const std::vector<int32_t> b = {1, 400};
   const std::vector<int32_t> table_a = {0, 1};

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/cuda/ops.h"
+#include "model/cuda_status.h"
 
 namespace pensieve {
 namespace {
@@ -172,11 +173,6 @@ size_t kv_layer_bytes(const Hparams& hp, int64_t n_ctx, const CudaForwardOptions
   const int64_t rows =
       std::max(n_ctx, resolved_kv_blocks(n_ctx, o) * BatchForward::kKvBlockPositions);
   return sz(rows) * sz(hp.n_embd_kv()) * sizeof(uint16_t);
-}
-
-Expected<void> cuda_ok(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return {};
-  return make_error(ErrorCode::kInternal, "cuda: {}: {}", what, cudaGetErrorString(err));
 }
 
 // What the kernels cannot compute with, before any device work.

@@ -9,17 +9,13 @@
 #include <cstring>
 
 #include "kernels/cuda/ops.h"
+#include "model/cuda_status.h"
 #include "model/forward_cuda.h"
 
 namespace pensieve {
 namespace {
 
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
-
-Expected<void> cuda_ok(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return {};
-  return make_error(ErrorCode::kInternal, "cuda: {}: {}", what, cudaGetErrorString(err));
-}
 
 }  // namespace
 

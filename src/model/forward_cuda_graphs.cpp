@@ -7,17 +7,10 @@
 
 #include <algorithm>
 
+#include "model/cuda_status.h"
 #include "model/forward_cuda.h"
 
 namespace pensieve {
-namespace {
-
-Expected<void> cuda_ok(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return {};
-  return make_error(ErrorCode::kInternal, "cuda: {}: {}", what, cudaGetErrorString(err));
-}
-
-}  // namespace
 
 // The token and its position go to device memory, then the captured step runs; the first call
 // captures it.
