@@ -31,6 +31,51 @@ void PrintTo(const RopeCase& c, std::ostream* os) {
 
 class CudaRopeKv : public test::CudaTest, public ::testing::WithParamInterface<RopeCase> {};
 
+// The q, k and v of a pass (with the case's biases when it has them) and the cache they go to.
+struct RopeBuffers {
+  float* q;
+  const float* k;
+  const float* v;
+  const float* bq;
+  const float* bk;
+  const float* bv;
+  uint16_t* k_cache;
+  uint16_t* v_cache;
+};
+
+// The case's frequencies at base 10000, unscaled, without factors.
+std::vector<double> plain_freqs(const RopeCase& c) {
+  std::vector<double> freqs(static_cast<size_t>(c.n_rot / 2));
+  rope_frequencies(c.n_rot, 10000.0f, 1.0f, nullptr, freqs.data());
+  return freqs;
+}
+
+// rope_store_kv's job for case c: n_tokens at first_pos, over these buffers.
+RopeKvJob rope_job(const RopeCase& c, const RopeBuffers& b, int64_t n_tokens, int64_t first_pos,
+                   const double* freqs) {
+  RopeKvJob job;
+  job.q = b.q;
+  job.k = b.k;
+  job.v = b.v;
+  if (c.biases) {
+    job.bq = b.bq;
+    job.bk = b.bk;
+    job.bv = b.bv;
+  }
+  job.k_cache = b.k_cache;
+  job.v_cache = b.v_cache;
+  job.n_tokens = n_tokens;
+  job.first_pos = first_pos;
+  job.n_head = c.n_head;
+  job.n_head_kv = c.n_head_kv;
+  job.head_dim = c.head_dim;
+  job.n_rot = c.n_rot;
+  job.half_split = c.style == ref::RopeStyle::kHalfSplit;
+  job.freqs = freqs;
+  job.attn_factor = c.attn_factor;
+  return job;
+}
+
 TEST_P(CudaRopeKv, MatchesReference) {
   const RopeCase& c = GetParam();
   const int64_t n_q = c.n_head * c.head_dim;
@@ -63,31 +108,14 @@ TEST_P(CudaRopeKv, MatchesReference) {
       test::DeviceBuffer<float> q_dev(q), k_dev(k), v_dev(v), bq_dev(bq), bk_dev(bk), bv_dev(bv);
       test::DeviceBuffer<double> freqs_dev(freqs);
       test::DeviceBuffer<uint16_t> k_cache(cache), v_cache(cache);
-      RopeKvJob job;
-      job.q = q_dev.get();
-      job.k = k_dev.get();
-      job.v = v_dev.get();
-      if (c.biases) {
-        job.bq = bq_dev.get();
-        job.bk = bk_dev.get();
-        job.bv = bv_dev.get();
-      }
-      job.k_cache = k_cache.get();
-      job.v_cache = v_cache.get();
-      job.n_tokens = n_tokens;
       // With several tokens, part of the position comes from device memory (graph replays).
       const std::vector<int32_t> dev_part = {
           static_cast<int32_t>(n_tokens > 1 ? first_pos / 2 : 0)};
       test::DeviceBuffer<int32_t> dev_pos(dev_part);
-      job.first_pos = first_pos - dev_part[0];
+      const RopeBuffers buffers{q_dev.get(),  k_dev.get(),  v_dev.get(),   bq_dev.get(),
+                                bk_dev.get(), bv_dev.get(), k_cache.get(), v_cache.get()};
+      RopeKvJob job = rope_job(c, buffers, n_tokens, first_pos - dev_part[0], freqs_dev.get());
       job.first_pos_dev = n_tokens > 1 ? dev_pos.get() : nullptr;
-      job.n_head = c.n_head;
-      job.n_head_kv = c.n_head_kv;
-      job.head_dim = c.head_dim;
-      job.n_rot = c.n_rot;
-      job.half_split = c.style == ref::RopeStyle::kHalfSplit;
-      job.freqs = freqs_dev.get();
-      job.attn_factor = c.attn_factor;
       rope_store_kv(job, nullptr);
       ASSERT_TRUE(test::synchronize());
       const std::vector<float> got_q = q_dev.download();
@@ -141,8 +169,7 @@ TEST_P(CudaRopeKv, PagedWritesThroughBlockTables) {
   const RopeCase& c = GetParam();
   const int64_t n_q = c.n_head * c.head_dim;
   const int64_t n_kv = c.n_head_kv * c.head_dim;
-  std::vector<double> freqs(static_cast<size_t>(c.n_rot / 2));
-  rope_frequencies(c.n_rot, 10000.0f, 1.0f, nullptr, freqs.data());
+  const std::vector<double> freqs = plain_freqs(c);
   constexpr int64_t kBlock = 4;
   const std::vector<int32_t> tables = {5, 2, 7, 0, /* sequence 1: */ 3, 6, 1, 4};
   const std::vector<int32_t> offsets = {0, 0, 4, 0};
@@ -157,21 +184,10 @@ TEST_P(CudaRopeKv, PagedWritesThroughBlockTables) {
   test::DeviceBuffer<int32_t> tables_dev(tables), offsets_dev(offsets), positions_dev(positions);
   test::DeviceBuffer<float> k_dev(k), v_dev(v), paged_q(q);
   test::DeviceBuffer<uint16_t> k_pool(pool), v_pool(pool);
-  RopeKvJob job;
-  job.k = k_dev.get();
-  job.v = v_dev.get();
-  job.n_head = c.n_head;
-  job.n_head_kv = c.n_head_kv;
-  job.head_dim = c.head_dim;
-  job.n_rot = c.n_rot;
-  job.half_split = c.style == ref::RopeStyle::kHalfSplit;
-  job.freqs = freqs_dev.get();
-  job.attn_factor = c.attn_factor;
-  RopeKvJob paged = job;
-  paged.q = paged_q.get();
-  paged.k_cache = k_pool.get();
-  paged.v_cache = v_pool.get();
-  paged.n_tokens = n_tokens;
+  // No biases here: the contiguous test covers them.
+  const RopeBuffers pool_buffers{paged_q.get(), k_dev.get(), v_dev.get(),  nullptr,
+                                 nullptr,       nullptr,     k_pool.get(), v_pool.get()};
+  RopeKvJob paged = rope_job(c, pool_buffers, n_tokens, 0, freqs_dev.get());
   paged.paged = {positions_dev.get(), offsets_dev.get(), tables_dev.get(), kBlock};
   rope_store_kv(paged, nullptr);
   ASSERT_TRUE(test::synchronize());
@@ -187,14 +203,15 @@ TEST_P(CudaRopeKv, PagedWritesThroughBlockTables) {
     test::DeviceBuffer<float> one_q(q_t);
     test::DeviceBuffer<uint16_t> k_rows(static_cast<size_t>((pos + 1) * n_kv));
     test::DeviceBuffer<uint16_t> v_rows(static_cast<size_t>((pos + 1) * n_kv));
-    RopeKvJob one = job;
-    one.q = one_q.get();
-    one.k = k_dev.get() + t * n_kv;
-    one.v = v_dev.get() + t * n_kv;
-    one.k_cache = k_rows.get();
-    one.v_cache = v_rows.get();
-    one.n_tokens = 1;
-    one.first_pos = pos;
+    const RopeBuffers token_buffers{one_q.get(),
+                                    k_dev.get() + t * n_kv,
+                                    v_dev.get() + t * n_kv,
+                                    nullptr,
+                                    nullptr,
+                                    nullptr,
+                                    k_rows.get(),
+                                    v_rows.get()};
+    const RopeKvJob one = rope_job(c, token_buffers, 1, pos, freqs_dev.get());
     rope_store_kv(one, nullptr);
     ASSERT_TRUE(test::synchronize());
     const std::vector<float> want_q = one_q.download();
@@ -228,8 +245,7 @@ TEST_P(CudaRopeKv, FusedIntoAttentionMatchesSeparateLaunches) {
   const RopeCase& c = GetParam();
   const int64_t n_q = c.n_head * c.head_dim;
   const int64_t n_kv = c.n_head_kv * c.head_dim;
-  std::vector<double> freqs(static_cast<size_t>(c.n_rot / 2));
-  rope_frequencies(c.n_rot, 10000.0f, 1.0f, nullptr, freqs.data());
+  const std::vector<double> freqs = plain_freqs(c);
   test::DeviceBuffer<double> freqs_dev(freqs);
   for (int64_t pos : {0, 31, 40, 300}) {
     SCOPED_TRACE(testing::Message() << "position " << pos);
@@ -252,26 +268,9 @@ TEST_P(CudaRopeKv, FusedIntoAttentionMatchesSeparateLaunches) {
     test::DeviceBuffer<unsigned> counters(
         std::vector<unsigned>(static_cast<size_t>(kAttentionSplitBlocks), 0u));
 
-    RopeKvJob rope;
-    rope.q = q_sep.get();
-    rope.k = k_dev.get();
-    rope.v = v_dev.get();
-    if (c.biases) {
-      rope.bq = bq_dev.get();
-      rope.bk = bk_dev.get();
-      rope.bv = bv_dev.get();
-    }
-    rope.k_cache = k_sep.get();
-    rope.v_cache = v_sep.get();
-    rope.n_tokens = 1;
-    rope.first_pos = pos;
-    rope.n_head = c.n_head;
-    rope.n_head_kv = c.n_head_kv;
-    rope.head_dim = c.head_dim;
-    rope.n_rot = c.n_rot;
-    rope.half_split = c.style == ref::RopeStyle::kHalfSplit;
-    rope.freqs = freqs_dev.get();
-    rope.attn_factor = c.attn_factor;
+    const RopeBuffers buffers{q_sep.get(),  k_dev.get(),  v_dev.get(), bq_dev.get(),
+                              bk_dev.get(), bv_dev.get(), k_sep.get(), v_sep.get()};
+    const RopeKvJob rope = rope_job(c, buffers, 1, pos, freqs_dev.get());
     AttentionJob a;
     a.q = q_sep.get();
     a.out = out_sep.get();
