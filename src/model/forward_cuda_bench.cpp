@@ -2,8 +2,8 @@
 // N tokens from an empty context) and tg<N> (N one-token steps from an empty context), tokens/s,
 // each with the tensor-core prompt path and the decode graph on and off, the decode rate after
 // the prompt, and the weight bytes read per second of decoding. --kernels times the matrix
-// kernels alone on layer 0's feed-forward matrices; --gemm-q8 times the batched decode products
-// (matvec of 1 and 4 tokens, gemm_q8 of 8 to 32) on Llama-7B's shapes, no model needed.
+// kernels alone on layer 0's feed-forward matrices; --gemm-q8 times the decode products (matvec
+// of 1 and 4 tokens, gemm_q8 of 8 to 32) on Llama-7B's and TinyLlama's shapes, no model needed.
 //   cuda_bench (MODEL.gguf | --synth PRESET [--type F16|Q8_0|Q4_0] [--dir DIR] | --gemm-q8)
 //              [--pp 512] [--tg 128] [--reps 3] [--kernels] [--make-only]
 #include <cuda_runtime.h>
@@ -320,14 +320,18 @@ void bench_kernels(const Model& m, int64_t n_tokens) {
   if (err != cudaSuccess) die(std::string("kernels: ") + cudaGetErrorString(err));
 }
 
-// Decode products of 1 to 32 tokens on matrices of random bytes of Llama-7B's shapes (timing
-// only: scales may be any value): microseconds and GB/s of weights read.
+// Decode products of 1 to 32 tokens on matrices of random bytes of Llama-7B's and TinyLlama's
+// shapes (timing only: scales may be any value), and the gate+up+SwiGLU pair of one token:
+// microseconds and GB/s of weights read. F16 has no 8-bit product (gemm_q8).
 void bench_gemm_q8() {
   struct Shape {
     int64_t rows, cols;
+    bool gate;  // a feed-forward gate's shape: also timed as the SwiGLU pair
   };
-  const Shape shapes[] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
-  const GgmlType types[] = {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K};
+  const Shape shapes[] = {{4096, 4096, false}, {11008, 4096, true}, {4096, 11008, false},
+                          {2560, 2048, false}, {5632, 2048, true},  {2048, 5632, false}};
+  const GgmlType types[] = {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K,
+                            GgmlType::kF16};
   const int64_t max_tokens = cuda::kGemmQ8MaxTokens;
   auto* x = device_alloc<float>(static_cast<size_t>(max_tokens * 11008));
   auto* y = device_alloc<float>(static_cast<size_t>(max_tokens * 11008));
@@ -344,6 +348,9 @@ void bench_gemm_q8() {
       const size_t row_bytes = ggml_row_bytes(ggml_type_traits(type), shape.cols);
       std::vector<uint8_t> bytes(row_bytes * static_cast<size_t>(shape.rows));
       for (auto& b : bytes) b = static_cast<uint8_t>(next() >> 24);
+      if (type == GgmlType::kF16) {  // finite halves: random bits make NaNs and infinities
+        for (size_t i = 1; i < bytes.size(); i += 2) bytes[i] &= 0x3F;
+      }
       Copies w = upload_copies({type, shape.cols, shape.rows, row_bytes, bytes.data()});
       const double gb = static_cast<double>(bytes.size()) / 1e9;
       std::printf("  %s %lldx%lld:", std::string(ggml_type_name(type)).c_str(),
@@ -361,7 +368,22 @@ void bench_gemm_q8() {
         std::printf(" matvec %lld %.1f us %.0f GB/s;", static_cast<long long>(n), ms * 1e3,
                     gb / ms * 1e3);
       }
+      if (shape.gate) {
+        const double ms = time_ms([&](cudaStream_t st) {
+          cuda::MatvecJob job;
+          job.n_w = 2;
+          job.w[0] = w.take();
+          job.w[1] = w.take();
+          job.y[0] = job.y[1] = y;
+          job.x = x;
+          job.xq = xq;
+          job.out = cuda::MatvecOut::kSwiglu;
+          cuda::matvec(job, st);
+        });
+        std::printf(" swiglu 1 %.1f us %.0f GB/s;", ms * 1e3, 2 * gb / ms * 1e3);
+      }
       for (const int64_t n : {8, 16, 32}) {
+        if (type == GgmlType::kF16) break;
         const double ms =
             time_ms([&](cudaStream_t st) { cuda::gemm_q8(*w.take(), xq, n, y, false, st); });
         std::printf(" q8 %lld %.1f us %.0f GB/s;", static_cast<long long>(n), ms * 1e3,

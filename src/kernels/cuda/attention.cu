@@ -191,7 +191,10 @@ __device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t 
 // kWarps warps a block: 4 for prompts (many blocks), 8 for one token. gridDim.y splits.
 template <int HD, int kWarps>
 __global__ void attention_kernel(AttentionJob job) {
-  detail::begin_dependent();
+  // With the RoPE fused (one token), the cache rows read are earlier steps' (all written before
+  // the kernel before this one started), so the first chunk's K and V are loaded before waiting
+  // for that kernel (its q, k and v). Otherwise the kernel before may have written the rows.
+  if (!job.fuse_rope) detail::begin_dependent();
   constexpr int kThreads = kWarps * detail::kWarp;
   constexpr int kDims =
       HD > 0 ? (HD + detail::kWarp - 1) / detail::kWarp : kMaxDims / detail::kWarp;
@@ -231,6 +234,7 @@ __global__ void attention_kernel(AttentionJob job) {
     if (c < chunk_end) kv.load(k, v, rows, begin + c * detail::kWarp + lane, pos, n_kv, lane);
   }
   if (job.fuse_rope) {
+    detail::begin_dependent();
     // The first query head of each KV head's group writes the token's k and v (split 0, which
     // every row has).
     const bool write = h % (job.n_head / job.n_head_kv) == 0 && blockIdx.y == 0;
@@ -395,8 +399,9 @@ void attention(const AttentionJob& job, cudaStream_t stream) {
     }
     return;
   }
+  // One token: 8 warps, so a block takes 256 positions at once; the splits start past them.
   const int64_t n_splits = splits_for(job);
-  if (job.n_tokens == 1 && n_splits == 1) {
+  if (job.n_tokens == 1) {
     launch<8>(job, n_splits, stream);
   } else {
     launch<4>(job, n_splits, stream);

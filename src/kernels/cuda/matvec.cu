@@ -5,13 +5,14 @@
 // across the warp. Q8_0 and Q4_0 rows are in the device layout, so a lane's block codes are one
 // or two 16-byte loads. Quantized rows multiply the 8-bit codes of x with __dp4a; the block scales
 // apply once per block (K-quants: per sub-block, kquants.cuh). F16, BF16 and F32 lanes issue the
-// loads of 4 units before using any. Up to three matrices share a launch, their rows numbered one
-// after another; SwiGLU reads the gate and up rows of one index in one warp, in one loop. Thread
-// blocks of 8 warps: fewer, fuller blocks start faster. Each warp asks for its rows in L2 before it
-// waits for the kernel before (griddepcontrol), so the weights stream in while that kernel
-// finishes.
+// loads of 4 units before using any; F16 and BF16 rows are read past the L1 cache, which keeps x.
+// Up to three matrices share a launch, their rows numbered one after another; SwiGLU reads the gate
+// and up rows of one index in one warp, in one loop. Thread blocks of 8 warps: fewer, fuller blocks
+// start faster. Each warp asks for its rows in L2 before it waits for the kernel before
+// (griddepcontrol), so the weights stream in while that kernel finishes.
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kquants.cuh"
@@ -91,6 +92,25 @@ __device__ __forceinline__ void add_dot8(float& acc, const uint4& w, const float
   }
 }
 
+// A 16-byte unit of a weight row through the read-only path without a place in L1: each is read
+// once, and the L1 cache is left to x, which every warp of the block reads.
+__device__ __forceinline__ uint4 load_streamed(const uint4* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+template <class Unit>
+__device__ __forceinline__ Unit load_unit(const Unit* p) {
+  if constexpr (std::is_same_v<Unit, uint4>) {
+    return load_streamed(p);
+  } else {
+    return *p;
+  }
+}
+
 // Units u = lane, lane + 32, ... of n_units 16-byte units of each row: the loads of 4 / kRows
 // units of every row are issued before any is used, so a lane has 4 in flight (a loop that loads
 // and uses each in turn waits for memory once a unit). add(acc[r], unit, u) uses one.
@@ -105,7 +125,7 @@ __device__ __forceinline__ void batched_units(const uint8_t* const* rows, int64_
     for (int r = 0; r < kRows; ++r) {
 #pragma unroll
       for (int i = 0; i < kBatch; ++i) {
-        w[r][i] = reinterpret_cast<const Unit*>(rows[r])[u + i * detail::kWarp];
+        w[r][i] = load_unit(reinterpret_cast<const Unit*>(rows[r]) + u + i * detail::kWarp);
       }
     }
 #pragma unroll
@@ -116,7 +136,9 @@ __device__ __forceinline__ void batched_units(const uint8_t* const* rows, int64_
   }
   for (; u < n_units; u += detail::kWarp) {
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) add(acc[r], reinterpret_cast<const Unit*>(rows[r])[u], u);
+    for (int r = 0; r < kRows; ++r) {
+      add(acc[r], load_unit(reinterpret_cast<const Unit*>(rows[r]) + u), u);
+    }
   }
 }
 
