@@ -60,6 +60,28 @@ class BatchForward {
   std::vector<int32_t> greedy_;  // eval_batch_greedy's picks
 };
 
+// Which of a model's layers a pass runs: [first, end), end -1 for the last. A model can be split
+// over two backends (SplitForward): the first runs layers [0, k), the other [k, n_layer).
+struct LayerRange {
+  int64_t first = 0;
+  int64_t end = -1;
+};
+
+// A BatchForward that runs a range of the layers, one stage of a split model. A range that starts
+// at layer 0 begins from the token embeddings, one that starts later from the hidden states of
+// the stage before; a range that ends the model gives each segment's logits (as eval_batch does),
+// one that ends before gives every token's hidden state. eval_batch() needs the whole model.
+class LayerStage : public BatchForward {
+ public:
+  // The segments as eval_batch takes them; `hidden` is the stage before's output, [n_tokens,
+  // n_embd], empty for a range from layer 0. Returns [n_tokens, n_embd] hidden states, or
+  // [n_segments, n_vocab] logits at the model's end, valid until the next call. Errors: those of
+  // eval_batch, and a `hidden` of the wrong size.
+  virtual Expected<std::span<const float>> eval_layers(std::span<const BatchSegment> segments,
+                                                       std::span<const float> hidden) = 0;
+  virtual LayerRange layers() const = 0;  // end resolved
+};
+
 // The index of the largest logit, the lowest of equal ones; -1 if a logit is not finite (the
 // step's output is then unusable, as Generation::step finds it).
 int32_t greedy_pick(std::span<const float> logits);

@@ -34,11 +34,18 @@ int64_t workspace_cols(const Hparams& hp) {
 
 int64_t blocks_for(int64_t positions) { return (positions + kBlock - 1) / kBlock; }
 
+LayerRange resolved(const Hparams& hp, LayerRange layers) {
+  if (layers.end < 0) layers.end = hp.n_layer;
+  PV_CHECK(layers.first >= 0 && layers.first < layers.end && layers.end <= hp.n_layer,
+           "forward: layers [{}, {}) of {}", layers.first, layers.end, hp.n_layer);
+  return layers;
+}
+
 }  // namespace
 
 CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
                        int64_t max_batch, GgmlType kv_type, int64_t n_blocks, int64_t max_segments,
-                       int64_t attention_window)
+                       int64_t attention_window, LayerRange layers)
     : hp_(hp),
       w_(weights),
       n_ctx_(n_ctx),
@@ -46,9 +53,11 @@ CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n
       n_blocks_(n_blocks > 0 ? n_blocks : blocks_for(n_ctx)),
       max_segments_(std::clamp<int64_t>(max_segments, 1, max_batch)),
       window_(attention_window),
+      first_layer_(resolved(hp, layers).first),
+      end_layer_(resolved(hp, layers).end),
       kv_type_(effective_kv_type(hp, kv_type)),
       kv_row_bytes_(cpu::kv_bytes(kv_type_, hp.n_embd_kv())),
-      block_bytes_(sz(hp.n_layer) * 2 * sz(kBlock) * kv_row_bytes_),
+      block_bytes_(sz(end_layer_ - first_layer_) * 2 * sz(kBlock) * kv_row_bytes_),
       rope_(rope_params(hp, weights, n_ctx)),
       pool_(n_threads),
       workspace_(max_batch, workspace_cols(hp)) {
@@ -78,11 +87,12 @@ CpuForward::CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n
 }
 
 CpuForward::MemoryPlan CpuForward::memory_plan(const Hparams& hp, int64_t max_batch, int n_threads,
-                                               GgmlType kv_type, int64_t max_segments) {
+                                               GgmlType kv_type, int64_t max_segments,
+                                               int64_t n_layers) {
   max_segments = std::clamp<int64_t>(max_segments, 1, max_batch);
   MemoryPlan plan;
   plan.kv_bytes_per_position =
-      2 * hp.n_layer *
+      2 * (n_layers < 0 ? hp.n_layer : n_layers) *
       static_cast<int64_t>(cpu::kv_bytes(effective_kv_type(hp, kv_type), hp.n_embd_kv()));
   const int64_t n_q = hp.n_head * hp.head_dim;
   const int64_t floats =
@@ -100,7 +110,8 @@ CpuForward::MemoryPlan CpuForward::memory_plan(const Hparams& hp, int64_t max_ba
 
 CpuForward::MemoryPlan CpuForward::allocated() const {
   MemoryPlan plan;
-  plan.kv_bytes_per_position = 2 * hp_.n_layer * static_cast<int64_t>(kv_row_bytes_);
+  plan.kv_bytes_per_position =
+      2 * (end_layer_ - first_layer_) * static_cast<int64_t>(kv_row_bytes_);
   size_t bytes = workspace_.capacity_bytes();
   for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &attn_, &gate_, &up_, &proj_, &rope_cos_,
                         &rope_sin_, &attn_scratch_, &logits_}) {
@@ -135,7 +146,18 @@ void CpuForward::matmul(const Matrix& w, const float* x, int64_t n_tokens, float
   cpu::matmul(w, x, n_tokens, y, pool_, workspace_);
 }
 
+namespace {
+
+Unexpected<Error> not_whole_model(LayerRange layers, int64_t n_layer) {
+  return make_error(ErrorCode::kInvalidArgument,
+                    "forward: this pass runs layers [{}, {}) of {}: use eval_layers", layers.first,
+                    layers.end, n_layer);
+}
+
+}  // namespace
+
 Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> tokens) {
+  if (!whole_model()) return not_whole_model(layers(), hp_.n_layer);
   if (tokens.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
   }
@@ -163,19 +185,34 @@ Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> token
 }
 
 Expected<std::span<const float>> CpuForward::eval_batch(std::span<const BatchSegment> segments) {
+  if (!whole_model()) return not_whole_model(layers(), hp_.n_layer);
+  return eval_layers(segments, {});
+}
+
+Expected<std::span<const float>> CpuForward::eval_layers(std::span<const BatchSegment> segments,
+                                                         std::span<const float> hidden) {
   PV_TRY(const int64_t n_tokens,
          check_batch(segments, {n_ctx_, n_blocks_, hp_.n_vocab, max_batch_, max_segments_}));
+  const size_t states = sz(n_tokens * hp_.n_embd);
+  const size_t want = first_layer_ == 0 ? 0 : states;
+  if (hidden.size() != want) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "forward: layers from {} take {} hidden-state values for {} tokens, not {}",
+                      first_layer_, want, n_tokens, hidden.size());
+  }
+  eval_step(segments, n_tokens, hidden);
+  if (end_layer_ < hp_.n_layer) return std::span<const float>(x_.data(), states);
   const auto n_segments = static_cast<int64_t>(segments.size());
-  eval_step(segments, n_tokens);
   return std::span<const float>(logits_.data(), sz(n_segments * hp_.n_vocab));
 }
 
 uint8_t* CpuForward::kv_row(std::span<const int32_t> table, int64_t il, int64_t pos) {
   return kv_pool_.data() + sz(table[sz(pos / kBlock)]) * block_bytes_ +
-         sz(il) * 2 * sz(kBlock) * kv_row_bytes_ + sz(pos % kBlock) * kv_row_bytes_;
+         sz(il - first_layer_) * 2 * sz(kBlock) * kv_row_bytes_ + sz(pos % kBlock) * kv_row_bytes_;
 }
 
-void CpuForward::eval_step(std::span<const BatchSegment> segments, int64_t n) {
+void CpuForward::eval_step(std::span<const BatchSegment> segments, int64_t n,
+                           std::span<const float> hidden) {
   step_ = segments;
   const int64_t half_rot = hp_.n_rot / 2;
   const int64_t group = hp_.n_head / hp_.n_head_kv;
@@ -190,7 +227,9 @@ void CpuForward::eval_step(std::span<const BatchSegment> segments, int64_t n) {
     for (int64_t t = 0; t < n_s; ++t, ++row) {
       token_segment_[sz(row)] = static_cast<int32_t>(s);
       token_pos_[sz(row)] = segment.first_pos + t;
-      ref::matrix_row(w_.token_embd, segment.tokens[sz(t)], x_.data() + row * hp_.n_embd);
+      if (first_layer_ == 0) {
+        ref::matrix_row(w_.token_embd, segment.tokens[sz(t)], x_.data() + row * hp_.n_embd);
+      }
       ref::rope_angles(rope_, segment.first_pos + t, rope_cos_.data() + row * half_rot,
                        rope_sin_.data() + row * half_rot);  // shared by every layer and head
     }
@@ -198,10 +237,12 @@ void CpuForward::eval_step(std::span<const BatchSegment> segments, int64_t n) {
   }
   segment_start_[segments.size()] = row;
   segment_jobs_[segments.size()] = jobs;
-  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+  if (first_layer_ > 0) std::copy(hidden.begin(), hidden.end(), x_.begin());
+  for (int64_t il = first_layer_; il < end_layer_; ++il) {
     attention(il, n);
     feed_forward(il, n);
   }
+  if (end_layer_ < hp_.n_layer) return;  // the next stage takes x_
   // Only each segment's last token's logits are needed.
   const auto n_segments = static_cast<int64_t>(segments.size());
   for (int64_t s = 0; s < n_segments; ++s) {
@@ -263,7 +304,7 @@ void CpuForward::attend(int64_t il) {
   const int64_t n_jobs = segment_jobs_[n_segments];
   const size_t head_bytes = cpu::kv_bytes(kv_type_, hd);
   const size_t scratch_floats = cpu::attention_scratch_floats(attention_rows(hp_), hd);
-  const uint8_t* layer_k = kv_pool_.data() + sz(il) * 2 * sz(kBlock) * kv_row_bytes_;
+  const uint8_t* layer_k = kv_pool_.data() + sz(il - first_layer_) * 2 * sz(kBlock) * kv_row_bytes_;
   std::atomic<int64_t> next{0};
   pool_.run([&](int thread, int) {
     float* scratch = attn_scratch_.data() + sz(thread) * scratch_floats;

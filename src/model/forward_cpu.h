@@ -1,9 +1,10 @@
 // The fast CPU forward pass: batched prompt processing and decode with the SIMD matrix kernels
 // and a thread pool, over a paged KV cache: a pool of blocks of cpu::kKvBlockPositions positions
-// (all layers' K and V of those positions in one block), addressed through each sequence's block
-// table. eval_batch() runs several sequences' tokens through one matrix product per weight;
-// eval() is the single-sequence Forward on blocks of its own. All buffers are sized at
-// construction; neither allocates.
+// (the K and V of those positions for every layer it runs, in one block), addressed through each
+// sequence's block table. eval_batch() runs several sequences' tokens through one matrix product
+// per weight; eval() is the single-sequence Forward on blocks of its own; eval_layers() runs a
+// range of the layers, one stage of a split model. All buffers are sized at construction; none
+// of them allocates.
 #pragma once
 
 #include <cstdint>
@@ -20,27 +21,29 @@
 
 namespace pensieve {
 
-class CpuForward : public Forward, public BatchForward {
+class CpuForward : public Forward, public LayerStage {
  public:
   // max_batch: tokens one step processes (longer prompts go in chunks). kv_type: the cache's
   // element type, F16 (default), Q8_0 (half the memory; needs head sizes that are multiples of 32,
   // else F16 is used) or F32. n_blocks: KV pool blocks; 0 = enough for one sequence of n_ctx.
   // max_segments: sequences one eval_batch() may carry. attention_window: positions each token
   // attends, its own included (a sliding window, for contexts beyond the trained one; the cache
-  // still keeps every position); 0 = every earlier position.
+  // still keeps every position); 0 = every earlier position. layers: the range this pass runs
+  // (LayerStage; the pool keeps K and V of those layers only, and the other layers' weights are
+  // never read).
   CpuForward(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx, int n_threads,
              int64_t max_batch = 256, GgmlType kv_type = GgmlType::kF16, int64_t n_blocks = 0,
-             int64_t max_segments = 1, int64_t attention_window = 0);
+             int64_t max_segments = 1, int64_t attention_window = 0, LayerRange layers = {});
 
   // What a CpuForward of these settings allocates besides its KV pool, known before building
-  // one (the memory budget is planned from it). kv_bytes_per_position: K and V of all layers for
-  // one position.
+  // one (the memory budget is planned from it). kv_bytes_per_position: K and V of the layers it
+  // runs (n_layers; -1: all) for one position.
   struct MemoryPlan {
     int64_t kv_bytes_per_position = 0;
     int64_t scratch_bytes = 0;  // activations, matmul workspace, attention scratch, logits
   };
   static MemoryPlan memory_plan(const Hparams& hp, int64_t max_batch, int n_threads,
-                                GgmlType kv_type, int64_t max_segments = 1);
+                                GgmlType kv_type, int64_t max_segments = 1, int64_t n_layers = -1);
   // The same figures read off this instance's buffers (tests compare the two).
   MemoryPlan allocated() const;
 
@@ -57,6 +60,10 @@ class CpuForward : public Forward, public BatchForward {
   Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) override;
   // madvise(MADV_DONTNEED) on the whole pages inside each block.
   int64_t discard_blocks(std::span<const int32_t> blocks) override;
+  // The layer range's pass (LayerStage).
+  Expected<std::span<const float>> eval_layers(std::span<const BatchSegment> segments,
+                                               std::span<const float> hidden) override;
+  LayerRange layers() const override { return {first_layer_, end_layer_}; }
 
   // Bytes of weights one decode step reads (for bandwidth figures).
   uint64_t weight_bytes_per_token() const;
@@ -69,13 +76,19 @@ class CpuForward : public Forward, public BatchForward {
   uint64_t kv_cache_bytes() const;
 
  private:
-  void eval_step(std::span<const BatchSegment> segments, int64_t n_tokens);
+  // Runs the range's layers over the step's tokens: from their embeddings, or from `hidden`
+  // when the range starts after layer 0; the logits after each segment's last token when it ends
+  // the model.
+  void eval_step(std::span<const BatchSegment> segments, int64_t n_tokens,
+                 std::span<const float> hidden = {});
+  bool whole_model() const { return first_layer_ == 0 && end_layer_ == hp_.n_layer; }
   void attention(int64_t il, int64_t n_tokens);
   void store_kv(int64_t il, int64_t n_tokens);
   void attend(int64_t il);
   void feed_forward(int64_t il, int64_t n_tokens);
   void matmul(const Matrix& w, const float* x, int64_t n_tokens, float* y);
-  // Where position `pos` of the sequence with `table` keeps layer il's K (V follows it).
+  // Where position `pos` of the sequence with `table` keeps layer il's K (V follows it); il is a
+  // model layer in the range.
   uint8_t* kv_row(std::span<const int32_t> table, int64_t il, int64_t pos);
 
   const Hparams& hp_;
@@ -85,14 +98,16 @@ class CpuForward : public Forward, public BatchForward {
   int64_t n_blocks_;
   int64_t max_segments_;
   int64_t window_;
+  int64_t first_layer_;  // the range run: [first_layer_, end_layer_)
+  int64_t end_layer_;
   int64_t n_past_ = 0;
   GgmlType kv_type_;
   size_t kv_row_bytes_;  // one position of one layer's K (or V): n_embd_kv values
-  size_t block_bytes_;   // one block: every layer's K and V of kKvBlockPositions positions
+  size_t block_bytes_;   // one block: the range's layers' K and V of kKvBlockPositions positions
   ref::RopeParams rope_;
   ThreadPool pool_;
   cpu::MatmulWorkspace workspace_;
-  std::vector<uint8_t> kv_pool_;    // [n_blocks][n_layer][K, V][kKvBlockPositions][row]
+  std::vector<uint8_t> kv_pool_;    // [n_blocks][range layers][K, V][kKvBlockPositions][row]
   std::vector<int32_t> own_table_;  // eval(): blocks 0, 1, 2, ...
   // The current step: its segments, and per token its segment and position.
   std::span<const BatchSegment> step_;

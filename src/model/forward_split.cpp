@@ -1,0 +1,28 @@
+#include "model/forward_split.h"
+
+#include "core/check.h"
+
+namespace pensieve {
+
+SplitForward::SplitForward(std::unique_ptr<LayerStage> front, std::unique_ptr<LayerStage> back)
+    : front_(std::move(front)), back_(std::move(back)) {
+  const LayerRange f = front_->layers();
+  const LayerRange b = back_->layers();
+  PV_CHECK(f.first == 0 && f.end == b.first, "split: layers [{}, {}) then [{}, {})", f.first, f.end,
+           b.first, b.end);
+  PV_CHECK(front_->n_ctx() == back_->n_ctx() && front_->n_blocks() == back_->n_blocks() &&
+               front_->max_batch() == back_->max_batch() &&
+               front_->max_segments() == back_->max_segments(),
+           "split: the stages' limits differ");
+}
+
+Expected<std::span<const float>> SplitForward::eval_batch(std::span<const BatchSegment> segments) {
+  PV_TRY(std::span<const float> hidden, front_->eval_layers(segments, {}));
+  return back_->eval_layers(segments, hidden);
+}
+
+int64_t SplitForward::discard_blocks(std::span<const int32_t> blocks) {
+  return front_->discard_blocks(blocks) + back_->discard_blocks(blocks);
+}
+
+}  // namespace pensieve
