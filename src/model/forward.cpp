@@ -13,15 +13,32 @@ int32_t greedy_pick(std::span<const float> logits) {
   return static_cast<int32_t>(best);
 }
 
+std::span<const int32_t> BatchForward::greedy_picks(std::span<const float> logits,
+                                                    size_t n_segments) {
+  const size_t n_vocab = logits.size() / n_segments;
+  greedy_.resize(n_segments);
+  for (size_t i = 0; i < n_segments; ++i) {
+    greedy_[i] = greedy_pick(logits.subspan(i * n_vocab, n_vocab));
+  }
+  return greedy_;
+}
+
 Expected<std::span<const int32_t>> BatchForward::eval_batch_greedy(
     std::span<const BatchSegment> segments) {
   PV_TRY(std::span<const float> logits, eval_batch(segments));
-  const size_t n_vocab = logits.size() / segments.size();
-  greedy_.resize(segments.size());
-  for (size_t i = 0; i < segments.size(); ++i) {
-    greedy_[i] = greedy_pick(logits.subspan(i * n_vocab, n_vocab));
-  }
-  return std::span<const int32_t>(greedy_);
+  return greedy_picks(logits, segments.size());
+}
+
+Expected<std::span<const int32_t>> LayerStage::eval_layers_greedy(
+    std::span<const BatchSegment> segments, std::span<const float> hidden) {
+  PV_TRY(std::span<const float> logits, eval_layers(segments, hidden));
+  return greedy_picks(logits, segments.size());
+}
+
+Unexpected<Error> only_part_of_model(LayerRange layers, int64_t n_layer) {
+  return make_error(ErrorCode::kInvalidArgument,
+                    "forward: this pass runs layers [{}, {}) of {}: use eval_layers", layers.first,
+                    layers.end, n_layer);
 }
 
 Expected<int64_t> check_batch(std::span<const BatchSegment> segments, const BatchLimits& limits) {

@@ -57,6 +57,8 @@ class BatchForward {
   virtual int64_t max_segments() const = 0;
 
  protected:
+  // greedy_pick of each of n_segments rows of logits, into greedy_.
+  std::span<const int32_t> greedy_picks(std::span<const float> logits, size_t n_segments);
   std::vector<int32_t> greedy_;  // eval_batch_greedy's picks
 };
 
@@ -79,8 +81,15 @@ class LayerStage : public BatchForward {
   // eval_batch, and a `hidden` of the wrong size.
   virtual Expected<std::span<const float>> eval_layers(std::span<const BatchSegment> segments,
                                                        std::span<const float> hidden) = 0;
+  // The same pass for a range that ends the model, with only each segment's greedy pick coming
+  // back (as eval_batch_greedy). This default picks from eval_layers()'s logits.
+  virtual Expected<std::span<const int32_t>> eval_layers_greedy(
+      std::span<const BatchSegment> segments, std::span<const float> hidden);
   virtual LayerRange layers() const = 0;  // end resolved
 };
+
+// The error of a call that needs the whole model made to a stage that runs only `layers`.
+Unexpected<Error> only_part_of_model(LayerRange layers, int64_t n_layer);
 
 // The index of the largest logit, the lowest of equal ones; -1 if a logit is not finite (the
 // step's output is then unusable, as Generation::step finds it).

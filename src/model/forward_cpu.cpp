@@ -146,18 +146,8 @@ void CpuForward::matmul(const Matrix& w, const float* x, int64_t n_tokens, float
   cpu::matmul(w, x, n_tokens, y, pool_, workspace_);
 }
 
-namespace {
-
-Unexpected<Error> not_whole_model(LayerRange layers, int64_t n_layer) {
-  return make_error(ErrorCode::kInvalidArgument,
-                    "forward: this pass runs layers [{}, {}) of {}: use eval_layers", layers.first,
-                    layers.end, n_layer);
-}
-
-}  // namespace
-
 Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> tokens) {
-  if (!whole_model()) return not_whole_model(layers(), hp_.n_layer);
+  if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
   if (tokens.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
   }
@@ -185,7 +175,7 @@ Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> token
 }
 
 Expected<std::span<const float>> CpuForward::eval_batch(std::span<const BatchSegment> segments) {
-  if (!whole_model()) return not_whole_model(layers(), hp_.n_layer);
+  if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
   return eval_layers(segments, {});
 }
 

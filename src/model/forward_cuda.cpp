@@ -29,10 +29,19 @@ struct NamedMatrix {
   const Matrix* m;
 };
 
-// Every matrix the pass reads, named as in the GGUF file (phi3's row ranges by their role).
-std::vector<NamedMatrix> named_matrices(const ModelWeights& w) {
-  std::vector<NamedMatrix> out = {{"token_embd", &w.token_embd}, {"output", &w.output}};
-  for (size_t il = 0; il < w.layers.size(); ++il) {
+// The layer range of the options, its end resolved.
+LayerRange resolved(const Hparams& hp, LayerRange layers) {
+  if (layers.end < 0) layers.end = hp.n_layer;
+  return layers;
+}
+
+// Every matrix a pass over `layers` reads, named as in the GGUF file (phi3's row ranges by their
+// role): the embeddings when the range starts the model, the output matrix when it ends it.
+std::vector<NamedMatrix> named_matrices(const ModelWeights& w, LayerRange layers) {
+  std::vector<NamedMatrix> out;
+  if (layers.first == 0) out.push_back({"token_embd", &w.token_embd});
+  if (layers.end == static_cast<int64_t>(w.layers.size())) out.push_back({"output", &w.output});
+  for (size_t il = sz(layers.first); il < sz(layers.end); ++il) {
     const LayerWeights& l = w.layers[il];
     const std::string p = "blk." + std::to_string(il) + ".";
     for (const auto& [name, m] :
@@ -47,17 +56,19 @@ std::vector<NamedMatrix> named_matrices(const ModelWeights& w) {
 
 // Every tensor to upload, by host address and size; the ones several views share (tied
 // embeddings) appear once, at their largest size.
-std::map<const void*, size_t> host_tensors(const Hparams& hp, const ModelWeights& w) {
+std::map<const void*, size_t> host_tensors(const Hparams& hp, const ModelWeights& w,
+                                           LayerRange layers) {
   std::map<const void*, size_t> bytes;
   auto add = [&bytes](const void* data, size_t n) {
     if (data != nullptr) bytes[data] = std::max(bytes[data], n);
   };
-  for (const NamedMatrix& nm : named_matrices(w)) add(nm.m->data, matrix_bytes(*nm.m));
+  for (const NamedMatrix& nm : named_matrices(w, layers)) add(nm.m->data, matrix_bytes(*nm.m));
   const size_t embd = sz(hp.n_embd) * sizeof(float);
   const size_t n_q = sz(hp.n_head * hp.head_dim) * sizeof(float);
   const size_t n_kv = sz(hp.n_embd_kv()) * sizeof(float);
-  add(w.output_norm, embd);
-  for (const LayerWeights& l : w.layers) {
+  if (layers.end == hp.n_layer) add(w.output_norm, embd);
+  for (int64_t il = layers.first; il < layers.end; ++il) {
+    const LayerWeights& l = w.layers[sz(il)];
     add(l.attn_norm, embd);
     add(l.ffn_norm, embd);
     add(l.bq, n_q);
@@ -74,9 +85,9 @@ struct WeightLayout {
   size_t total = 0;
 };
 
-WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w) {
+WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w, LayerRange layers) {
   WeightLayout layout;
-  layout.bytes = host_tensors(hp, w);
+  layout.bytes = host_tensors(hp, w, layers);
   for (const auto& [data, n] : layout.bytes) {
     layout.offsets[data] = layout.total;
     layout.total += align_up(n);
@@ -113,9 +124,10 @@ int64_t batch_ints(int64_t n_ctx, const CudaForwardOptions& o) {
 }
 
 // Elements of the largest layer matrix that the tensor cores read dequantized.
-int64_t dequantized_elements(const ModelWeights& w) {
+int64_t dequantized_elements(const ModelWeights& w, LayerRange layers) {
   int64_t most = 0;
-  for (const LayerWeights& l : w.layers) {
+  for (int64_t il = layers.first; il < layers.end; ++il) {
+    const LayerWeights& l = w.layers[sz(il)];
     for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
       if (CudaForward::gemm_capable(*m) && !CudaForward::gemm_direct(*m)) {
         most = std::max(most, m->n_rows * m->n_cols);
@@ -156,7 +168,7 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n
   s.xq_ds = take(q8_rows * widest / 32 * 2, sizeof(float));
   const bool gemm = max_batch >= o.gemm_min_tokens;
   s.x16 = take(gemm ? max_batch * widest : 0, sizeof(uint16_t));
-  s.w16 = take(gemm ? dequantized_elements(w) : 0, sizeof(uint16_t));
+  s.w16 = take(gemm ? dequantized_elements(w, resolved(hp, o.layers)) : 0, sizeof(uint16_t));
   s.batch_ints = take(batch_ints(n_ctx, o), sizeof(int32_t));
   s.greedy = take(o.max_segments, sizeof(int32_t));
   s.split_k = take(gemm ? split_k_floats(hp, max_batch) : 0, sizeof(float));
@@ -176,7 +188,11 @@ size_t kv_layer_bytes(const Hparams& hp, int64_t n_ctx, const CudaForwardOptions
 }
 
 // What the kernels cannot compute with, before any device work.
-Expected<void> check_supported(const Hparams& hp, const ModelWeights& w) {
+Expected<void> check_supported(const Hparams& hp, const ModelWeights& w, LayerRange layers) {
+  if (layers.first < 0 || layers.first >= layers.end || layers.end > hp.n_layer) {
+    return make_error(ErrorCode::kInvalidArgument, "cuda: layers [{}, {}) of {}", layers.first,
+                      layers.end, hp.n_layer);
+  }
   if (hp.head_dim % 2 != 0 || hp.head_dim > cuda::kMaxHeadDim) {
     return make_error(ErrorCode::kUnsupported,
                       "cuda: head size {} is not supported (even sizes up to {})", hp.head_dim,
@@ -186,7 +202,7 @@ Expected<void> check_supported(const Hparams& hp, const ModelWeights& w) {
     return make_error(ErrorCode::kUnsupported, "cuda: RoPE over {} of {} head dims", hp.n_rot,
                       hp.head_dim);
   }
-  for (const NamedMatrix& nm : named_matrices(w)) {
+  for (const NamedMatrix& nm : named_matrices(w, layers)) {
     if (!cuda::matrix_type_supported(nm.m->type)) {
       return make_error(ErrorCode::kUnsupported,
                         "cuda: tensor '{}' has type {}; the CUDA backend computes with F32, F16, "
@@ -208,17 +224,18 @@ Expected<void> check_supported(const Hparams& hp, const ModelWeights& w) {
 
 CudaForward::MemoryPlan CudaForward::memory_plan(const Hparams& hp, const ModelWeights& weights,
                                                  int64_t n_ctx, const CudaForwardOptions& options) {
+  const LayerRange layers = resolved(hp, options.layers);
   MemoryPlan plan;
-  plan.weights_bytes = static_cast<int64_t>(layout_weights(hp, weights).total);
-  plan.kv_bytes =
-      static_cast<int64_t>(2 * sz(hp.n_layer) * align_up(kv_layer_bytes(hp, n_ctx, options)));
+  plan.weights_bytes = static_cast<int64_t>(layout_weights(hp, weights, layers).total);
+  plan.kv_bytes = static_cast<int64_t>(2 * sz(layers.end - layers.first) *
+                                       align_up(kv_layer_bytes(hp, n_ctx, options)));
   plan.scratch_bytes = static_cast<int64_t>(layout_scratch(hp, weights, n_ctx, options).total);
   return plan;
 }
 
-int64_t CudaForward::kv_block_bytes(const Hparams& hp) {
-  return 2 * hp.n_layer * BatchForward::kKvBlockPositions * hp.n_embd_kv() *
-         static_cast<int64_t>(sizeof(uint16_t));
+int64_t CudaForward::kv_block_bytes(const Hparams& hp, int64_t n_layers) {
+  return 2 * (n_layers < 0 ? hp.n_layer : n_layers) * BatchForward::kKvBlockPositions *
+         hp.n_embd_kv() * static_cast<int64_t>(sizeof(uint16_t));
 }
 
 Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
@@ -238,7 +255,7 @@ Expected<std::unique_ptr<CudaForward>> CudaForward::create(const Hparams& hp,
                       options.max_segments, options.gemm_min_tokens, options.q8_gemm_max_tokens,
                       cuda::kGemmQ8MaxTokens);
   }
-  PV_TRY_VOID(check_supported(hp, weights));
+  PV_TRY_VOID(check_supported(hp, weights, resolved(hp, options.layers)));
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count == 0) {
@@ -281,7 +298,9 @@ CudaForward::CudaForward(const Hparams& hp, int64_t n_ctx, const CudaForwardOpti
       decode_graph_(options.decode_graph),
       blas_min_tokens_(options.blas_min_tokens),
       kv_blocks_(resolved_kv_blocks(n_ctx, options)),
-      max_segments_(options.max_segments) {}
+      max_segments_(options.max_segments),
+      first_layer_(resolved(hp, options.layers).first),
+      end_layer_(resolved(hp, options.layers).end) {}
 
 CudaForward::~CudaForward() {
   cudaSetDevice(device_);
@@ -293,6 +312,7 @@ CudaForward::~CudaForward() {
   cudaFreeHost(batch_host_);
   cudaFreeHost(greedy_host_);
   cudaFreeHost(logits_);
+  cudaFreeHost(hidden_host_);
   cudaFree(weights_mem_);
   cudaFree(kv_mem_);
   cudaFree(scratch_mem_);
@@ -300,8 +320,9 @@ CudaForward::~CudaForward() {
 
 // Allocates the KV cache and the scratch, then the weights (upload_weights).
 Expected<void> CudaForward::allocate(const ModelWeights& w) {
-  const WeightLayout layout = layout_weights(hp_, w);
+  const WeightLayout layout = layout_weights(hp_, w, layers());
   CudaForwardOptions o;
+  o.layers = layers();
   o.max_batch = max_batch_;
   o.gemm_min_tokens = gemm_min_tokens_;
   o.matvec_max_tokens = matvec_max_tokens_;
@@ -311,7 +332,7 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   o.max_segments = max_segments_;
   const ScratchLayout scratch = layout_scratch(hp_, w, n_ctx_, o);
   kv_layer_bytes_ = align_up(kv_layer_bytes(hp_, n_ctx_, o));
-  const size_t kv_total = 2 * sz(hp_.n_layer) * kv_layer_bytes_;
+  const size_t kv_total = 2 * sz(end_layer_ - first_layer_) * kv_layer_bytes_;
   const char* kAlloc = "allocating device memory";
   PV_TRY_VOID(cuda_ok(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "new stream"));
   PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&kv_mem_), kv_total), kAlloc));
@@ -328,6 +349,11 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&logits_),
                                      sz(max_segments_ * hp_.n_vocab) * sizeof(float)),
                       kPin));
+  if (end_layer_ < hp_.n_layer) {
+    PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&hidden_host_),
+                                       sz(max_batch_ * hp_.n_embd) * sizeof(float)),
+                        kPin));
+  }
   allocated_ = {static_cast<int64_t>(layout.total), static_cast<int64_t>(kv_total),
                 static_cast<int64_t>(scratch.total)};
   PV_TRY_VOID(cuda_ok(cudaMemset(kv_mem_, 0, kv_total), "clearing the KV cache"));
@@ -371,7 +397,7 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
 
 // Allocates the weights' region, uploads them and points the device views at them.
 Expected<void> CudaForward::upload_weights(const ModelWeights& w) {
-  const WeightLayout layout = layout_weights(hp_, w);
+  const WeightLayout layout = layout_weights(hp_, w, layers());
   PV_TRY_VOID(cuda_ok(cudaMalloc(reinterpret_cast<void**>(&weights_mem_), layout.total),
                       "allocating device memory for the weights"));
   for (const auto& [data, bytes] : layout.bytes) {
@@ -381,7 +407,7 @@ Expected<void> CudaForward::upload_weights(const ModelWeights& w) {
   }
   // Q8_0 and Q4_0 rows into the device layout, each uploaded tensor once.
   std::set<const void*> rearranged;
-  for (const NamedMatrix& nm : named_matrices(w)) {
+  for (const NamedMatrix& nm : named_matrices(w, layers())) {
     const Matrix& m = *nm.m;
     if (m.data == nullptr || !cuda::device_layout_differs(m.type)) continue;
     if (!rearranged.insert(m.data).second) continue;
@@ -400,8 +426,11 @@ Expected<void> CudaForward::upload_weights(const ModelWeights& w) {
                                  freqs.size() * sizeof(double), cudaMemcpyHostToDevice),
                       "uploading RoPE frequencies"));
 
+  // Tensors outside the range (the embeddings past layer 0, the output before the end) have no
+  // device copy.
   auto device = [&](const void* host) -> const uint8_t* {
-    return host == nullptr ? nullptr : weights_mem_ + layout.offsets.at(host);
+    const auto at = layout.offsets.find(host);
+    return at == layout.offsets.end() ? nullptr : weights_mem_ + at->second;
   };
   auto vec = [&](const float* host) { return reinterpret_cast<const float*>(device(host)); };
   auto mat = [&](const Matrix& m) {
@@ -412,7 +441,8 @@ Expected<void> CudaForward::upload_weights(const ModelWeights& w) {
   output_norm_ = vec(w.output_norm);
   rope_freqs_ = reinterpret_cast<const double*>(weights_mem_ + layout.freqs_offset);
   layers_.clear();
-  for (const LayerWeights& l : w.layers) {
+  for (int64_t il = first_layer_; il < end_layer_; ++il) {
+    const LayerWeights& l = w.layers[sz(il)];
     layers_.push_back({vec(l.attn_norm), mat(l.wq), mat(l.wk), mat(l.wv), vec(l.bq), vec(l.bk),
                        vec(l.bv), mat(l.wo), vec(l.ffn_norm), mat(l.ffn_gate), mat(l.ffn_up),
                        mat(l.ffn_down)});
@@ -446,6 +476,7 @@ Expected<void> CudaForward::restore_weights(const ModelWeights& weights) {
 }
 
 Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> tokens) {
+  if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
   if (tokens.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
   }

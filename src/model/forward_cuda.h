@@ -55,11 +55,14 @@ struct CudaForwardOptions {
   // for one sequence of n_ctx), and the sequences one step may carry.
   int64_t kv_blocks = 0;
   int64_t max_segments = 1;
+  // The layers this pass runs (LayerStage): only their weights and K/V go to the device, and the
+  // embedding or the output norm and logits only when the range starts or ends the model.
+  LayerRange layers = {};
 };
 
 // eval() serves one sequence in the cache's first n_ctx rows, eval_batch() the pool through
 // block tables: use one or the other on an instance.
-class CudaForward : public Forward, public BatchForward {
+class CudaForward : public Forward, public LayerStage {
  public:
   // Device memory a CudaForward of these settings allocates, known before building one.
   struct MemoryPlan {
@@ -70,8 +73,8 @@ class CudaForward : public Forward, public BatchForward {
   };
   static MemoryPlan memory_plan(const Hparams& hp, const ModelWeights& weights, int64_t n_ctx,
                                 const CudaForwardOptions& options = {});
-  // Device bytes one KV block takes (K and V of every layer).
-  static int64_t kv_block_bytes(const Hparams& hp);
+  // Device bytes one KV block takes (K and V of n_layers layers; -1: all).
+  static int64_t kv_block_bytes(const Hparams& hp, int64_t n_layers = -1);
 
   // Uploads the weights and allocates the cache. Errors: no usable device (kUnavailable), a
   // weight type or head size the kernels do not handle (kUnsupported), not enough free device
@@ -97,6 +100,13 @@ class CudaForward : public Forward, public BatchForward {
   // Device memory stays allocated (the pool is sized once, at start): gives back nothing.
   int64_t discard_blocks(std::span<const int32_t> blocks) override;
   int64_t n_blocks() const override { return kv_blocks_; }
+  // LayerStage: hidden states go up before the step and come back after it (a range that ends
+  // before the model's end), or the logits or picks do.
+  Expected<std::span<const float>> eval_layers(std::span<const BatchSegment> segments,
+                                               std::span<const float> hidden) override;
+  Expected<std::span<const int32_t>> eval_layers_greedy(std::span<const BatchSegment> segments,
+                                                        std::span<const float> hidden) override;
+  LayerRange layers() const override { return {first_layer_, end_layer_}; }
   int64_t max_batch() const override { return max_batch_; }
   int64_t max_segments() const override { return max_segments_; }
 
@@ -152,8 +162,14 @@ class CudaForward : public Forward, public BatchForward {
   // n, captured at its first use.
   Expected<void> run_batch_graph(int64_t n);
   void run_batch(int64_t n_tokens, int64_t n_segments);  // eval_batch's launches
-  // Checks the batch, uploads its inputs and launches the step; returns the segment count.
-  Expected<int64_t> launch_batch(std::span<const BatchSegment> segments);
+  // Checks the batch, uploads its inputs (the hidden states of a range past layer 0) and
+  // launches the step; returns the segment count, and the token count in step_tokens_.
+  Expected<int64_t> launch_batch(std::span<const BatchSegment> segments,
+                                 std::span<const float> hidden);
+  bool whole_model() const { return first_layer_ == 0 && end_layer_ == hp_.n_layer; }
+  const DeviceLayer& layer(int64_t il) const {
+    return layers_[static_cast<size_t>(il - first_layer_)];
+  }
   void drop_graphs();
   Expected<void> read_logits();
 
@@ -192,6 +208,9 @@ class CudaForward : public Forward, public BatchForward {
   std::string blas_note_;
   int64_t kv_blocks_;
   int64_t max_segments_;
+  int64_t first_layer_;  // the range run: [first_layer_, end_layer_)
+  int64_t end_layer_;
+  int64_t step_tokens_ = 0;  // the last launch_batch's tokens
   int64_t n_past_ = 0;
   CUstream_st* stream_ = nullptr;
   CUgraphExec_st* graph_ = nullptr;  // the decode step, captured at its first use
@@ -211,10 +230,11 @@ class CudaForward : public Forward, public BatchForward {
   Matrix token_embd_;
   Matrix output_;
   const float* output_norm_ = nullptr;
-  std::vector<DeviceLayer> layers_;
+  std::vector<DeviceLayer> layers_;     // the range's, from first_layer_
   const double* rope_freqs_ = nullptr;  // [n_rot / 2]
   float rope_attn_factor_ = 1.0f;
-  // Layer il's K cache at kv_mem_ + il * 2 * kv_layer_bytes_, its V cache right after.
+  // Layer il's K cache at kv_mem_ + (il - first_layer_) * 2 * kv_layer_bytes_, its V cache
+  // right after.
   size_t kv_layer_bytes_ = 0;  // [n_ctx, n_embd_kv] F16
 
   // Activations of one pass, on the device.
@@ -250,6 +270,7 @@ class CudaForward : public Forward, public BatchForward {
   int32_t* batch_host_ = nullptr;   // as batch_ints_
   int32_t* greedy_host_ = nullptr;  // as greedy_dev_
   float* logits_ = nullptr;         // [max_segments, n_vocab]
+  float* hidden_host_ = nullptr;    // [max_batch, n_embd] a range's output, before the end
 };
 
 }  // namespace pensieve

@@ -2,7 +2,8 @@
 // chunk; each token's position and its sequence's block table travel to the device in one
 // upload, and rope_store_kv and attention read the pool through them. Nothing else of a step
 // depends on the host, so a decode step (one token a sequence) replays a CUDA graph
-// (forward_cuda_graphs.cpp).
+// (forward_cuda_graphs.cpp). As a LayerStage, a range past layer 0 starts from hidden states
+// uploaded into x_, and one that ends before the model's end sends x_ back instead of logits.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -20,7 +21,27 @@ size_t sz(int64_t n) { return static_cast<size_t>(n); }
 }  // namespace
 
 Expected<std::span<const float>> CudaForward::eval_batch(std::span<const BatchSegment> segments) {
-  PV_TRY(const int64_t n_segments, launch_batch(segments));
+  if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
+  return eval_layers(segments, {});
+}
+
+Expected<std::span<const int32_t>> CudaForward::eval_batch_greedy(
+    std::span<const BatchSegment> segments) {
+  if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
+  return eval_layers_greedy(segments, {});
+}
+
+Expected<std::span<const float>> CudaForward::eval_layers(std::span<const BatchSegment> segments,
+                                                          std::span<const float> hidden) {
+  PV_TRY(const int64_t n_segments, launch_batch(segments, hidden));
+  if (end_layer_ < hp_.n_layer) {  // the next stage takes every token's hidden state
+    const size_t n_states = sz(step_tokens_ * hp_.n_embd);
+    PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(hidden_host_, x_, n_states * sizeof(float),
+                                        cudaMemcpyDeviceToHost, stream_),
+                        "reading hidden states"));
+    PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
+    return std::span<const float>(hidden_host_, n_states);
+  }
   const size_t n_logits = sz(n_segments * hp_.n_vocab);
   PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(logits_, logits_dev_, n_logits * sizeof(float),
                                       cudaMemcpyDeviceToHost, stream_),
@@ -29,9 +50,14 @@ Expected<std::span<const float>> CudaForward::eval_batch(std::span<const BatchSe
   return std::span<const float>(logits_, n_logits);
 }
 
-Expected<std::span<const int32_t>> CudaForward::eval_batch_greedy(
-    std::span<const BatchSegment> segments) {
-  PV_TRY(const int64_t n_segments, launch_batch(segments));
+Expected<std::span<const int32_t>> CudaForward::eval_layers_greedy(
+    std::span<const BatchSegment> segments, std::span<const float> hidden) {
+  if (end_layer_ < hp_.n_layer) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "forward: layers [{}, {}) of {} have no logits to pick from", first_layer_,
+                      end_layer_, hp_.n_layer);
+  }
+  PV_TRY(const int64_t n_segments, launch_batch(segments, hidden));
   cuda::argmax_rows(logits_dev_, n_segments, hp_.n_vocab, greedy_dev_, stream_);
   PV_TRY_VOID(cuda_ok(cudaGetLastError(), "picking the greedy tokens"));
   PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(greedy_host_, greedy_dev_, sz(n_segments) * sizeof(int32_t),
@@ -41,9 +67,16 @@ Expected<std::span<const int32_t>> CudaForward::eval_batch_greedy(
   return std::span<const int32_t>(greedy_host_, sz(n_segments));
 }
 
-Expected<int64_t> CudaForward::launch_batch(std::span<const BatchSegment> segments) {
+Expected<int64_t> CudaForward::launch_batch(std::span<const BatchSegment> segments,
+                                            std::span<const float> hidden) {
   PV_TRY(const int64_t n_tokens,
          check_batch(segments, {n_ctx_, kv_blocks_, hp_.n_vocab, max_batch_, max_segments_}));
+  const size_t want = first_layer_ == 0 ? 0 : sz(n_tokens * hp_.n_embd);
+  if (hidden.size() != want) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "forward: layers from {} take {} hidden-state values for {} tokens, not {}",
+                      first_layer_, want, n_tokens, hidden.size());
+  }
   if (weights_mem_ == nullptr) {
     return make_error(ErrorCode::kUnavailable, "cuda: the weights were released; restore them");
   }
@@ -75,6 +108,12 @@ Expected<int64_t> CudaForward::launch_batch(std::span<const BatchSegment> segmen
   PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(batch_ints_, batch_host_, sz(n_ints) * sizeof(int32_t),
                                       cudaMemcpyHostToDevice, stream_),
                       "uploading the batch"));
+  if (!hidden.empty()) {  // x_ starts as the stage before left it; the graphs read it from there
+    PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(x_, hidden.data(), hidden.size() * sizeof(float),
+                                        cudaMemcpyHostToDevice, stream_),
+                        "uploading hidden states"));
+  }
+  step_tokens_ = n_tokens;
   // cuBLAS products stay out of the graphs.
   const bool blas = blas_ != nullptr && blas_min_tokens_ > 0 && n_tokens >= blas_min_tokens_;
   if (decode_graph_ && n_tokens == n_segments && !blas) {
@@ -93,7 +132,7 @@ void CudaForward::run_batch(int64_t n_tokens, int64_t n_segments) {
   place.table_offsets = dev + 2 * max_batch_;
   place.block_tables = dev + 3 * max_batch_ + max_segments_;
   run_chunk(dev, n_tokens, place);
-  logits_of_rows(dev + 3 * max_batch_, n_segments);
+  if (end_layer_ == hp_.n_layer) logits_of_rows(dev + 3 * max_batch_, n_segments);
 }
 
 int64_t CudaForward::discard_blocks(std::span<const int32_t> /*blocks*/) { return 0; }

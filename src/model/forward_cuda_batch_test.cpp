@@ -20,6 +20,7 @@
 
 #include "model/forward_cpu.h"
 #include "model/forward_cuda.h"
+#include "model/forward_split.h"
 #include "model/model.h"
 #include "model/quantize.h"
 #include "model/synth.h"
@@ -68,10 +69,37 @@ struct Sequence {
   int64_t fed = 0;              // tokens already in the cache
 };
 
+// The device side of a comparison: the whole model on the GPU, or split with the CPU at layer
+// `split`: the CPU first and the GPU after (gpu_back), or the other way round.
+struct DeviceSide {
+  int64_t split = 0;  // 0: no split
+  bool gpu_back = true;
+};
+
+std::unique_ptr<BatchForward> device_forward(const Model& m, int64_t n_ctx,
+                                             const CudaForwardOptions& base, DeviceSide side) {
+  const Hparams& hp = m.hparams();
+  CudaForwardOptions o = base;
+  if (side.split > 0)
+    o.layers = side.gpu_back ? LayerRange{side.split, -1} : LayerRange{0, side.split};
+  auto made = CudaForward::create(hp, m.weights(), n_ctx, o);
+  EXPECT_TRUE(made.has_value()) << made.error().message;
+  if (!made) return nullptr;
+  if (side.split == 0) return std::move(*made);
+  const LayerRange cpu_layers =
+      side.gpu_back ? LayerRange{0, side.split} : LayerRange{side.split, -1};
+  auto cpu =
+      std::make_unique<CpuForward>(hp, m.weights(), n_ctx, 2, o.max_batch, GgmlType::kF16,
+                                   o.kv_blocks, o.max_segments, o.attention_window, cpu_layers);
+  if (side.gpu_back) return std::make_unique<SplitForward>(std::move(cpu), std::move(*made));
+  return std::make_unique<SplitForward>(std::move(*made), std::move(cpu));
+}
+
 // Runs both forwards through the same steps: step i gives each active sequence `chunk[i][s]`
 // new tokens (0: none this step); tokens after a sequence's prompt are the CPU's greedy picks.
 void compare(const Model& m, const std::vector<std::vector<int64_t>>& chunks,
-             const std::vector<int64_t>& prompt_lengths, int64_t window, double tolerance) {
+             const std::vector<int64_t>& prompt_lengths, int64_t window, double tolerance,
+             DeviceSide side = {}) {
   const Hparams& hp = m.hparams();
   const int64_t n_ctx = 256;
   const auto n_seq = static_cast<int64_t>(prompt_lengths.size());
@@ -82,9 +110,9 @@ void compare(const Model& m, const std::vector<std::vector<int64_t>>& chunks,
   o.kv_blocks = n_blocks;
   o.max_segments = n_seq;
   o.attention_window = window;
-  auto made = CudaForward::create(hp, m.weights(), n_ctx, o);
-  ASSERT_TRUE(made.has_value()) << made.error().message;
-  CudaForward& gpu = **made;
+  const std::unique_ptr<BatchForward> made = device_forward(m, n_ctx, o, side);
+  ASSERT_NE(made, nullptr);
+  BatchForward& gpu = *made;
   ASSERT_EQ(gpu.n_blocks(), n_blocks);
 
   std::mt19937 rng(5);
@@ -164,6 +192,68 @@ TEST_P(CudaBatch, MatchesCpuBatchWithAWindow) {
   auto model = tiny_llama(type);
   ASSERT_NE(model, nullptr);
   compare(*model, schedule(), {40, 21, 8}, 24, type == "F16" ? 5e-3 : 3e-2);
+}
+
+// A model split between the CPU and the GPU (SplitForward of a CpuForward and a CudaForward
+// stage, each way round, at two layers) decodes as the CPU does: the hidden states cross
+// between the stages every step, prompts and decode steps alike.
+TEST_P(CudaBatch, SplitWithTheCpuMatchesCpuBatch) {
+  const std::string type = GetParam();
+  auto model = tiny_llama(type);
+  ASSERT_NE(model, nullptr);
+  const double tolerance = type == "F16" ? 5e-3 : 3e-2;
+  for (int64_t split : {int64_t{1}, model->hparams().n_layer - 1}) {
+    for (bool gpu_back : {true, false}) {
+      SCOPED_TRACE(testing::Message()
+                   << "split at " << split << (gpu_back ? ", GPU last" : ", GPU first"));
+      compare(*model, schedule(), {40, 21, 8}, 0, tolerance, {split, gpu_back});
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+// With the GPU last, the split's greedy step picks on the device what greedy_pick picks from
+// the same step's logits; a GPU stage that ends before the model has no logits to pick from.
+TEST(CudaSplit, GreedyStepPicksOnTheBackStage) {
+  if (!have_device()) GTEST_SKIP() << "no CUDA device";
+  auto model = tiny_llama("Q8_0");
+  ASSERT_NE(model, nullptr);
+  const Hparams& hp = model->hparams();
+  CudaForwardOptions o;
+  o.max_batch = 32;
+  o.kv_blocks = 4;
+  o.max_segments = 2;
+  auto split = device_forward(*model, 64, o, {1, true});
+  ASSERT_NE(split, nullptr);
+  const std::vector<int32_t> a = {1, 5, 9, 13}, b = {2, 4};
+  const std::vector<int32_t> ta = {0, 1}, tb = {3, 2};
+  const std::vector<BatchSegment> segments = {{a, 0, ta}, {b, 0, tb}};
+  auto logits = split->eval_batch(segments);
+  ASSERT_TRUE(logits.has_value()) << logits.error().message;
+  const std::vector<float> rows(logits->begin(), logits->end());
+  auto picks = split->eval_batch_greedy(segments);  // the same step again: the same K and V
+  ASSERT_TRUE(picks.has_value()) << picks.error().message;
+  const auto n_vocab = static_cast<size_t>(hp.n_vocab);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ((*picks)[i], greedy_pick(std::span<const float>(rows).subspan(i * n_vocab, n_vocab)));
+  }
+  o.layers = {0, 1};
+  auto front = CudaForward::create(hp, model->weights(), 64, o);
+  ASSERT_TRUE(front.has_value()) << front.error().message;
+  EXPECT_FALSE((*front)->eval_batch(segments).has_value());
+  EXPECT_FALSE((*front)->eval_layers_greedy(segments, {}).has_value());
+  auto hidden = (*front)->eval_layers(segments, {});
+  ASSERT_TRUE(hidden.has_value()) << hidden.error().message;
+  EXPECT_EQ(hidden->size(), static_cast<size_t>(6 * hp.n_embd));
+  // A stage's device memory is its range's: its layers' K and V, its weights only.
+  CudaForwardOptions all = o;
+  all.layers = {};
+  const CudaForward::MemoryPlan whole = CudaForward::memory_plan(hp, model->weights(), 64, all);
+  const CudaForward::MemoryPlan part = CudaForward::memory_plan(hp, model->weights(), 64, o);
+  EXPECT_EQ(part.kv_bytes * hp.n_layer, whole.kv_bytes);
+  EXPECT_LT(part.weights_bytes, whole.weights_bytes);
+  EXPECT_EQ((*front)->allocated().weights_bytes, part.weights_bytes);
+  EXPECT_EQ((*front)->allocated().kv_bytes, part.kv_bytes);
 }
 
 // Nine sequences decoding together: the layers on the tensor cores, the logits rows in groups of

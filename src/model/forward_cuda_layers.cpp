@@ -40,9 +40,10 @@ bool CudaForward::gemm_direct(const Matrix& w) {
   return w.type == GgmlType::kF16 && w.n_cols % 8 == 0;
 }
 
+// From the embeddings of ids, or past layer 0 from the hidden states already in x_.
 void CudaForward::run_chunk(const int32_t* ids, int64_t n, const KvPlace& place) {
-  cuda::get_rows(token_embd_, ids, n, x_, stream_);  // x: [n, n_embd]
-  for (int64_t il = 0; il < hp_.n_layer; ++il) {
+  if (first_layer_ == 0) cuda::get_rows(token_embd_, ids, n, x_, stream_);  // x: [n, n_embd]
+  for (int64_t il = first_layer_; il < end_layer_; ++il) {
     if (n <= matvec_max_tokens_) {
       decode_layer(il, n, place);
     } else {
@@ -54,9 +55,10 @@ void CudaForward::run_chunk(const int32_t* ids, int64_t n, const KvPlace& place)
 // RoPE, the cache write and attention for q_, k_, v_ into attn_ (and with out_q8 its 8-bit codes
 // into xq_).
 void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place, bool out_q8) {
-  const DeviceLayer& l = layers_[sz(il)];
-  auto* k_cache = reinterpret_cast<uint16_t*>(kv_mem_ + sz(il) * 2 * kv_layer_bytes_);
-  auto* v_cache = reinterpret_cast<uint16_t*>(kv_mem_ + (sz(il) * 2 + 1) * kv_layer_bytes_);
+  const DeviceLayer& l = layer(il);
+  const size_t slot = sz(il - first_layer_);  // the layer's place in the cache
+  auto* k_cache = reinterpret_cast<uint16_t*>(kv_mem_ + slot * 2 * kv_layer_bytes_);
+  auto* v_cache = reinterpret_cast<uint16_t*>(kv_mem_ + (slot * 2 + 1) * kv_layer_bytes_);
   cuda::RopeKvJob rope;
   rope.q = q_;
   rope.k = k_;
@@ -152,7 +154,7 @@ void CudaForward::prompt_matmul(const Matrix& w, ProductInput& in, int64_t n, fl
 }
 
 void CudaForward::prompt_layer(int64_t il, int64_t n, const KvPlace& place) {
-  const DeviceLayer& l = layers_[sz(il)];
+  const DeviceLayer& l = layer(il);
   const int64_t n_q = hp_.n_head * hp_.head_dim;
   cuda::rms_norm(x_, l.attn_norm, n, hp_.n_embd, hp_.rms_eps, xn_, stream_);
   ProductInput xn{xn_, hp_.n_embd};
@@ -217,7 +219,7 @@ void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<
 }  // namespace
 
 void CudaForward::decode_layer(int64_t il, int64_t n, const KvPlace& place) {
-  const DeviceLayer& l = layers_[sz(il)];
+  const DeviceLayer& l = layer(il);
   const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
   const int64_t n_q = hp_.n_head * hp_.head_dim;
   norm_rows(x_, l.attn_norm, n);

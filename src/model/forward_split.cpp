@@ -21,6 +21,12 @@ Expected<std::span<const float>> SplitForward::eval_batch(std::span<const BatchS
   return back_->eval_layers(segments, hidden);
 }
 
+Expected<std::span<const int32_t>> SplitForward::eval_batch_greedy(
+    std::span<const BatchSegment> segments) {
+  PV_TRY(std::span<const float> hidden, front_->eval_layers(segments, {}));
+  return back_->eval_layers_greedy(segments, hidden);
+}
+
 int64_t SplitForward::discard_blocks(std::span<const int32_t> blocks) {
   return front_->discard_blocks(blocks) + back_->discard_blocks(blocks);
 }
