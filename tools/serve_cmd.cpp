@@ -36,6 +36,7 @@
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/serve_gpu.h"
 
 namespace pensieve::cli {
 namespace {
@@ -104,7 +105,8 @@ int64_t http_buffers_bytes(const server::ServerConfig& config) {
 Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const GgufFile& header,
                                      const Hparams& hp, const CpuForward::MemoryPlan& plan,
                                      const memory::MemorySnapshot& machine,
-                                     int64_t others_outstanding) {
+                                     int64_t others_outstanding,
+                                     int64_t max_auto_ctx = kDefaultMaxCtx) {
   memory::BudgetInputs inputs;
   inputs.weights_bytes = static_cast<int64_t>(header.size_bytes());
   inputs.kv_bytes_per_position = plan.kv_bytes_per_position;
@@ -114,7 +116,7 @@ Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const G
   memory::BudgetRequest request;
   if (config.ctx > 0) request.n_ctx = config.ctx;
   request.n_parallel = config.parallel;
-  request.max_auto_ctx = kDefaultMaxCtx;
+  request.max_auto_ctx = max_auto_ctx;
   if (config.memory_budget > 0) request.cap_bytes = config.memory_budget;
   memory::MachineRoom room;
   room.usable_bytes = machine.usable_bytes();
@@ -133,39 +135,6 @@ Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const G
   room.cgroup_limit_bytes = machine.cgroup_limit_bytes;
   room.available_bytes = machine.available_bytes;
   return memory::plan_budget(inputs, request, room);
-}
-
-struct GpuForward {
-  CudaBatchForward batch;
-  server::MemoryContext::Gpu budget;
-};
-
-// The model on GPU 0 with a KV pool sized by the GPU budget: the n_ctx x n_parallel positions
-// the host budget planned when they fit in the free device memory, else the whole blocks that
-// do (at least one sequence of n_ctx; otherwise a refusal that names the sizes).
-Expected<GpuForward> make_gpu_forward(const Hparams& hp, const ModelWeights& weights,
-                                      const memory::Budget& budget, int64_t attention_window) {
-  DeviceForwardOptions options;
-  options.max_batch = kMaxBatch;
-  options.attention_window = attention_window;
-  options.max_segments = budget.n_parallel;
-  PV_TRY(const CudaDeviceInfo device, cuda_device_info(options.device));
-  PV_TRY(const DeviceMemoryPlan device_plan, cuda_memory_plan(hp, weights, budget.n_ctx, options));
-  memory::DeviceKvRequest request;
-  request.weights_bytes = device_plan.weights_bytes;
-  request.scratch_bytes = device_plan.scratch_bytes;
-  request.block_bytes = device_plan.kv_block_bytes;
-  request.block_positions = BatchForward::kKvBlockPositions;
-  request.n_ctx = budget.n_ctx;
-  request.n_parallel = budget.n_parallel;
-  const memory::DeviceRoom room{device.name, device_plan.free_bytes, device_plan.total_bytes, -1};
-  PV_TRY(const memory::DeviceKvPlan kv, memory::plan_device_kv(request, room));
-  log::info("serve: {}", memory::describe(kv, room));
-  options.kv_blocks = kv.n_blocks;
-  PV_TRY(CudaBatchForward batch, make_cuda_batch_forward(hp, weights, budget.n_ctx, options));
-  log::info("serve: long prompt chunks multiply with {}", batch.prompt_products);
-  return GpuForward{std::move(batch),
-                    {room, kv, device_plan.kv_block_bytes / BatchForward::kKvBlockPositions}};
 }
 
 // After the first signal: no new connections; in-flight requests get `drain_timeout` to finish,
@@ -228,6 +197,12 @@ int serve(const server::ServerConfig& config) {
         "serve: --device cuda: this pensieve was built without CUDA (configure with "
         "-DPENSIEVE_CUDA=ON, see README)");
   }
+  if (!on_gpu && config.gpu_layers > 0) {
+    log::warn(
+        "serve: --gpu-layers {} is ignored: the model runs on the CPU (--device cuda puts "
+        "layers on the GPU)",
+        config.gpu_layers);
+  }
   const int n_threads = config.threads > 0
                             ? config.threads
                             : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -248,20 +223,48 @@ int serve(const server::ServerConfig& config) {
   memory::Budget budget;
   CpuForward::MemoryPlan plan;
   int64_t n_ctx_train = 0;
+  std::optional<GpuPlacement> placement;
+  DeviceForwardOptions device_options;
+  device_options.max_batch = kMaxBatch;
   {
     // The header alone (mapped, nothing read yet) gives the sizes the budget needs.
-    auto header = GgufFile::open(config.model_path);
+    auto header = Model::load(config.model_path, MmapFile::Mode::kMapped);
     if (!header) return fail(header.error().message);
-    auto hp = read_hparams(**header);
-    if (!hp) return fail(hp.error().message);
-    n_ctx_train = hp->n_ctx_train;
-    plan = CpuForward::memory_plan(*hp, kMaxBatch, n_threads, *kv_type, config.parallel);
+    const Hparams& hp = (*header)->hparams();
+    n_ctx_train = hp.n_ctx_train;
+    plan = CpuForward::memory_plan(hp, kMaxBatch, n_threads, *kv_type, config.parallel);
     // On the GPU the KV cache lives in device memory (budgeted there, below): host memory holds
     // the mapped weights, the buffers and what the CPU plan counts as scratch (an upper bound).
     if (on_gpu) plan.kv_bytes_per_position = 0;
-    auto planned = plan_memory(config, **header, *hp, plan, *machine, others_outstanding);
+    auto planned = plan_memory(config, (*header)->file(), hp, plan, *machine, others_outstanding);
     if (!planned) return fail("serve: " + planned.error().message);
     budget = *planned;
+    if (on_gpu) {
+      // The GPU's layers first, at this context; the host's KV cache then holds the CPU's.
+      device_options.max_segments = budget.n_parallel;
+      auto placed = place_layers(
+          hp, (*header)->weights(),
+          {config.gpu_layers, budget.n_ctx, budget.n_parallel, config.gpu_memory_budget},
+          device_options);
+      if (!placed) return fail("serve: " + placed.error().message);
+      placement = *placed;
+    }
+    if (placement && placement->first_layer > 0) {
+      plan = CpuForward::memory_plan(hp, kMaxBatch, n_threads, *kv_type, config.parallel,
+                                     placement->first_layer);
+      planned = plan_memory(config, (*header)->file(), hp, plan, *machine, others_outstanding,
+                            budget.n_ctx);
+      if (!planned) return fail("serve: " + planned.error().message);
+      if (planned->n_ctx < budget.n_ctx) {  // a shorter context: the GPU needs less
+        auto placed = place_layers(hp, (*header)->weights(),
+                                   {hp.n_layer - placement->first_layer, planned->n_ctx,
+                                    planned->n_parallel, config.gpu_memory_budget},
+                                   device_options);
+        if (!placed) return fail("serve: " + placed.error().message);
+        placement = *placed;
+      }
+      budget = *planned;
+    }
   }
   std::fprintf(stderr, "%s\n", memory::describe(budget, config.kv_type).c_str());
   const int64_t attention_window =
@@ -294,28 +297,28 @@ int serve(const server::ServerConfig& config) {
   std::unique_ptr<BatchForward> forward;
   std::optional<server::MemoryContext::Gpu> gpu_budget;
   std::unique_ptr<WeightResidency> residency;
-  if (on_gpu) {
-    auto made = make_gpu_forward(hp, (*model)->weights(), budget, attention_window);
+  // The KV pool holds what the budget counted: n_ctx x n_parallel positions, shared by the
+  // running sequences (one may use up to n_ctx of them).
+  const int64_t host_blocks =
+      plan.kv_bytes_per_position == 0
+          ? 0
+          : (budget.kv_bytes / plan.kv_bytes_per_position + BatchForward::kKvBlockPositions - 1) /
+                BatchForward::kKvBlockPositions;
+  if (placement) {
+    device_options.attention_window = attention_window;
+    log::info("serve: {}", memory::describe(placement->kv, placement->room));
+    auto made = make_gpu_forward(**model, *placement, budget.n_ctx, device_options,
+                                 {n_threads, *kv_type, host_blocks});
     if (!made) return fail("serve: " + made.error().message);
-    forward = std::move(made->batch.forward);
+    log::info("serve: long prompt chunks multiply with {}", made->prompt_products);
+    forward = std::move(made->forward);
     gpu_budget = made->budget;
-    // Keep-alive frees the GPU's copy of the weights.
-    residency = std::make_unique<DeviceResidency>(**model, std::move(made->batch.release),
-                                                  std::move(made->batch.restore),
-                                                  made->batch.weights_bytes);
-    // The GPU holds its own copy: the host's pages of the weights go back to the system.
-    if (auto released = (*model)->release_weights(); !released) {
-      log::warn("serve: the host copy of the weights stays resident: {}", released.error().message);
-    }
+    residency = std::move(made->residency);  // keep-alive frees the GPU's copy of the weights
   } else {
-    // The KV pool holds what the budget counted: n_ctx x n_parallel positions, shared by the
-    // running sequences (one may use up to n_ctx of them).
-    const int64_t n_positions = budget.kv_bytes / plan.kv_bytes_per_position;
-    const int64_t n_blocks =
-        (n_positions + BatchForward::kKvBlockPositions - 1) / BatchForward::kKvBlockPositions;
     forward =
         std::make_unique<CpuForward>(hp, (*model)->weights(), budget.n_ctx, n_threads, kMaxBatch,
-                                     *kv_type, n_blocks, budget.n_parallel, attention_window);
+                                     *kv_type, host_blocks, budget.n_parallel, attention_window);
+    residency = std::make_unique<ModelResidency>(**model);
   }
 
   SchedulerOptions scheduler_options;
@@ -323,7 +326,6 @@ int serve(const server::ServerConfig& config) {
   scheduler_options.max_parallel = budget.n_parallel;
   scheduler_options.token_delay_ms = config.debug_token_delay_ms;
   scheduler_options.keep_alive = config.keep_alive;
-  if (!on_gpu) residency = std::make_unique<ModelResidency>(**model);
   scheduler_options.residency = residency.get();
   Scheduler scheduler(*forward, **tokenizer, scheduler_options);
 

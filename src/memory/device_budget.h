@@ -1,5 +1,6 @@
 // The GPU's side of the budget: weights, activations and the KV pool against the device memory
-// free at startup, less a reserve for the display, other programs and the CUDA context's growth.
+// free at startup, less a reserve for the display, other programs and the CUDA context's growth,
+// and within the user's cap when there is one.
 // The pool is what the host budget asked for (n_ctx x n_parallel positions) when it fits, else
 // as many whole blocks as fit, never less than one sequence of n_ctx. Pure arithmetic.
 #pragma once
@@ -16,6 +17,7 @@ struct DeviceRoom {
   int64_t free_bytes = 0;      // cudaMemGetInfo's free
   int64_t total_bytes = 0;     // and total
   int64_t reserve_bytes = -1;  // -1: auto, max(512 MiB, 5% of total)
+  int64_t cap_bytes = 0;       // at most this much for pensieve (--gpu-memory-budget); 0: none
 };
 
 struct DeviceKvRequest {

@@ -60,6 +60,28 @@ TEST(DeviceBudget, RefusesWhenOneSequenceDoesNotFit) {
   EXPECT_EQ(none.error().message.find("would fit"), std::string::npos) << none.error().message;
 }
 
+TEST(DeviceBudget, TheCapLimitsWhatIsUsed) {
+  // 80 GiB free, but at most 6 GiB: 6144 - 3800 - 300 = 2044 MiB for KV = 127 blocks.
+  DeviceRoom room{"GPU", 80 * kGiB, 80 * kGiB, -1};
+  room.cap_bytes = 6 * kGiB;
+  auto plan = plan_device_kv(seven_b(2048, 4), room);
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+  EXPECT_EQ(plan->n_blocks, 127);
+  EXPECT_LE(plan->total_bytes(), room.cap_bytes);
+  EXPECT_NE(describe(*plan, room).find("at most 6.00 GiB by --gpu-memory-budget"),
+            std::string::npos)
+      << describe(*plan, room);
+  // A cap above what is free less the reserve changes nothing.
+  room.cap_bytes = 79 * kGiB;
+  EXPECT_EQ(plan_device_kv(seven_b(4096, 8), room)->n_blocks, 1024);
+  // Below the weights: refused, naming the cap.
+  room.cap_bytes = 3 * kGiB;
+  auto refused = plan_device_kv(seven_b(512, 1), room);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message.find("--gpu-memory-budget allows 3.00 GiB"), std::string::npos)
+      << refused.error().message;
+}
+
 TEST(DeviceBudget, RejectsNonsense) {
   DeviceKvRequest r = seven_b(4096, 1);
   r.block_bytes = 0;

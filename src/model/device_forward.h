@@ -23,6 +23,10 @@ struct DeviceForwardOptions {
   // sequence of n_ctx) and the sequences one step carries.
   int64_t kv_blocks = 0;
   int64_t max_segments = 1;
+  // The GPU runs layers [first_layer, n_layer): the model's end, with the output norm and the
+  // logits. A batch forward past layer 0 is a LayerStage after a CPU stage of the layers before
+  // (SplitForward); make_cuda_forward takes the whole model only.
+  int64_t first_layer = 0;
 };
 
 // Whether this build has the CUDA backend.
@@ -35,11 +39,12 @@ Expected<std::unique_ptr<Forward>> make_cuda_forward(const Hparams& hp, const Mo
                                                      int64_t n_ctx,
                                                      const DeviceForwardOptions& options);
 
-// The whole model on one CUDA GPU with a paged KV cache, for the batching scheduler, and its
-// weights' keep-alive: release() frees their device memory, restore() uploads them again from
-// the weights given here (whose host pages must then be resident).
+// The model (its layers from options.first_layer) on one CUDA GPU with a paged KV cache, for the
+// batching scheduler, and its weights' keep-alive: release() frees their device memory,
+// restore() uploads them again from the weights given here (whose host pages must then be
+// resident).
 struct CudaBatchForward {
-  std::unique_ptr<BatchForward> forward;
+  std::unique_ptr<LayerStage> forward;
   std::function<Expected<void>()> release;
   std::function<Expected<void>()> restore;
   int64_t weights_bytes = 0;    // device memory release() gives back
@@ -56,7 +61,7 @@ struct DeviceMemoryPlan {
   int64_t weights_bytes = 0;
   int64_t scratch_bytes = 0;   // activations, logits, inputs
   int64_t kv_bytes = 0;        // the KV pool as asked
-  int64_t kv_block_bytes = 0;  // one block of the pool
+  int64_t kv_block_bytes = 0;  // one block of the pool (the layers from first_layer)
   int64_t free_bytes = 0;      // free on the device now
   int64_t total_bytes = 0;
 };

@@ -24,6 +24,7 @@ CudaForwardOptions cuda_options(const DeviceForwardOptions& options) {
   o.attention_window = options.attention_window;
   o.kv_blocks = options.kv_blocks;
   o.max_segments = options.max_segments;
+  o.layers = {options.first_layer, -1};
   return o;
 }
 
@@ -34,6 +35,11 @@ bool cuda_built() { return true; }
 Expected<std::unique_ptr<Forward>> make_cuda_forward(const Hparams& hp, const ModelWeights& weights,
                                                      int64_t n_ctx,
                                                      const DeviceForwardOptions& options) {
+  if (options.first_layer != 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "cuda: a single-sequence pass runs the whole model (first layer {})",
+                      options.first_layer);
+  }
   PV_TRY(std::unique_ptr<CudaForward> forward,
          CudaForward::create(hp, weights, n_ctx, cuda_options(options)));
   return std::unique_ptr<Forward>(std::move(forward));
@@ -72,7 +78,7 @@ Expected<DeviceMemoryPlan> cuda_memory_plan(const Hparams& hp, const ModelWeight
   out.weights_bytes = plan.weights_bytes;
   out.scratch_bytes = plan.scratch_bytes;
   out.kv_bytes = plan.kv_bytes;
-  out.kv_block_bytes = CudaForward::kv_block_bytes(hp);
+  out.kv_block_bytes = CudaForward::kv_block_bytes(hp, hp.n_layer - options.first_layer);
   out.free_bytes = static_cast<int64_t>(free_bytes);
   out.total_bytes = static_cast<int64_t>(total_bytes);
   return out;

@@ -45,7 +45,16 @@ constexpr SettingInfo kSettings[] = {
     {"threads", "PENSIEVE_THREADS", "compute threads (0 = all cores)", false},
     {"kv_type", "PENSIEVE_KV_TYPE", "KV cache element type: F16, Q8_0 or F32", false},
     {"device", "PENSIEVE_DEVICE",
-     "where the model runs: cpu, or cuda (the whole model and its KV cache on GPU 0)", false},
+     "where the model runs: cpu, or cuda (the model and its KV cache on GPU 0)", false},
+    {"gpu_layers", "PENSIEVE_GPU_LAYERS",
+     "with --device cuda: how many of the model's last layers run on the GPU, the rest on the "
+     "CPU (default auto: all that fit in its free memory; a number above the model's layer "
+     "count means all)",
+     false},
+    {"gpu_memory_budget", "PENSIEVE_GPU_MEMORY_BUDGET",
+     "with --device cuda: cap on the GPU memory pensieve takes, e.g. 8GiB (default: what is "
+     "free at start less a reserve)",
+     false},
     {"mmap", "PENSIEVE_MMAP", "memory-map the model file instead of reading it", true},
     {"chat_template", "PENSIEVE_CHAT_TEMPLATE", "chat template overriding the model's", false},
     {"tool_first", "PENSIEVE_TOOL_FIRST",
@@ -278,9 +287,9 @@ Expected<void> apply_log_level(const SettingInfo& info, const std::optional<RawS
   return {};
 }
 
-// "auto" (-1) or a number of tokens.
-Expected<void> apply_attention_window(const SettingInfo& info, const std::optional<RawSetting>& raw,
-                                      int64_t* out) {
+// "auto" (-1) or a number in lo..2147483647.
+Expected<void> apply_auto_or_int(const SettingInfo& info, const std::optional<RawSetting>& raw,
+                                 int64_t lo, int64_t* out) {
   if (!raw) return {};
   const std::string text = to_lower(trim(raw->value));
   if (text == "auto") {
@@ -288,8 +297,8 @@ Expected<void> apply_attention_window(const SettingInfo& info, const std::option
     return {};
   }
   std::optional<int64_t> value = parse_int(text);
-  if (!value || *value < 0 || *value > std::numeric_limits<int>::max()) {
-    return setting_error(info, *raw, "is not auto or a number in 0..2147483647");
+  if (!value || *value < lo || *value > std::numeric_limits<int>::max()) {
+    return setting_error(info, *raw, fmt::format("is not auto or a number in {}..2147483647", lo));
   }
   *out = *value;
   return {};
@@ -314,11 +323,14 @@ Expected<void> apply_setting(const SettingInfo& info, const std::optional<RawSet
   if (key == "api_key") return apply_string(raw, &config->api_key);
   if (key == "insecure") return apply_bool(info, raw, &config->insecure);
   if (key == "ctx") return apply_int(info, raw, 0, kIntMax, &config->ctx);
-  if (key == "attention_window")
-    return apply_attention_window(info, raw, &config->attention_window);
+  if (key == "attention_window") return apply_auto_or_int(info, raw, 0, &config->attention_window);
   if (key == "threads") return apply_int(info, raw, 0, 4096, &config->threads);
   if (key == "kv_type") return apply_choice(info, raw, {"F16", "Q8_0", "F32"}, &config->kv_type);
   if (key == "device") return apply_choice(info, raw, {"cpu", "cuda"}, &config->device);
+  if (key == "gpu_layers") return apply_auto_or_int(info, raw, 1, &config->gpu_layers);
+  if (key == "gpu_memory_budget") {
+    return apply_byte_size(info, raw, 0, &config->gpu_memory_budget);
+  }
   if (key == "mmap") return apply_bool(info, raw, &config->mmap);
   if (key == "chat_template") return apply_string(raw, &config->chat_template);
   if (key == "tool_first") return apply_bool(info, raw, &config->tool_first);

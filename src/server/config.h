@@ -40,8 +40,14 @@ struct ServerConfig {
   int threads = 0;              // threads, PENSIEVE_THREADS: 0 = all cores
   std::string kv_type = "F16";  // kv_type, PENSIEVE_KV_TYPE: F16, Q8_0 or F32 (canonical case)
   std::string device = "cpu";   // device, PENSIEVE_DEVICE: cpu or cuda
-  bool mmap = false;            // mmap, PENSIEVE_MMAP: map the model instead of reading it
-  std::string chat_template;    // chat_template, PENSIEVE_CHAT_TEMPLATE: overrides the model's
+  // gpu_layers, PENSIEVE_GPU_LAYERS: with device cuda, the model's last gpu_layers layers run on
+  // the GPU and the ones before on the CPU; -1 = auto (all that fit); above the count = all.
+  int64_t gpu_layers = -1;
+  // gpu_memory_budget, PENSIEVE_GPU_MEMORY_BUDGET: with device cuda, the most device memory the
+  // weights, activations and KV pool take; 0 = what is free at start less the reserve.
+  int64_t gpu_memory_budget = 0;
+  bool mmap = false;          // mmap, PENSIEVE_MMAP: map the model instead of reading it
+  std::string chat_template;  // chat_template, PENSIEVE_CHAT_TEMPLATE: overrides the model's
   // tool_first, PENSIEVE_TOOL_FIRST: a request that offers tools and leaves tool_choice to the
   // model is answered with one call (tool_choice any, no parallel calls) when its last turn is the
   // user's own message, not tool results; for small models that never call tools by themselves.

@@ -128,6 +128,10 @@ TEST(ServerConfig, RejectsEveryBadConversion) {
        "0..60000"},
       {"kv_type", "Q4_0", "config: kv_type 'Q4_0' (from --kv-type) is not one of F16, Q8_0, F32"},
       {"device", "gpu", "config: device 'gpu' (from --device) is not one of cpu, cuda"},
+      {"gpu_layers", "0",
+       "config: gpu_layers '0' (from --gpu-layers) is not auto or a number in 1..2147483647"},
+      {"gpu_layers", "half",
+       "config: gpu_layers 'half' (from --gpu-layers) is not auto or a number in 1..2147483647"},
       {"log_level", "verbose",
        "config: log_level 'verbose' (from --log-level) is not one of trace, debug, info, warn, "
        "error, off"},
@@ -218,6 +222,18 @@ TEST(ServerConfig, ConvertsGoodValues) {
   EXPECT_EQ(config->debug_token_delay_ms, 20);
   EXPECT_EQ(config->chat_template, "{{ messages }}");
   EXPECT_EQ(config->api_key, "sk-1");
+}
+
+TEST(ServerConfig, GpuLayersIsAutoOrACount) {
+  EXPECT_EQ(resolve_flags({})->gpu_layers, -1);
+  EXPECT_EQ(resolve_flags({})->gpu_memory_budget, 0);
+  EXPECT_EQ(resolve_flags({{"gpu_memory_budget", "8GiB"}})->gpu_memory_budget, int64_t{8} << 30);
+  const std::pair<const char*, int64_t> cases[] = {{"auto", -1}, {"1", 1}, {" 99 ", 99}};
+  for (const auto& [text, value] : cases) {
+    auto config = resolve_flags({{"gpu_layers", text}});
+    ASSERT_TRUE(config.has_value()) << text << ": " << config.error().message;
+    EXPECT_EQ(config->gpu_layers, value) << text;
+  }
 }
 
 TEST(ServerConfig, AttentionWindowIsAutoZeroOrANumber) {
@@ -325,7 +341,7 @@ TEST(ServerConfig, SettingsTableMatchesTheResolver) {
               info.key == "insecure" || info.key == "mmap" || info.key == "tool_first")
         << info.key;
   }
-  EXPECT_EQ(keys.size(), 37u);
+  EXPECT_EQ(keys.size(), 39u);
   EXPECT_EQ(setting_flag_name("max_body_bytes"), "--max-body-bytes");
   // The resolver asks every source for exactly the table's keys.
   std::set<std::string> asked;

@@ -281,7 +281,9 @@ HttpResponse Router::health() const {
                               {"total_bytes", gpu.plan.total_bytes()},
                               {"free_at_start_bytes", gpu.room.free_bytes},
                               {"device_bytes", gpu.room.total_bytes},
-                              {"reserve_bytes", gpu.plan.reserve_bytes}};
+                              {"reserve_bytes", gpu.plan.reserve_bytes},
+                              {"gpu_layers", gpu.n_layer - gpu.first_layer},
+                              {"cpu_layers", gpu.first_layer}};
   }
   const Scheduler::CacheStats cache = scheduler_.cache_stats();
   body["kv_blocks"] = Json{{"total", cache.n_blocks},
@@ -335,8 +337,9 @@ HttpResponse Router::metrics_text() {
   kv.blocks_free = cache.n_free;
   kv.blocks_cached = cache.n_cached;
   kv.blocks_used = cache.n_referenced;
+  // A block's K and V in host memory (the CPU's layers) and on the GPU (its layers).
   kv.block_bytes =
-      (memory_.gpu ? memory_.gpu->kv_bytes_per_position : memory_.kv_bytes_per_position) *
+      (memory_.kv_bytes_per_position + (memory_.gpu ? memory_.gpu->kv_bytes_per_position : 0)) *
       Scheduler::kBlockPositions;
   kv.prefix_hit_tokens = cache.hit_tokens;
   kv.prefix_lookup_tokens = cache.lookup_tokens;

@@ -32,12 +32,17 @@ struct ServedModel {
 struct MemoryContext {
   const memory::Governor* governor = nullptr;
   memory::Budget budget;
-  int64_t kv_bytes_per_position = 0;  // host memory (0 when the KV cache is on the GPU)
+  // K and V of one position in host memory: every layer's on the CPU, the CPU's layers' in a
+  // split with the GPU, 0 with the whole model on the GPU.
+  int64_t kv_bytes_per_position = 0;
   // Set when the model runs on a GPU: its budget, made at start.
   struct Gpu {
     memory::DeviceRoom room;
     memory::DeviceKvPlan plan;
     int64_t kv_bytes_per_position = 0;
+    // The layers the GPU runs, [first_layer, n_layer); those before run on the CPU.
+    int64_t first_layer = 0;
+    int64_t n_layer = 0;
   };
   std::optional<Gpu> gpu;
 };

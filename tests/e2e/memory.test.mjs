@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  MODEL_NAME, ON_GPU, PENSIEVE_BIN, SHARED, STORY, getMetrics, metricValue, poll, post, readJSON,
+  MODEL_NAME, ON_GPU, PENSIEVE_BIN, SHARED, SPLIT, STORY, getMetrics, metricValue, poll, post, readJSON,
   startServer, withLog,
 } from './server.mjs';
 
@@ -69,9 +69,16 @@ describe('health and metrics report memory', () => {
     assert.equal(b.kv_bytes, b.kv_bytes_per_position * b.n_ctx * b.n_parallel);
     assert.ok(b.weights_bytes >= 700_000, 'the Q8_0 file is 732 KiB');
     if (ON_GPU) {
-      // The KV cache is in device memory: the host budget counts none; the GPU's budget does.
+      // The KV cache is in device memory: the host budget counts none (the CPU's layers' in a
+      // split); the GPU's budget does.
       const g = body.gpu_budget;
-      assert.equal(b.kv_bytes, 0, JSON.stringify(b));
+      if (SPLIT) {
+        assert.ok(g.cpu_layers >= 1 && g.gpu_layers >= 1, JSON.stringify(g));
+        assert.ok(b.kv_bytes > 0, JSON.stringify(b));
+      } else {
+        assert.equal(g.cpu_layers, 0, JSON.stringify(g));
+        assert.equal(b.kv_bytes, 0, JSON.stringify(b));
+      }
       assert.equal(g.kv_bytes, g.kv_bytes_per_position * 32 * g.kv_blocks, JSON.stringify(g));
       assert.ok(g.kv_blocks * 32 >= b.n_ctx, JSON.stringify(g));
       assert.equal(g.total_bytes, g.weights_bytes + g.kv_bytes + g.scratch_bytes);
@@ -200,7 +207,8 @@ describe('startup budget', () => {
   });
 
   test('without --ctx the context is sized to fit and the choice printed', {
-    skip: ON_GPU && 'the KV cache is in GPU memory: the host budget does not size the context',
+    skip: ON_GPU && !SPLIT &&
+      'the KV cache is in GPU memory: the host budget does not size the context',
   }, async () => {
     const srv = await startServer(['--memory-budget', '350MiB', '--max-body-bytes', '1MiB'],
       { model: SYNTH });
@@ -230,15 +238,17 @@ describe('keep-alive', () => {
         }, 10_000, 100);
         assert.ok(released, 'model_loaded never became false');
         const releasedRss = rssAnonBytes(srv.pid);
-        // On a GPU the host copy was given back after the upload; the device copy is released.
-        if (!ON_GPU) {
+        // With the whole model on a GPU the host copy was given back after the upload; the
+        // device copy is released. In a split the CPU's layers read the host copy: both go.
+        const hostCopy = !ON_GPU || SPLIT;
+        if (hostCopy) {
           assert.ok(loadedRss - releasedRss > 200e6,
             `RssAnon ${loadedRss} -> ${releasedRss}: the 270 MB of weights were not given back`);
         }
         const second = await readJSON(await post(srv.baseURL, '/v1/messages', ask()));
         assert.deepEqual(second.content, first.content, 'same greedy text after the reload');
         const { samples } = await getMetrics(srv.baseURL);
-        if (!ON_GPU) assert.ok(rssAnonBytes(srv.pid) - releasedRss > 200e6, 'reloaded');
+        if (hostCopy) assert.ok(rssAnonBytes(srv.pid) - releasedRss > 200e6, 'reloaded');
         assert.ok(metricValue(samples, 'pensieve_model_loaded') !== undefined);
       })();
     } finally {

@@ -26,6 +26,8 @@ export const FIXTURES = path.join(SHARED, 'fixtures', 'claude-code-2.1.197');
 const SERVE_ARGS = (process.env.PENSIEVE_E2E_SERVE_ARGS ?? '').split(/\s+/).filter(Boolean);
 // Every server runs its model on the GPU (its weights and KV cache in device memory).
 export const ON_GPU = SERVE_ARGS.join(' ').includes('--device cuda');
+// ... with its first layers on the CPU (--gpu-layers): their weights and KV cache in host memory.
+export const SPLIT = ON_GPU && SERVE_ARGS.includes('--gpu-layers');
 const LISTEN_RE = /pensieve: listening on http:\/\/127\.0\.0\.1:(\d+)/;
 const START_TIMEOUT_MS = 30_000;
 const KILL_AFTER_MS = 5_000;
