@@ -105,8 +105,7 @@ int64_t http_buffers_bytes(const server::ServerConfig& config) {
 Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const GgufFile& header,
                                      const Hparams& hp, const CpuForward::MemoryPlan& plan,
                                      const memory::MemorySnapshot& machine,
-                                     int64_t others_outstanding,
-                                     int64_t max_auto_ctx = kDefaultMaxCtx) {
+                                     int64_t others_outstanding) {
   memory::BudgetInputs inputs;
   inputs.weights_bytes = static_cast<int64_t>(header.size_bytes());
   inputs.kv_bytes_per_position = plan.kv_bytes_per_position;
@@ -116,7 +115,7 @@ Expected<memory::Budget> plan_memory(const server::ServerConfig& config, const G
   memory::BudgetRequest request;
   if (config.ctx > 0) request.n_ctx = config.ctx;
   request.n_parallel = config.parallel;
-  request.max_auto_ctx = max_auto_ctx;
+  request.max_auto_ctx = kDefaultMaxCtx;
   if (config.memory_budget > 0) request.cap_bytes = config.memory_budget;
   memory::MachineRoom room;
   room.usable_bytes = machine.usable_bytes();
@@ -252,8 +251,9 @@ int serve(const server::ServerConfig& config) {
     if (placement && placement->first_layer > 0) {
       plan = CpuForward::memory_plan(hp, kMaxBatch, n_threads, *kv_type, config.parallel,
                                      placement->first_layer);
-      planned = plan_memory(config, (*header)->file(), hp, plan, *machine, others_outstanding,
-                            budget.n_ctx);
+      // The same context as asked or as large as the model's (the plan without host KV took
+      // that), or a shorter one that fits the CPU's layers' KV cache.
+      planned = plan_memory(config, (*header)->file(), hp, plan, *machine, others_outstanding);
       if (!planned) return fail("serve: " + planned.error().message);
       if (planned->n_ctx < budget.n_ctx) {  // a shorter context: the GPU needs less
         auto placed = place_layers(hp, (*header)->weights(),
