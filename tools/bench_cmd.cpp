@@ -90,6 +90,12 @@ void register_bench(CLI::App& app, Handler* run) {
                   "Also measure batched generation: N sequences decoding together, for each N "
                   "(e.g. 1,4,16); ratios are to the first")
       ->delimiter(',');
+  cmd->add_option("--temperature", o->temperature,
+                  "Batched generation draws its tokens at this temperature (default 0: greedy)")
+      ->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_flag("--sample-on-host", o->sample_on_host,
+                "Batched generation at a temperature samples on the host from each step's "
+                "logits, instead of drawing where the logits are (on the GPU: on the device)");
   cmd->add_flag("--mmap", o->mmap, "Map the model file instead of loading it resident");
   cmd->add_option("--device", o->device, "cpu, or cuda: the whole model on GPU 0")
       ->default_val("cpu");

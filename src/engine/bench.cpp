@@ -14,6 +14,7 @@
 #include "model/device_forward.h"
 #include "model/forward_cpu.h"
 #include "model/model.h"
+#include "sampling/sampler.h"
 
 namespace pensieve {
 namespace {
@@ -31,8 +32,8 @@ uint64_t peak_rss_bytes() {
 }
 
 // n_streams sequences decode n_generate tokens each in lockstep, from position 0, one
-// eval_batch_greedy() per step (on the GPU the picks are made there); aggregate tokens/s per
-// repetition.
+// eval_batch_greedy() per step (on the GPU the picks are made there), or eval_batch_drawn() or
+// eval_batch() and a sampler for each stream at a temperature; aggregate tokens/s per repetition.
 Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_threads,
                              GgmlType kv_type, int n_streams) {
   const Hparams& hp = model.hparams();
@@ -57,6 +58,34 @@ Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_th
   for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>(i);
   std::vector<int32_t> tokens(static_cast<size_t>(n_streams));
   std::vector<BatchSegment> segments(static_cast<size_t>(n_streams));
+  std::vector<TokenDraw> draws(static_cast<size_t>(n_streams));
+  std::vector<Sampler> samplers;
+  for (int s = 0; s < n_streams; ++s) {
+    samplers.emplace_back(SamplingParams{.temperature = o.temperature, .seed = uint64_t(s)},
+                          hp.n_vocab);
+  }
+  // One step's picks into `tokens`.
+  auto step = [&]() -> Expected<void> {
+    std::span<const int32_t> picks;
+    if (o.temperature <= 0.0f) {
+      PV_TRY(picks, fwd.eval_batch_greedy(segments));
+    } else if (o.sample_on_host) {
+      PV_TRY(std::span<const float> logits, fwd.eval_batch(segments));
+      const auto n_vocab = static_cast<size_t>(hp.n_vocab);
+      for (size_t s = 0; s < tokens.size(); ++s) {
+        tokens[s] = samplers[s].sample(logits.subspan(s * n_vocab, n_vocab), {});
+      }
+      return {};
+    } else {
+      for (size_t s = 0; s < draws.size(); ++s) draws[s] = {o.temperature, samplers[s].uniform()};
+      PV_TRY(picks, fwd.eval_batch_drawn(segments, draws));
+    }
+    if (std::find(picks.begin(), picks.end(), -1) != picks.end()) {
+      return make_error(ErrorCode::kInternal, "bench: the model produced a non-finite logit");
+    }
+    std::copy(picks.begin(), picks.end(), tokens.begin());
+    return {};
+  };
   std::vector<double> rates;
   for (int rep = 0; rep <= o.repetitions; ++rep) {  // repetition 0 warms up
     for (int s = 0; s < n_streams; ++s)
@@ -69,11 +98,7 @@ Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_th
                          std::span<const int32_t>(&tables[s * blocks_per_stream],
                                                   static_cast<size_t>(blocks_per_stream))};
       }
-      PV_TRY(std::span<const int32_t> picks, fwd.eval_batch_greedy(segments));
-      if (std::find(picks.begin(), picks.end(), -1) != picks.end()) {
-        return make_error(ErrorCode::kInternal, "bench: the model produced a non-finite logit");
-      }
-      std::copy(picks.begin(), picks.end(), tokens.begin());
+      PV_TRY_VOID(step());
     }
     if (rep > 0)
       rates.push_back(static_cast<double>(n_streams * n_positions) / seconds_since(start));

@@ -23,6 +23,11 @@ struct BenchOptions {
   // lockstep, one greedy step (eval_batch_greedy) per step: the continuous-batching engine's
   // decode shape.
   std::vector<int> streams;
+  // The batched decode's picks: greedy (0), or drawn at this temperature, from each stream's
+  // seeded sampler; on the backend (eval_batch_drawn: on a GPU, on the device) or, with
+  // sample_on_host, by the sampler from each step's logits (eval_batch).
+  float temperature = 0.0f;
+  bool sample_on_host = false;
 };
 
 struct Stat {

@@ -80,6 +80,16 @@ bool Generation::greedy() const {
          p.presence_penalty == 0.0f && !constrained;
 }
 
+bool Generation::drawable() const {
+  const bool constrained = options_.constraint && options_.constraint->constrains();
+  return greedy() || (sampler_.draws_only() && !constrained);
+}
+
+TokenDraw Generation::next_draw() {
+  if (greedy()) return {};
+  return {options_.sampling.temperature, sampler_.uniform()};
+}
+
 bool Generation::begin_step(const TextCallback& on_text) {
   if (finished_) return false;
   const auto i = static_cast<int64_t>(result_.tokens.size());

@@ -76,6 +76,12 @@ class Generation {
   // penalties, no constraint on the next token. A backend may then pick it where the logits are
   // (BatchForward::eval_batch_greedy) and hand it to step_picked().
   bool greedy() const;
+  // Whether this step's token may be drawn where the logits are (BatchForward::eval_batch_drawn):
+  // greedy(), or a draw from the temperature alone (Sampler::draws_only) with no constraint on
+  // the next token. next_draw() then gives the draw (taking the sampler's next uniform) for
+  // step_picked(); call it once a step.
+  bool drawable() const;
+  TokenDraw next_draw();
   // step() with the token already picked; -1 (a logit was not finite) is step()'s error.
   Expected<std::optional<int32_t>> step_picked(int32_t token, const TextCallback& on_text);
   bool finished() const { return finished_; }

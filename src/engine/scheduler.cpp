@@ -84,6 +84,7 @@ Scheduler::Scheduler(BatchForward& forward, const Tokenizer& tokenizer, Schedule
       kv_(static_cast<int32_t>(forward.n_blocks())) {
   static_assert(KvBlocks::kBlockPositions == BatchForward::kKvBlockPositions);
   segments_.reserve(static_cast<size_t>(max_parallel_));
+  draws_.reserve(static_cast<size_t>(max_parallel_));
   members_.reserve(static_cast<size_t>(max_parallel_));
   ending_.reserve(static_cast<size_t>(max_parallel_));
   active_.reserve(static_cast<size_t>(max_parallel_));

@@ -187,6 +187,7 @@ class Scheduler {
   KvBlocks kv_;  // engine thread only
   // The current step's segments and their sequences (engine thread; reserved once).
   std::vector<BatchSegment> segments_;
+  std::vector<TokenDraw> draws_;  // a step's draws, one a segment
   std::vector<std::shared_ptr<Sequence>> members_;
   std::vector<std::shared_ptr<Sequence>> ending_;
 

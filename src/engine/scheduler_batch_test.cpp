@@ -32,16 +32,21 @@ std::vector<int32_t> prompt_of(const Tokenizer& tokenizer, int k, int repeat = 1
   return tokenizer.encode(text, {.add_bos = true});
 }
 
-std::string alone(const Loaded& l, const std::vector<int32_t>& prompt, int64_t max_tokens) {
+// The text of one sequence generated on its own (generate(), which samples from the logits).
+std::string alone(const Loaded& l, const std::vector<int32_t>& prompt,
+                  const GenerateOptions& options) {
   CpuForward forward(l.model->hparams(), l.model->weights(), kCtx, 1, 64);
   std::string text;
-  auto result =
-      generate(forward, *l.tokenizer, prompt, greedy(max_tokens), [&](std::string_view t) {
-        text += t;
-        return true;
-      });
+  auto result = generate(forward, *l.tokenizer, prompt, options, [&](std::string_view t) {
+    text += t;
+    return true;
+  });
   EXPECT_TRUE(result) << result.error().message;
   return text;
+}
+
+std::string alone(const Loaded& l, const std::vector<int32_t>& prompt, int64_t max_tokens) {
+  return alone(l, prompt, greedy(max_tokens));
 }
 
 // Waits until the engine has let go of every block (the last end() runs after the client
@@ -185,6 +190,11 @@ class CountingForward : public BatchForward {
     ++greedy_steps;
     return inner_.eval_batch_greedy(segments);
   }
+  Expected<std::span<const int32_t>> eval_batch_drawn(std::span<const BatchSegment> segments,
+                                                      std::span<const TokenDraw> draws) override {
+    ++drawn_steps;
+    return inner_.eval_batch_drawn(segments, draws);
+  }
   int64_t discard_blocks(std::span<const int32_t> blocks) override {
     return inner_.discard_blocks(blocks);
   }
@@ -194,12 +204,13 @@ class CountingForward : public BatchForward {
   int64_t max_segments() const override { return inner_.max_segments(); }
   std::atomic<int> logits_steps{0};
   std::atomic<int> greedy_steps{0};
+  std::atomic<int> drawn_steps{0};
 
  private:
   CpuForward& inner_;
 };
 
-TEST(Batching, GreedyStepsArePickedByTheBackend) {
+TEST(Batching, GreedyAndTemperatureStepsArePickedByTheBackend) {
   Loaded l = load();
   ASSERT_NE(l.model, nullptr);
   CpuForward cpu(l.model->hparams(), l.model->weights(), kCtx, 2, 128, GgmlType::kF16,
@@ -218,7 +229,9 @@ TEST(Batching, GreedyStepsArePickedByTheBackend) {
   EXPECT_EQ(drain(**second), alone(l, b, 30));
   EXPECT_GT(forward.greedy_steps.load(), 0);
   EXPECT_EQ(forward.logits_steps.load(), 0);
-  // One sampled beside a greedy one: their shared steps need the logits.
+  EXPECT_EQ(forward.drawn_steps.load(), 0);
+  // One drawing from the temperature alone beside a greedy one: the backend draws, with the
+  // uniforms of the sequence's seed, the same tokens as sampling from the logits does.
   GenerateOptions sampled = greedy(30);
   sampled.sampling.temperature = 0.8f;
   sampled.sampling.seed = 7;
@@ -226,8 +239,15 @@ TEST(Batching, GreedyStepsArePickedByTheBackend) {
   auto sampled_one = scheduler.submit(b, sampled);
   ASSERT_TRUE(greedy_one && sampled_one);
   EXPECT_EQ(drain(**greedy_one), alone(l, a, 30));
-  drain(**sampled_one);
+  EXPECT_EQ(drain(**sampled_one), alone(l, b, sampled));
   EXPECT_TRUE((*sampled_one)->result());
+  EXPECT_GT(forward.drawn_steps.load(), 0);
+  EXPECT_EQ(forward.logits_steps.load(), 0);
+  // With top-p the sampler's chain needs the logits.
+  sampled.sampling.top_p = 0.9f;
+  auto top_p = scheduler.submit(b, sampled);
+  ASSERT_TRUE(top_p);
+  EXPECT_EQ(drain(**top_p), alone(l, b, sampled));
   EXPECT_GT(forward.logits_steps.load(), 0);
   expect_pool_idle(scheduler);
 }

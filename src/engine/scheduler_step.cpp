@@ -116,19 +116,33 @@ void Scheduler::step() {
   }
   if (segments_.empty()) return;
 
-  // When every sequence that takes a token this step picks greedily, the backend picks too: a GPU
-  // then sends back one id a sequence instead of its logits.
+  // When every sequence that takes a token this step picks greedily, or draws from the
+  // temperature alone, the backend picks or draws too: a GPU then sends back one id a sequence
+  // instead of its logits.
   bool greedy = true;
+  bool drawable = true;
   for (size_t i = 0; i < members_.size(); ++i) {
     const Sequence& s = *members_[i];
     const bool last = s.n_evaluated_ + static_cast<int64_t>(segments_[i].tokens.size()) ==
                       static_cast<int64_t>(s.generation_->tokens().size());
     greedy = greedy && (!last || s.generation_->greedy());
+    drawable = drawable && (!last || s.generation_->drawable());
   }
   std::span<const float> logits;
   std::span<const int32_t> picks;
   if (greedy) {
     Expected<std::span<const int32_t>> got = forward_.eval_batch_greedy(segments_);
+    if (!got) return fail_step(got.error());
+    picks = *got;
+  } else if (drawable) {
+    draws_.clear();
+    for (size_t i = 0; i < members_.size(); ++i) {
+      Sequence& s = *members_[i];
+      const bool last = s.n_evaluated_ + static_cast<int64_t>(segments_[i].tokens.size()) ==
+                        static_cast<int64_t>(s.generation_->tokens().size());
+      draws_.push_back(last ? s.generation_->next_draw() : TokenDraw{});
+    }
+    Expected<std::span<const int32_t>> got = forward_.eval_batch_drawn(segments_, draws_);
     if (!got) return fail_step(got.error());
     picks = *got;
   } else {
@@ -147,8 +161,8 @@ void Scheduler::step() {
       s.push_text(text);
       return !s.cancelled();
     };
-    auto next = greedy ? s.generation_->step_picked(picks[i], on_text)
-                       : s.generation_->step(logits.subspan(i * n_vocab, n_vocab), on_text);
+    auto next = !picks.empty() ? s.generation_->step_picked(picks[i], on_text)
+                               : s.generation_->step(logits.subspan(i * n_vocab, n_vocab), on_text);
     if (!next) {
       end(sequence, Unexpected<Error>(next.error()));
     } else if (!*next) {

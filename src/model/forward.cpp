@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "sampling/draw.h"
+
 namespace pensieve {
 
 int32_t greedy_pick(std::span<const float> logits) {
@@ -27,6 +29,45 @@ Expected<std::span<const int32_t>> BatchForward::eval_batch_greedy(
     std::span<const BatchSegment> segments) {
   PV_TRY(std::span<const float> logits, eval_batch(segments));
   return greedy_picks(logits, segments.size());
+}
+
+int32_t pick_token(std::span<const float> logits, TokenDraw draw) {
+  if (draw.temperature <= 0.0f) return greedy_pick(logits);
+  return sampling::draw_token(logits, draw.temperature, draw.uniform);
+}
+
+std::span<const int32_t> BatchForward::drawn_picks(std::span<const float> logits,
+                                                   std::span<const TokenDraw> draws) {
+  const size_t n_vocab = logits.size() / draws.size();
+  greedy_.resize(draws.size());
+  for (size_t i = 0; i < draws.size(); ++i) {
+    greedy_[i] = pick_token(logits.subspan(i * n_vocab, n_vocab), draws[i]);
+  }
+  return greedy_;
+}
+
+Expected<void> check_draws(std::span<const BatchSegment> segments,
+                           std::span<const TokenDraw> draws) {
+  if (draws.size() != segments.size()) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: {} token draws for {} segments",
+                      draws.size(), segments.size());
+  }
+  return {};
+}
+
+Expected<std::span<const int32_t>> BatchForward::eval_batch_drawn(
+    std::span<const BatchSegment> segments, std::span<const TokenDraw> draws) {
+  PV_TRY_VOID(check_draws(segments, draws));
+  PV_TRY(std::span<const float> logits, eval_batch(segments));
+  return drawn_picks(logits, draws);
+}
+
+Expected<std::span<const int32_t>> LayerStage::eval_layers_drawn(
+    std::span<const BatchSegment> segments, std::span<const float> hidden,
+    std::span<const TokenDraw> draws) {
+  PV_TRY_VOID(check_draws(segments, draws));
+  PV_TRY(std::span<const float> logits, eval_layers(segments, hidden));
+  return drawn_picks(logits, draws);
 }
 
 Expected<std::span<const int32_t>> LayerStage::eval_layers_greedy(

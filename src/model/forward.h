@@ -32,6 +32,14 @@ struct BatchSegment {
   std::span<const int32_t> block_table;
 };
 
+// How a step's next token is picked where the logits are: temperature 0 is greedy_pick; above 0
+// it is drawn from softmax(logits / temperature) with `uniform` in [0, 1)
+// (sampling::draw_token).
+struct TokenDraw {
+  float temperature = 0.0f;
+  double uniform = 0.0;
+};
+
 // The forward pass over a paged KV cache that the batching scheduler drives: a pool of
 // n_blocks() blocks of kKvBlockPositions positions, several sequences per step.
 class BatchForward {
@@ -48,6 +56,11 @@ class BatchForward {
   // from eval_batch()'s logits; a GPU backend picks on the device and sends back only the ids.
   virtual Expected<std::span<const int32_t>> eval_batch_greedy(
       std::span<const BatchSegment> segments);
+  // The same step with each segment's token picked as draws[i] says (one a segment), [n_segments],
+  // valid until the next call. This default picks from eval_batch()'s logits; a GPU backend draws
+  // on the device.
+  virtual Expected<std::span<const int32_t>> eval_batch_drawn(
+      std::span<const BatchSegment> segments, std::span<const TokenDraw> draws);
   // The blocks' contents are no longer needed: their memory may go back to the system (it is
   // there again, zeroed, when a block is next written). Returns the bytes given back.
   virtual int64_t discard_blocks(std::span<const int32_t> blocks) = 0;
@@ -59,7 +72,10 @@ class BatchForward {
  protected:
   // greedy_pick of each of n_segments rows of logits, into greedy_.
   std::span<const int32_t> greedy_picks(std::span<const float> logits, size_t n_segments);
-  std::vector<int32_t> greedy_;  // eval_batch_greedy's picks
+  // Each row's pick as draws[row] says (pick_token), into greedy_.
+  std::span<const int32_t> drawn_picks(std::span<const float> logits,
+                                       std::span<const TokenDraw> draws);
+  std::vector<int32_t> greedy_;  // eval_batch_greedy's and eval_batch_drawn's picks
 };
 
 // Which of a model's layers a pass runs: [first, end), end -1 for the last. A model can be split
@@ -85,6 +101,10 @@ class LayerStage : public BatchForward {
   // back (as eval_batch_greedy). This default picks from eval_layers()'s logits.
   virtual Expected<std::span<const int32_t>> eval_layers_greedy(
       std::span<const BatchSegment> segments, std::span<const float> hidden);
+  // And with each segment's token picked as draws[i] says (as eval_batch_drawn).
+  virtual Expected<std::span<const int32_t>> eval_layers_drawn(
+      std::span<const BatchSegment> segments, std::span<const float> hidden,
+      std::span<const TokenDraw> draws);
   virtual LayerRange layers() const = 0;  // end resolved
 };
 
@@ -94,6 +114,8 @@ Unexpected<Error> only_part_of_model(LayerRange layers, int64_t n_layer);
 // The index of the largest logit, the lowest of equal ones; -1 if a logit is not finite (the
 // step's output is then unusable, as Generation::step finds it).
 int32_t greedy_pick(std::span<const float> logits);
+// greedy_pick, or sampling::draw_token when draw.temperature > 0.
+int32_t pick_token(std::span<const float> logits, TokenDraw draw);
 
 // What a BatchForward accepts; check_batch() returns the batch's token count, or the first
 // reason the segments do not fit (the messages both backends give).
@@ -105,5 +127,8 @@ struct BatchLimits {
   int64_t max_segments = 0;
 };
 Expected<int64_t> check_batch(std::span<const BatchSegment> segments, const BatchLimits& limits);
+// One draw a segment, or an error that says how many came.
+Expected<void> check_draws(std::span<const BatchSegment> segments,
+                           std::span<const TokenDraw> draws);
 
 }  // namespace pensieve

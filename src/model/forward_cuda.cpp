@@ -100,7 +100,7 @@ WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w, LayerRange
 // Offsets of the activation buffers in the scratch allocation.
 struct ScratchLayout {
   size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, step, xq_qs, xq_ds, x16, w16;
-  size_t batch_ints, greedy, split_k, attn_partials, attn_counters, blas, total;
+  size_t batch_ints, greedy, draws, split_k, attn_partials, attn_counters, blas, total;
 };
 
 // The tensor cores' split-k workspace: 8 partial products of up to 64 tokens.
@@ -171,6 +171,7 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n
   s.w16 = take(gemm ? dequantized_elements(w, resolved(hp, o.layers)) : 0, sizeof(uint16_t));
   s.batch_ints = take(batch_ints(n_ctx, o), sizeof(int32_t));
   s.greedy = take(o.max_segments, sizeof(int32_t));
+  s.draws = take(2 * o.max_segments, sizeof(double));
   s.split_k = take(gemm ? split_k_floats(hp, max_batch) : 0, sizeof(float));
   s.attn_partials = take(cuda::kAttentionPartialFloats, sizeof(float));
   s.attn_counters = take(cuda::kAttentionSplitBlocks, sizeof(unsigned));
@@ -311,6 +312,7 @@ CudaForward::~CudaForward() {
   cudaFreeHost(step_host_);
   cudaFreeHost(batch_host_);
   cudaFreeHost(greedy_host_);
+  cudaFreeHost(draws_host_);
   cudaFreeHost(logits_);
   cudaFreeHost(hidden_host_);
   cudaFree(weights_mem_);
@@ -346,6 +348,9 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   PV_TRY_VOID(cuda_ok(
       cudaMallocHost(reinterpret_cast<void**>(&greedy_host_), sz(max_segments_) * sizeof(int32_t)),
       kPin));
+  PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&draws_host_),
+                                     sz(2 * max_segments_) * sizeof(double)),
+                      kPin));
   PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&logits_),
                                      sz(max_segments_ * hp_.n_vocab) * sizeof(float)),
                       kPin));
@@ -378,6 +383,7 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   w16_ = reinterpret_cast<uint16_t*>(scratch_mem_ + scratch.w16);
   batch_ints_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.batch_ints);
   greedy_dev_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.greedy);
+  draws_dev_ = reinterpret_cast<double*>(scratch_mem_ + scratch.draws);
   split_k_ = f32(scratch.split_k);
   attn_partials_ = f32(scratch.attn_partials);
   attn_counters_ = reinterpret_cast<unsigned*>(scratch_mem_ + scratch.attn_counters);

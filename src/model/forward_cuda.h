@@ -97,6 +97,9 @@ class CudaForward : public Forward, public LayerStage {
   // Picks on the device (cuda::argmax_rows): one id a segment comes back, not its logits.
   Expected<std::span<const int32_t>> eval_batch_greedy(
       std::span<const BatchSegment> segments) override;
+  // Draws on the device (cuda::draw_rows) with the temperatures and uniforms given.
+  Expected<std::span<const int32_t>> eval_batch_drawn(std::span<const BatchSegment> segments,
+                                                      std::span<const TokenDraw> draws) override;
   // Device memory stays allocated (the pool is sized once, at start): gives back nothing.
   int64_t discard_blocks(std::span<const int32_t> blocks) override;
   int64_t n_blocks() const override { return kv_blocks_; }
@@ -106,6 +109,9 @@ class CudaForward : public Forward, public LayerStage {
                                                std::span<const float> hidden) override;
   Expected<std::span<const int32_t>> eval_layers_greedy(std::span<const BatchSegment> segments,
                                                         std::span<const float> hidden) override;
+  Expected<std::span<const int32_t>> eval_layers_drawn(std::span<const BatchSegment> segments,
+                                                       std::span<const float> hidden,
+                                                       std::span<const TokenDraw> draws) override;
   LayerRange layers() const override { return {first_layer_, end_layer_}; }
   int64_t max_batch() const override { return max_batch_; }
   int64_t max_segments() const override { return max_segments_; }
@@ -172,6 +178,8 @@ class CudaForward : public Forward, public LayerStage {
   }
   void drop_graphs();
   Expected<void> read_logits();
+  // The picks of the last step's n_segments rows (greedy_dev_), back to the host.
+  Expected<std::span<const int32_t>> read_picks(int64_t n_segments);
 
   // The passes (forward_cuda_layers.cpp).
   void run_chunk(const int32_t* ids, int64_t n_tokens, const KvPlace& place);
@@ -253,6 +261,7 @@ class CudaForward : public Forward, public LayerStage {
   // [max_batch], last rows [max_segments], block tables [max_segments * blocks per sequence].
   int32_t* batch_ints_ = nullptr;
   int32_t* greedy_dev_ = nullptr;   // [max_segments] eval_batch_greedy's picks
+  double* draws_dev_ = nullptr;     // [max_segments, 2] eval_batch_drawn's temperatures, uniforms
   float* split_k_ = nullptr;        // [split_k_floats_] the tensor cores' partial sums
   void* blas_workspace_ = nullptr;  // [cuda::kBlasWorkspaceBytes] when products may use cuBLAS
   // Decode attention's workspace: partial results of split rows, and a counter per row.
@@ -269,6 +278,7 @@ class CudaForward : public Forward, public LayerStage {
   int32_t* step_host_ = nullptr;    // [2]
   int32_t* batch_host_ = nullptr;   // as batch_ints_
   int32_t* greedy_host_ = nullptr;  // as greedy_dev_
+  double* draws_host_ = nullptr;    // as draws_dev_
   float* logits_ = nullptr;         // [max_segments, n_vocab]
   float* hidden_host_ = nullptr;    // [max_batch, n_embd] a range's output, before the end
 };

@@ -60,6 +60,38 @@ Expected<std::span<const int32_t>> CudaForward::eval_layers_greedy(
   PV_TRY(const int64_t n_segments, launch_batch(segments, hidden));
   cuda::argmax_rows(logits_dev_, n_segments, hp_.n_vocab, greedy_dev_, stream_);
   PV_TRY_VOID(cuda_ok(cudaGetLastError(), "picking the greedy tokens"));
+  return read_picks(n_segments);
+}
+
+Expected<std::span<const int32_t>> CudaForward::eval_batch_drawn(
+    std::span<const BatchSegment> segments, std::span<const TokenDraw> draws) {
+  if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
+  return eval_layers_drawn(segments, {}, draws);
+}
+
+Expected<std::span<const int32_t>> CudaForward::eval_layers_drawn(
+    std::span<const BatchSegment> segments, std::span<const float> hidden,
+    std::span<const TokenDraw> draws) {
+  if (end_layer_ < hp_.n_layer) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "forward: layers [{}, {}) of {} have no logits to draw from", first_layer_,
+                      end_layer_, hp_.n_layer);
+  }
+  PV_TRY_VOID(check_draws(segments, draws));
+  PV_TRY(const int64_t n_segments, launch_batch(segments, hidden));
+  for (size_t i = 0; i < draws.size(); ++i) {
+    draws_host_[2 * i] = draws[i].temperature;
+    draws_host_[2 * i + 1] = draws[i].uniform;
+  }
+  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(draws_dev_, draws_host_, 2 * draws.size() * sizeof(double),
+                                      cudaMemcpyHostToDevice, stream_),
+                      "uploading the draws"));
+  cuda::draw_rows(logits_dev_, n_segments, hp_.n_vocab, draws_dev_, greedy_dev_, stream_);
+  PV_TRY_VOID(cuda_ok(cudaGetLastError(), "drawing the tokens"));
+  return read_picks(n_segments);
+}
+
+Expected<std::span<const int32_t>> CudaForward::read_picks(int64_t n_segments) {
   PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(greedy_host_, greedy_dev_, sz(n_segments) * sizeof(int32_t),
                                       cudaMemcpyDeviceToHost, stream_),
                       "reading the picks"));

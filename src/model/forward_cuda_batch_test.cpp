@@ -256,6 +256,43 @@ TEST(CudaSplit, GreedyStepPicksOnTheBackStage) {
   EXPECT_EQ((*front)->allocated().kv_bytes, part.kv_bytes);
 }
 
+// Temperature draws on the device pick what pick_token picks from the same step's logits, for
+// the whole model and for a split with the GPU last; a greedy row beside them stays greedy.
+TEST(CudaDraw, DrawnStepDrawsWhatTheHostDraws) {
+  if (!have_device()) GTEST_SKIP() << "no CUDA device";
+  auto model = tiny_llama("Q8_0");
+  ASSERT_NE(model, nullptr);
+  const Hparams& hp = model->hparams();
+  CudaForwardOptions o;
+  o.max_batch = 32;
+  o.kv_blocks = 8;
+  o.max_segments = 3;
+  const std::vector<int32_t> a = {1, 5, 9, 13}, b = {2, 4}, c = {7};
+  const std::vector<int32_t> ta = {0, 1}, tb = {3, 2}, tc = {5};
+  const std::vector<BatchSegment> segments = {{a, 0, ta}, {b, 0, tb}, {c, 0, tc}};
+  const auto n_vocab = static_cast<size_t>(hp.n_vocab);
+  for (int64_t split : {int64_t{0}, int64_t{1}}) {
+    SCOPED_TRACE(testing::Message() << "split at " << split);
+    auto forward = device_forward(*model, 64, o, {split, true});
+    ASSERT_NE(forward, nullptr);
+    auto logits = forward->eval_batch(segments);
+    ASSERT_TRUE(logits.has_value()) << logits.error().message;
+    const std::vector<float> rows(logits->begin(), logits->end());
+    for (double u : {0.1, 0.5, 0.93}) {
+      const std::vector<TokenDraw> draws = {{0.8f, u}, {0.0f, 0.0}, {1.3f, 1.0 - u}};
+      auto picks = forward->eval_batch_drawn(segments, draws);  // the same step again
+      ASSERT_TRUE(picks.has_value()) << picks.error().message;
+      for (size_t i = 0; i < draws.size(); ++i) {
+        const std::span<const float> row =
+            std::span<const float>(rows).subspan(i * n_vocab, n_vocab);
+        EXPECT_EQ((*picks)[i], pick_token(row, draws[i])) << "segment " << i << ", u " << u;
+      }
+    }
+    const std::vector<TokenDraw> too_few = {{1.0f, 0.5}};
+    EXPECT_FALSE(forward->eval_batch_drawn(segments, too_few).has_value());
+  }
+}
+
 // Nine sequences decoding together: the layers on the tensor cores, the logits rows in groups of
 // matvec_max_tokens (4, 4 and 1); then six (tiled products; groups of 4 and 2).
 TEST_P(CudaBatch, ManySequencesDecodeTogether) {

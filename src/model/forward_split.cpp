@@ -27,6 +27,13 @@ Expected<std::span<const int32_t>> SplitForward::eval_batch_greedy(
   return back_->eval_layers_greedy(segments, hidden);
 }
 
+Expected<std::span<const int32_t>> SplitForward::eval_batch_drawn(
+    std::span<const BatchSegment> segments, std::span<const TokenDraw> draws) {
+  PV_TRY_VOID(check_draws(segments, draws));
+  PV_TRY(std::span<const float> hidden, front_->eval_layers(segments, {}));
+  return back_->eval_layers_drawn(segments, hidden, draws);
+}
+
 int64_t SplitForward::discard_blocks(std::span<const int32_t> blocks) {
   return front_->discard_blocks(blocks) + back_->discard_blocks(blocks);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "sampling/draw.h"
 #include "sampling/stages.h"
 
 namespace pensieve {
@@ -12,7 +13,15 @@ Sampler::Sampler(const SamplingParams& params, int64_t n_vocab)
       counts_(static_cast<size_t>(n_vocab), 0),
       rng_(params.seed) {}
 
+bool Sampler::draws_only() const {
+  const SamplingParams& p = params_;
+  return p.temperature > 0.0f && p.top_k <= 0 && p.top_p >= 1.0f && p.min_p <= 0.0f &&
+         p.repeat_penalty == 1.0f && p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f;
+}
+
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  // The chain below would leave every candidate in id order: draw from them directly.
+  if (draws_only()) return sampling::draw_token(logits, params_.temperature, rng_.uniform());
   candidates_.assign(logits);
   const size_t n_recent = std::min(history.size(), static_cast<size_t>(params_.penalty_last_n));
   sampling::apply_penalties(candidates_, history.last(n_recent), params_.repeat_penalty,

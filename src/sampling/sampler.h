@@ -30,6 +30,11 @@ class Sampler {
 
   // Picks the next token from logits [n_vocab]; `history` is every token so far.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+  // Whether only the temperature applies (no penalties, top-k, top-p or min-p): sample() is then
+  // sampling::draw_token with the next uniform(), and a backend may draw where the logits are.
+  bool draws_only() const;
+  // The next number of the seeded sequence that sample() draws from, for such a draw elsewhere.
+  double uniform() { return rng_.uniform(); }
 
  private:
   SamplingParams params_;

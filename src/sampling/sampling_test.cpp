@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "sampling/draw.h"
 #include "sampling/sampler.h"
 #include "sampling/stages.h"
 #include "sampling/stop_strings.h"
@@ -45,6 +46,63 @@ TEST(Sampler, DrawsFollowTheDistribution) {
   EXPECT_NEAR(counts[0] / double(n), 0.5, 0.02);
   EXPECT_NEAR(counts[1] / double(n), 0.3, 0.02);
   EXPECT_NEAR(counts[2] / double(n), 0.2, 0.02);
+}
+
+// A temperature-only sampler draws with draw_token; the full chain with a top-k as large as the
+// vocabulary (which keeps every candidate in id order) must pick the same tokens from the same
+// seed.
+TEST(Sampler, TemperatureOnlyDrawEqualsTheFullChain) {
+  std::vector<float> logits(300);
+  for (float temperature : {0.3f, 1.0f, 1.7f}) {
+    Sampler draw(SamplingParams{.temperature = temperature, .seed = 11}, 300);
+    Sampler chain(SamplingParams{.temperature = temperature, .top_k = 300, .seed = 11}, 300);
+    EXPECT_TRUE(draw.draws_only());
+    EXPECT_FALSE(chain.draws_only());
+    for (int step = 0; step < 200; ++step) {
+      for (size_t i = 0; i < logits.size(); ++i) {
+        logits[i] = 4.0f * std::sin(static_cast<float>(i * (step + 3)) * 0.37f);
+      }
+      ASSERT_EQ(draw.sample(logits, {}), chain.sample(logits, {})) << temperature << " " << step;
+    }
+  }
+  EXPECT_FALSE(
+      Sampler(SamplingParams{.temperature = 1.0f, .repeat_penalty = 1.1f}, 3).draws_only());
+  EXPECT_FALSE(Sampler(SamplingParams{.temperature = 0.0f}, 3).draws_only());
+}
+
+// draw_token is the inverse of the cumulative distribution in id order: probabilities worked
+// out here in double, a uniform just inside each token's interval picks that token.
+TEST(DrawToken, PicksTheTokenWhoseIntervalHoldsTheUniform) {
+  const std::vector<float> logits = {1.0f, -2.0f, 3.0f, 0.5f, 3.0f};
+  for (float temperature : {0.5f, 1.0f, 2.5f}) {
+    std::vector<double> p(logits.size());
+    double sum = 0;
+    for (size_t i = 0; i < p.size(); ++i) sum += p[i] = std::exp(double(logits[i]) / temperature);
+    double lo = 0;
+    for (size_t i = 0; i < p.size(); ++i) {
+      const double hi = lo + p[i] / sum;
+      EXPECT_EQ(sampling::draw_token(logits, temperature, lo + 1e-6), int32_t(i)) << temperature;
+      EXPECT_EQ(sampling::draw_token(logits, temperature, hi - 1e-6), int32_t(i)) << temperature;
+      lo = hi;
+    }
+  }
+  EXPECT_EQ(sampling::draw_token(logits, 1.0f, 0.0), 0);
+  EXPECT_EQ(sampling::draw_token(logits, 1.0f, 1.0), 4);  // past the total: the last id
+  std::vector<float> bad = logits;
+  bad[3] = std::nanf("");
+  EXPECT_EQ(sampling::draw_token(bad, 1.0f, 0.5), -1);
+  bad[3] = INFINITY;
+  EXPECT_EQ(sampling::draw_token(bad, 1.0f, 0.5), -1);
+  EXPECT_EQ(sampling::draw_token({}, 1.0f, 0.5), -1);
+  // -infinity is a masked token: never drawn, the others share its mass.
+  std::vector<float> masked = logits;
+  masked[2] = masked[4] = -INFINITY;
+  for (double u : {0.0, 0.3, 0.6, 0.9, 0.999999}) {
+    const int32_t id = sampling::draw_token(masked, 1.0f, u);
+    EXPECT_TRUE(id == 0 || id == 1 || id == 3) << u << " -> " << id;
+  }
+  const std::vector<float> none(3, -INFINITY);
+  EXPECT_EQ(sampling::draw_token(none, 1.0f, 0.5), -1);
 }
 
 TEST(SamplingStages, TopKKeepsTheKBest) {

@@ -47,6 +47,13 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStrea
 // value that is not finite.                                     x: [n_rows, n_cols]; out: [n_rows]
 void argmax_rows(const float* x, int64_t n_rows, int64_t n_cols, int32_t* out, cudaStream_t stream);
 
+// out[r] = row r's token as draws[2r] (a temperature) and draws[2r + 1] (a uniform in [0, 1))
+// say: argmax_rows's pick at temperature 0, else the draw sampling::draw_token makes (up to the
+// last bits of the exponentials; -infinity is probability 0, NaN and +infinity give -1).
+//                                  x: [n_rows, n_cols]; draws: [n_rows, 2]; out: [n_rows]
+void draw_rows(const float* x, int64_t n_rows, int64_t n_cols, const double* draws, int32_t* out,
+               cudaStream_t stream);
+
 // Embedding lookup: row ids[t] of w as F32 for each t.            ids: [n_ids], out: [n_ids,
 // w.n_cols] Ids must lie in [0, w.n_rows). Quantized rows must start 2-byte aligned.
 void get_rows(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cudaStream_t stream);
