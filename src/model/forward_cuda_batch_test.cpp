@@ -212,6 +212,24 @@ TEST_P(CudaBatch, SplitWithTheCpuMatchesCpuBatch) {
   }
 }
 
+// One step of three short prompts (the first n_segments of them), for the tests below.
+struct ShortPrompts {
+  std::vector<int32_t> a = {1, 5, 9, 13}, b = {2, 4}, c = {7};
+  std::vector<int32_t> ta = {0, 1}, tb = {3, 2}, tc = {5};
+  std::vector<BatchSegment> segments(size_t n_segments) const {
+    std::vector<BatchSegment> all = {{a, 0, ta}, {b, 0, tb}, {c, 0, tc}};
+    all.resize(n_segments);
+    return all;
+  }
+  static CudaForwardOptions options(int64_t n_segments) {
+    CudaForwardOptions o;
+    o.max_batch = 32;
+    o.kv_blocks = 8;
+    o.max_segments = n_segments;
+    return o;
+  }
+};
+
 // With the GPU last, the split's greedy step picks on the device what greedy_pick picks from
 // the same step's logits; a GPU stage that ends before the model has no logits to pick from.
 TEST(CudaSplit, GreedyStepPicksOnTheBackStage) {
@@ -219,15 +237,11 @@ TEST(CudaSplit, GreedyStepPicksOnTheBackStage) {
   auto model = tiny_llama("Q8_0");
   ASSERT_NE(model, nullptr);
   const Hparams& hp = model->hparams();
-  CudaForwardOptions o;
-  o.max_batch = 32;
-  o.kv_blocks = 4;
-  o.max_segments = 2;
+  const ShortPrompts prompts;
+  CudaForwardOptions o = ShortPrompts::options(2);
   auto split = device_forward(*model, 64, o, {1, true});
   ASSERT_NE(split, nullptr);
-  const std::vector<int32_t> a = {1, 5, 9, 13}, b = {2, 4};
-  const std::vector<int32_t> ta = {0, 1}, tb = {3, 2};
-  const std::vector<BatchSegment> segments = {{a, 0, ta}, {b, 0, tb}};
+  const std::vector<BatchSegment> segments = prompts.segments(2);
   auto logits = split->eval_batch(segments);
   ASSERT_TRUE(logits.has_value()) << logits.error().message;
   const std::vector<float> rows(logits->begin(), logits->end());
@@ -263,13 +277,9 @@ TEST(CudaDraw, DrawnStepDrawsWhatTheHostDraws) {
   auto model = tiny_llama("Q8_0");
   ASSERT_NE(model, nullptr);
   const Hparams& hp = model->hparams();
-  CudaForwardOptions o;
-  o.max_batch = 32;
-  o.kv_blocks = 8;
-  o.max_segments = 3;
-  const std::vector<int32_t> a = {1, 5, 9, 13}, b = {2, 4}, c = {7};
-  const std::vector<int32_t> ta = {0, 1}, tb = {3, 2}, tc = {5};
-  const std::vector<BatchSegment> segments = {{a, 0, ta}, {b, 0, tb}, {c, 0, tc}};
+  const ShortPrompts prompts;
+  const CudaForwardOptions o = ShortPrompts::options(3);
+  const std::vector<BatchSegment> segments = prompts.segments(3);
   const auto n_vocab = static_cast<size_t>(hp.n_vocab);
   for (int64_t split : {int64_t{0}, int64_t{1}}) {
     SCOPED_TRACE(testing::Message() << "split at " << split);

@@ -5,6 +5,7 @@
 // the caller can refuse it as it refuses such logits on the host.
 #include <cstdint>
 
+#include "kernels/cuda/best.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
 
@@ -13,17 +14,8 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-struct Best {
-  float value;
-  int64_t index;  // -1: nothing seen yet
-};
-
-// b's pick over a's: larger, or equal and earlier; anything over nothing.
-__device__ __forceinline__ Best better(Best a, Best b) {
-  if (b.index < 0) return a;
-  if (a.index < 0 || b.value > a.value || (b.value == a.value && b.index < a.index)) return b;
-  return a;
-}
+using detail::Best;
+using detail::better;
 
 __global__ void __launch_bounds__(kThreads)
     argmax_rows_kernel(const float* x, int64_t n_cols, int32_t* out) {

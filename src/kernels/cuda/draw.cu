@@ -9,6 +9,7 @@
 // an interval's edge may give the neighbouring token.
 #include <cstdint>
 
+#include "kernels/cuda/best.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
 
@@ -19,17 +20,8 @@ constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / detail::kWarp;
 static_assert(kWarps == detail::kWarp, "the scan of the warps' sums is one warp's");
 
-struct Best {
-  float value;
-  int64_t index;  // -1: nothing seen yet
-};
-
-// b's pick over a's: larger, or equal and earlier; anything over nothing.
-__device__ __forceinline__ Best better(Best a, Best b) {
-  if (b.index < 0) return a;
-  if (a.index < 0 || b.value > a.value || (b.value == a.value && b.index < a.index)) return b;
-  return a;
-}
+using detail::Best;
+using detail::better;
 
 __device__ __forceinline__ Best block_best(Best best, Best* shared) {
   for (int offset = detail::kWarp / 2; offset > 0; offset >>= 1) {
@@ -59,32 +51,34 @@ __device__ __forceinline__ double block_sum(double v, double* shared) {
   return total;
 }
 
-// The sum of the values of the threads before this one.
-__device__ __forceinline__ double block_exclusive_scan(double v, double* shared) {
-  const int warp = threadIdx.x / detail::kWarp;
+// The sum of the values of the lanes before this one in its warp; the warp's total in *total.
+__device__ __forceinline__ double warp_exclusive_scan(double v, double* total) {
   const int lane = threadIdx.x % detail::kWarp;
   double inclusive = v;
   for (int offset = 1; offset < detail::kWarp; offset <<= 1) {
     const double before = __shfl_up_sync(detail::kFullMask, inclusive, offset);
     if (lane >= offset) inclusive += before;
   }
-  double exclusive = __shfl_up_sync(detail::kFullMask, inclusive, 1);
-  if (lane == 0) exclusive = 0;
-  if (lane == detail::kWarp - 1) shared[warp] = inclusive;
+  *total = __shfl_sync(detail::kFullMask, inclusive, detail::kWarp - 1);
+  const double exclusive = __shfl_up_sync(detail::kFullMask, inclusive, 1);
+  return lane == 0 ? 0.0 : exclusive;
+}
+
+// The sum of the values of the threads before this one.
+__device__ __forceinline__ double block_exclusive_scan(double v, double* shared) {
+  const int warp = threadIdx.x / detail::kWarp;
+  const int lane = threadIdx.x % detail::kWarp;
+  double warp_total = 0;
+  const double in_warp = warp_exclusive_scan(v, &warp_total);
+  if (lane == 0) shared[warp] = warp_total;
   __syncthreads();
   if (warp == 0) {
-    const double own = shared[lane];
-    double warps = own;
-    for (int offset = 1; offset < detail::kWarp; offset <<= 1) {
-      const double before = __shfl_up_sync(detail::kFullMask, warps, offset);
-      if (lane >= offset) warps += before;
-    }
-    double before_warp = __shfl_up_sync(detail::kFullMask, warps, 1);
-    if (lane == 0) before_warp = 0;
-    shared[lane] = before_warp;  // each lane rewrites only the sum it read
+    double all = 0;
+    // Each lane rewrites only the warp's sum it read.
+    shared[lane] = warp_exclusive_scan(shared[lane], &all);
   }
   __syncthreads();
-  return shared[warp] + exclusive;
+  return shared[warp] + in_warp;
 }
 
 __global__ void __launch_bounds__(kThreads)
