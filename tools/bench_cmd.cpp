@@ -29,6 +29,7 @@ void print_text(const BenchResult& r, int repetitions) {
   line("generation", r.generate_tokens_per_s, "tokens/s");
   line("gen. from empty", r.generate_empty_tokens_per_s, "tokens/s");
   line("first token", r.time_to_first_token_ms, "ms");
+  if (!r.streams_split.empty()) fmt::print("streams split    {}\n", r.streams_split);
   for (const StreamsResult& s : r.streams) {
     const StreamsResult& first = r.streams.front();
     fmt::print("{:<17}{:.2f} tokens/s (median; min {:.2f}, max {:.2f}); {:.2f}x {} stream{}\n",
@@ -96,6 +97,10 @@ void register_bench(CLI::App& app, Handler* run) {
   cmd->add_flag("--sample-on-host", o->sample_on_host,
                 "Batched generation at a temperature samples on the host from each step's "
                 "logits, instead of drawing where the logits are (on the GPU: on the device)");
+  cmd->add_option("--gpu-layers", o->gpu_layers,
+                  "With --device cuda: batched generation runs the last N layers on the GPU and "
+                  "the ones before on the CPU (default: all on the GPU)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--mmap", o->mmap, "Map the model file instead of loading it resident");
   cmd->add_option("--device", o->device, "cpu, or cuda: the whole model on GPU 0")
       ->default_val("cpu");

@@ -9,10 +9,13 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/thread_pool.h"
 #include "kernels/cpu/stream.h"
 #include "model/device_forward.h"
 #include "model/forward_cpu.h"
+#include "model/forward_split.h"
 #include "model/model.h"
 #include "sampling/sampler.h"
 
@@ -46,9 +49,17 @@ Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_th
     options.max_batch = n_streams;
     options.kv_blocks = blocks_per_stream * n_streams;
     options.max_segments = n_streams;
+    if (o.gpu_layers > 0) options.first_layer = std::max<int64_t>(0, hp.n_layer - o.gpu_layers);
     PV_TRY(CudaBatchForward gpu,
            make_cuda_batch_forward(hp, model.weights(), n_positions, options));
-    forward = std::move(gpu.forward);
+    if (options.first_layer > 0) {
+      auto front = std::make_unique<CpuForward>(hp, model.weights(), n_positions, n_threads,
+                                                n_streams, kv_type, options.kv_blocks, n_streams, 0,
+                                                LayerRange{0, options.first_layer});
+      forward = std::make_unique<SplitForward>(std::move(front), std::move(gpu.forward));
+    } else {
+      forward = std::move(gpu.forward);
+    }
   } else {
     forward = std::make_unique<CpuForward>(hp, model.weights(), n_positions, n_threads, n_streams,
                                            kv_type, blocks_per_stream * n_streams, n_streams);
@@ -217,6 +228,12 @@ Expected<BenchResult> run_bench(const BenchOptions& o) {
     }
   }
   forward.reset();  // its device memory, before the batched runs take theirs
+  if (o.device == "cuda" && o.gpu_layers > 0 && o.gpu_layers < hp.n_layer && !o.streams.empty()) {
+    const int64_t first = hp.n_layer - o.gpu_layers;
+    result.streams_split =
+        fmt::format("layers [0, {}) on the CPU ({} threads), [{}, {}) on the GPU", first,
+                    result.n_threads, first, hp.n_layer);
+  }
   for (const int n_streams : o.streams) {
     if (n_streams < 1 || n_streams > 256) {
       return make_error(ErrorCode::kInvalidArgument, "bench: --streams {} is not in 1..256",

@@ -28,6 +28,10 @@ struct BenchOptions {
   // sample_on_host, by the sampler from each step's logits (eval_batch).
   float temperature = 0.0f;
   bool sample_on_host = false;
+  // With cuda, the batched decode runs the model split: its last gpu_layers layers on the GPU,
+  // the ones before on the CPU (as serve --gpu-layers); 0: all on the GPU. The single-sequence
+  // figures stay the whole model's on the GPU.
+  int64_t gpu_layers = 0;
 };
 
 struct Stat {
@@ -58,6 +62,7 @@ struct BenchResult {
   double bandwidth_fraction = 0;        // weight bytes/token * generation tok/s / bandwidth
   double bandwidth_fraction_empty = 0;  // the same from an empty context
   std::vector<StreamsResult> streams;
+  std::string streams_split;  // where the batched runs' layers ran, when split; else empty
   uint64_t peak_rss_bytes = 0;
 };
 
