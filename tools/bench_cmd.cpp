@@ -94,6 +94,13 @@ void register_bench(CLI::App& app, Handler* run) {
   cmd->add_option("--temperature", o->temperature,
                   "Batched generation draws its tokens at this temperature (default 0: greedy)")
       ->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_option("--top-k", o->top_k,
+                  "With --temperature: keep the k most likely tokens (sampled on the host)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", o->top_p,
+                  "With --temperature: keep the most likely tokens up to this mass (sampled on "
+                  "the host)")
+      ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_flag("--sample-on-host", o->sample_on_host,
                 "Batched generation at a temperature samples on the host from each step's "
                 "logits, instead of drawing where the logits are (on the GPU: on the device)");

@@ -72,15 +72,17 @@ Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_th
   std::vector<TokenDraw> draws(static_cast<size_t>(n_streams));
   std::vector<Sampler> samplers;
   for (int s = 0; s < n_streams; ++s) {
-    samplers.emplace_back(SamplingParams{.temperature = o.temperature, .seed = uint64_t(s)},
-                          hp.n_vocab);
+    samplers.emplace_back(
+        SamplingParams{
+            .temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p, .seed = uint64_t(s)},
+        hp.n_vocab);
   }
   // One step's picks into `tokens`.
   auto step = [&]() -> Expected<void> {
     std::span<const int32_t> picks;
     if (o.temperature <= 0.0f) {
       PV_TRY(picks, fwd.eval_batch_greedy(segments));
-    } else if (o.sample_on_host) {
+    } else if (o.sample_on_host || !samplers.front().draws_only()) {
       PV_TRY(std::span<const float> logits, fwd.eval_batch(segments));
       const auto n_vocab = static_cast<size_t>(hp.n_vocab);
       for (size_t s = 0; s < tokens.size(); ++s) {

@@ -28,6 +28,8 @@ struct BenchOptions {
   // sample_on_host, by the sampler from each step's logits (eval_batch).
   float temperature = 0.0f;
   bool sample_on_host = false;
+  int32_t top_k = 0;   // with a temperature: the sampler's top-k and top-p (which sample on
+  float top_p = 1.0f;  // the host from each step's logits)
   // With cuda, the batched decode runs the model split: its last gpu_layers layers on the GPU,
   // the ones before on the CPU (as serve --gpu-layers); 0: all on the GPU. The single-sequence
   // figures stay the whole model's on the GPU.

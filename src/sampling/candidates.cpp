@@ -10,15 +10,29 @@ void Candidates::assign(std::span<const float> logits) {
   for (size_t i = 0; i < logits.size(); ++i) {
     items_[i] = TokenCandidate{static_cast<int32_t>(i), logits[i], 0.0f};
   }
-  sorted_ = false;
+  sorted_prefix_ = 0;
 }
 
-void Candidates::sort_descending() {
-  if (sorted_) return;
-  std::sort(items_.begin(), items_.end(), [](const TokenCandidate& a, const TokenCandidate& b) {
-    return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
-  });
-  sorted_ = true;
+namespace {
+
+bool better(const TokenCandidate& a, const TokenCandidate& b) {
+  return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
+}
+
+}  // namespace
+
+void Candidates::sort_descending() { sort_prefix(items_.size()); }
+
+void Candidates::sort_prefix(size_t n) {
+  n = std::min(n, items_.size());
+  if (n <= sorted_prefix_) return;
+  const auto end = items_.begin() + static_cast<std::ptrdiff_t>(n);
+  if (n == items_.size()) {
+    std::sort(items_.begin(), items_.end(), better);
+  } else {
+    std::partial_sort(items_.begin(), end, items_.end(), better);
+  }
+  sorted_prefix_ = n;
 }
 
 void Candidates::softmax() {

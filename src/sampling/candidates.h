@@ -1,6 +1,7 @@
 // The token candidates a sampler chain narrows down: ids with logits, later probabilities.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -19,20 +20,27 @@ class Candidates {
 
   // Resets to every token of `logits` (no allocation once reserved).
   void assign(std::span<const float> logits);
-  // Sorts by logit, highest first (stable by id for ties, so results are deterministic).
+  // Sorts by logit, highest first, the lower id first among equal logits (a total order, so
+  // results are deterministic).
   void sort_descending();
-  // Fills prob with softmax(logit); keeps order.
+  // The same order for the first n items only: they become the n best, sorted (the rest are
+  // left in no particular order). O(size log n): a top-k of a vocabulary sorts k, not all.
+  void sort_prefix(size_t n);
+  // Fills prob with softmax(logit), the sum taken in the current order; keeps order.
   void softmax();
-  void truncate(size_t n) { items_.resize(n); }
+  void truncate(size_t n) {
+    items_.resize(n);
+    sorted_prefix_ = std::min(sorted_prefix_, n);
+  }
 
   std::vector<TokenCandidate>& items() { return items_; }
   const std::vector<TokenCandidate>& items() const { return items_; }
   size_t size() const { return items_.size(); }
-  bool sorted() const { return sorted_; }
+  bool sorted() const { return sorted_prefix_ >= items_.size(); }
 
  private:
   std::vector<TokenCandidate> items_;
-  bool sorted_ = false;
+  size_t sorted_prefix_ = 0;  // items [0, sorted_prefix_) are the best, in order
 };
 
 }  // namespace pensieve

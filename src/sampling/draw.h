@@ -13,5 +13,9 @@ namespace pensieve::sampling {
 // constraint's mask). -1 when a logit is NaN or +infinity, or every one is -infinity; the last
 // id when rounding leaves `uniform` above the total.
 int32_t draw_token(std::span<const float> logits, float temperature, double uniform);
+// The same draw, keeping each exponential in `scratch` (at least logits.size()) so that they are
+// computed once.
+int32_t draw_token(std::span<const float> logits, float temperature, double uniform,
+                   std::span<float> scratch);
 
 }  // namespace pensieve::sampling

@@ -11,6 +11,7 @@ Sampler::Sampler(const SamplingParams& params, int64_t n_vocab)
     : params_(params),
       candidates_(n_vocab),
       counts_(static_cast<size_t>(n_vocab), 0),
+      exps_(static_cast<size_t>(n_vocab)),
       rng_(params.seed) {}
 
 bool Sampler::draws_only() const {
@@ -21,7 +22,9 @@ bool Sampler::draws_only() const {
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   // The chain below would leave every candidate in id order: draw from them directly.
-  if (draws_only()) return sampling::draw_token(logits, params_.temperature, rng_.uniform());
+  if (draws_only()) {
+    return sampling::draw_token(logits, params_.temperature, rng_.uniform(), exps_);
+  }
   candidates_.assign(logits);
   const size_t n_recent = std::min(history.size(), static_cast<size_t>(params_.penalty_last_n));
   sampling::apply_penalties(candidates_, history.last(n_recent), params_.repeat_penalty,

@@ -40,6 +40,7 @@ class Sampler {
   SamplingParams params_;
   Candidates candidates_;
   std::vector<int32_t> counts_;  // [n_vocab] scratch for the penalties
+  std::vector<float> exps_;      // [n_vocab] scratch for a temperature-only draw
   Rng rng_;
 };
 

@@ -1,6 +1,8 @@
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <random>
 
 #include <gtest/gtest.h>
 
@@ -103,6 +105,84 @@ TEST(DrawToken, PicksTheTokenWhoseIntervalHoldsTheUniform) {
   }
   const std::vector<float> none(3, -INFINITY);
   EXPECT_EQ(sampling::draw_token(none, 1.0f, 0.5), -1);
+}
+
+// The stages as first written, sorting every candidate before cutting: the reference for the
+// partial sorts. Ids kept, in order.
+std::vector<int32_t> reference_cut(std::span<const float> logits, int32_t k, float p, float min_p) {
+  std::vector<TokenCandidate> items;
+  for (size_t i = 0; i < logits.size(); ++i) items.push_back({int32_t(i), logits[i], 0.0f});
+  std::sort(items.begin(), items.end(), [](const TokenCandidate& a, const TokenCandidate& b) {
+    return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
+  });
+  auto softmax = [&items] {  // Candidates::softmax's arithmetic, summed in sorted order
+    double sum = 0;
+    for (TokenCandidate& c : items) sum += c.prob = std::exp(c.logit - items[0].logit);
+    for (TokenCandidate& c : items) c.prob = float(c.prob / sum);
+  };
+  if (k > 0 && size_t(k) < items.size()) items.resize(size_t(k));
+  if (p < 1.0f) {
+    softmax();
+    double mass = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      mass += items[i].prob;
+      if (mass >= p) {
+        items.resize(i + 1);
+        break;
+      }
+    }
+  }
+  if (min_p > 0.0f) {
+    softmax();
+    const float threshold = items[0].prob * min_p;
+    size_t keep = 1;
+    while (keep < items.size() && items[keep].prob >= threshold) ++keep;
+    items.resize(keep);
+  }
+  std::vector<int32_t> ids;
+  for (const TokenCandidate& c : items) ids.push_back(c.id);
+  return ids;
+}
+
+// Top-k, top-p and min-p sort only as much as they keep; what they keep, and its order, is what
+// sorting everything first keeps: peaked and flat distributions, vocabularies of 1 to 5000
+// tokens, many equal logits.
+TEST(SamplingStages, PartialSortsKeepWhatAFullSortKeeps) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const float scales[] = {0.3f, 2.0f, 8.0f};
+  for (int trial = 0; trial < 120; ++trial) {
+    const size_t n = 1 + rng() % 5000;
+    std::vector<float> logits(n);
+    for (float& l : logits) l = normal(rng) * scales[trial % 3];
+    if (trial % 4 == 0) {
+      for (float& l : logits) l = std::round(l * 4.0f) / 4.0f;  // ties
+    }
+    struct Cut {
+      int32_t k;
+      float p, min_p;
+    };
+    const Cut cuts[] = {{1, 1, 0},        {5, 1, 0},    {40, 1, 0},   {int32_t(n), 1, 0},
+                        {0, 0.1f, 0},     {0, 0.5f, 0}, {0, 0.9f, 0}, {0, 0.999f, 0},
+                        {0, 1, 0.01f},    {0, 1, 0.3f}, {0, 1, 1.5f}, {40, 0.9f, 0.05f},
+                        {0, 0.95f, 0.02f}};
+    for (const Cut& cut : cuts) {
+      Candidates c{static_cast<int64_t>(n)};
+      c.assign(logits);
+      sampling::apply_top_k(c, cut.k);
+      sampling::apply_top_p(c, cut.p);
+      sampling::apply_min_p(c, cut.min_p);
+      if (cut.k > 0 && size_t(cut.k) < n) {
+        EXPECT_TRUE(c.sorted());
+      }
+      std::vector<int32_t> ids = ids_of(c);
+      if (!c.sorted()) std::sort(ids.begin(), ids.end());  // no cut: every id, in id order
+      std::vector<int32_t> want = reference_cut(logits, cut.k, cut.p, cut.min_p);
+      if (!c.sorted()) std::sort(want.begin(), want.end());
+      ASSERT_EQ(ids, want) << "trial " << trial << ", n " << n << ", k " << cut.k << ", p " << cut.p
+                           << ", min_p " << cut.min_p;
+    }
+  }
 }
 
 TEST(SamplingStages, TopKKeepsTheKBest) {

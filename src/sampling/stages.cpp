@@ -26,34 +26,46 @@ void apply_penalties(Candidates& c, std::span<const int32_t> recent, float repea
 
 void apply_top_k(Candidates& c, int32_t k) {
   if (k <= 0 || static_cast<size_t>(k) >= c.size()) return;
-  c.sort_descending();
+  c.sort_prefix(static_cast<size_t>(k));
   c.truncate(static_cast<size_t>(k));
 }
 
+// The probabilities of every candidate first (their sum in the candidates' order), then a sorted
+// prefix that grows until its mass reaches p: a peaked distribution sorts a few dozen tokens, not
+// the vocabulary.
 void apply_top_p(Candidates& c, float p) {
   if (p >= 1.0f || c.size() <= 1) return;
-  c.sort_descending();
   c.softmax();
+  constexpr size_t kFirstPrefix = 64;
+  size_t sorted = 0;
   double mass = 0;
-  size_t keep = c.size();
-  for (size_t i = 0; i < c.size(); ++i) {
-    mass += c.items()[i].prob;
-    if (mass >= p) {
-      keep = i + 1;
-      break;
+  for (size_t prefix = std::min(kFirstPrefix, c.size());;
+       prefix = std::min(c.size(), prefix * 16)) {
+    c.sort_prefix(prefix);
+    for (; sorted < prefix; ++sorted) {
+      mass += c.items()[sorted].prob;
+      if (mass >= p) {
+        c.truncate(sorted + 1);
+        return;
+      }
     }
+    if (prefix == c.size()) return;  // rounding kept the mass under p: every candidate stays
   }
-  c.truncate(keep);
 }
 
+// The candidates whose probability is at least min_p times the largest, sorted.
 void apply_min_p(Candidates& c, float min_p) {
   if (min_p <= 0.0f || c.size() <= 1) return;
-  c.sort_descending();
   c.softmax();
-  const float threshold = c.items()[0].prob * min_p;
-  size_t keep = 1;
-  while (keep < c.size() && c.items()[keep].prob >= threshold) ++keep;
-  c.truncate(keep);
+  float top = 0.0f;
+  for (const TokenCandidate& cand : c.items()) top = std::max(top, cand.prob);
+  const float threshold = top * min_p;
+  const auto kept = static_cast<size_t>(
+      std::count_if(c.items().begin(), c.items().end(),
+                    [threshold](const TokenCandidate& cand) { return cand.prob >= threshold; }));
+  // The kept ones are the best max(kept, 1), as probabilities follow the logits.
+  c.sort_prefix(std::max<size_t>(kept, 1));
+  c.truncate(std::max<size_t>(kept, 1));
 }
 
 void apply_temperature(Candidates& c, float t) {
