@@ -1,6 +1,7 @@
 // The sampler's cost a token on a real vocabulary's size (32,000: Llama 2; 152,064: Qwen2) with
 // a peaked distribution (probabilities falling as 1 / rank^2, ranks scattered over the ids), for
-// the settings clients send: temperature only, top-k 40, top-p 0.9, both with a repeat penalty.
+// the settings clients send: temperature only, top-k 40, top-p 0.9, both with a repeat penalty;
+// and top-p 0.9 of a nearly flat one, the worst case of its growing sorted prefix.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -12,6 +13,15 @@
 namespace pensieve {
 namespace {
 
+// Nearly flat: what a random-weight model gives; top-p 0.9 then keeps most of the vocabulary.
+std::vector<float> flat_logits(int64_t n) {
+  std::vector<float> logits(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    logits[static_cast<size_t>(i)] = 0.5f * std::sin(static_cast<float>(i) * 0.37f);
+  }
+  return logits;
+}
+
 std::vector<float> peaked_logits(int64_t n) {
   std::vector<float> logits(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
@@ -21,9 +31,9 @@ std::vector<float> peaked_logits(int64_t n) {
   return logits;
 }
 
-void run(benchmark::State& state, SamplingParams params) {
+void run(benchmark::State& state, SamplingParams params, bool flat = false) {
   const int64_t n_vocab = state.range(0);
-  const std::vector<float> logits = peaked_logits(n_vocab);
+  const std::vector<float> logits = flat ? flat_logits(n_vocab) : peaked_logits(n_vocab);
   const std::vector<int32_t> history(64, 5);
   Sampler sampler(params, n_vocab);
   for (auto _ : state) benchmark::DoNotOptimize(sampler.sample(logits, history));
@@ -32,6 +42,9 @@ void run(benchmark::State& state, SamplingParams params) {
 void BM_Temperature(benchmark::State& state) { run(state, {.temperature = 1.0f}); }
 void BM_TopK40(benchmark::State& state) { run(state, {.temperature = 1.0f, .top_k = 40}); }
 void BM_TopP09(benchmark::State& state) { run(state, {.temperature = 1.0f, .top_p = 0.9f}); }
+void BM_TopP09Flat(benchmark::State& state) {
+  run(state, {.temperature = 1.0f, .top_p = 0.9f}, true);
+}
 void BM_TopK40TopP09Penalty(benchmark::State& state) {
   run(state, {.temperature = 0.7f, .top_k = 40, .top_p = 0.9f, .repeat_penalty = 1.1f});
 }
@@ -39,6 +52,7 @@ void BM_TopK40TopP09Penalty(benchmark::State& state) {
 BENCHMARK(BM_Temperature)->Arg(32000)->Arg(152064)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TopK40)->Arg(32000)->Arg(152064)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TopP09)->Arg(32000)->Arg(152064)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TopP09Flat)->Arg(32000)->Arg(152064)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TopK40TopP09Penalty)->Arg(32000)->Arg(152064)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -32,15 +32,16 @@ void apply_top_k(Candidates& c, int32_t k) {
 
 // The probabilities of every candidate first (their sum in the candidates' order), then a sorted
 // prefix that grows until its mass reaches p: a peaked distribution sorts a few dozen tokens, not
-// the vocabulary.
+// the vocabulary (a flat one still sorts most of it).
 void apply_top_p(Candidates& c, float p) {
   if (p >= 1.0f || c.size() <= 1) return;
   c.softmax();
   constexpr size_t kFirstPrefix = 64;
   size_t sorted = 0;
   double mass = 0;
-  for (size_t prefix = std::min(kFirstPrefix, c.size());;
-       prefix = std::min(c.size(), prefix * 16)) {
+  // Each round sorts 16 times more; once that would be a quarter of the candidates, all of them.
+  auto next = [&c](size_t prefix) { return prefix * 64 > c.size() ? c.size() : prefix * 16; };
+  for (size_t prefix = std::min(kFirstPrefix, c.size());; prefix = next(prefix)) {
     c.sort_prefix(prefix);
     for (; sorted < prefix; ++sorted) {
       mass += c.items()[sorted].prob;
