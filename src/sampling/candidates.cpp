@@ -27,10 +27,14 @@ void Candidates::sort_prefix(size_t n) {
   n = std::min(n, items_.size());
   if (n <= sorted_prefix_) return;
   const auto end = items_.begin() + static_cast<std::ptrdiff_t>(n);
-  if (n == items_.size()) {
-    std::sort(items_.begin(), items_.end(), better);
-  } else {
+  // A few: a heap-based partial sort (most candidates fail one comparison with the heap's top).
+  // More: the n best to the front (linear on average), then sorted.
+  constexpr size_t kHeapMost = 256;
+  if (n <= kHeapMost && n < items_.size()) {
     std::partial_sort(items_.begin(), end, items_.end(), better);
+  } else {
+    if (n < items_.size()) std::nth_element(items_.begin(), end, items_.end(), better);
+    std::sort(items_.begin(), end, better);
   }
   sorted_prefix_ = n;
 }

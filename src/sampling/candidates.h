@@ -24,7 +24,7 @@ class Candidates {
   // results are deterministic).
   void sort_descending();
   // The same order for the first n items only: they become the n best, sorted (the rest are
-  // left in no particular order). O(size log n): a top-k of a vocabulary sorts k, not all.
+  // left in no particular order). O(size + n log n): a top-k of a vocabulary sorts k, not all.
   void sort_prefix(size_t n);
   // Fills prob with softmax(logit), the sum taken in the current order; keeps order.
   void softmax();
