@@ -95,11 +95,12 @@ void register_bench(CLI::App& app, Handler* run) {
                   "Batched generation draws its tokens at this temperature (default 0: greedy)")
       ->check(CLI::Range(0.0f, 100.0f));
   cmd->add_option("--top-k", o->top_k,
-                  "With --temperature: keep the k most likely tokens (sampled on the host)")
+                  "With --temperature: keep the k most likely tokens (up to 256: only those "
+                  "come back from the backend)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-p", o->top_p,
-                  "With --temperature: keep the most likely tokens up to this mass (sampled on "
-                  "the host)")
+                  "With --temperature: keep the most likely tokens up to this mass (without "
+                  "--top-k: from the whole logits, on the host)")
       ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_flag("--sample-on-host", o->sample_on_host,
                 "Batched generation at a temperature samples on the host from each step's "

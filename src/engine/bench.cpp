@@ -35,8 +35,9 @@ uint64_t peak_rss_bytes() {
 }
 
 // n_streams sequences decode n_generate tokens each in lockstep, from position 0, one
-// eval_batch_greedy() per step (on the GPU the picks are made there), or eval_batch_drawn() or
-// eval_batch() and a sampler for each stream at a temperature; aggregate tokens/s per repetition.
+// eval_batch_greedy() per step (on the GPU the picks are made there), or at a temperature a
+// sampler for each stream with eval_batch_drawn() (the temperature alone), eval_batch_best() (a
+// top-k) or eval_batch(); aggregate tokens/s per repetition.
 Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_threads,
                              GgmlType kv_type, int n_streams) {
   const Hparams& hp = model.hparams();
@@ -80,8 +81,19 @@ Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_th
   // One step's picks into `tokens`.
   auto step = [&]() -> Expected<void> {
     std::span<const int32_t> picks;
+    const int64_t n_best = samplers.front().best_needed(BatchForward::kMaxBestTokens);
     if (o.temperature <= 0.0f) {
       PV_TRY(picks, fwd.eval_batch_greedy(segments));
+    } else if (!o.sample_on_host && n_best > 0) {
+      PV_TRY(std::span<const TokenLogit> best, fwd.eval_batch_best(segments, n_best));
+      const auto per_row = static_cast<size_t>(n_best);
+      for (size_t s = 0; s < tokens.size(); ++s) {
+        if (best[s * per_row].id < 0) {
+          return make_error(ErrorCode::kInternal, "bench: the model produced a non-finite logit");
+        }
+        tokens[s] = samplers[s].sample_best(best.subspan(s * per_row, per_row), {});
+      }
+      return {};
     } else if (o.sample_on_host || !samplers.front().draws_only()) {
       PV_TRY(std::span<const float> logits, fwd.eval_batch(segments));
       const auto n_vocab = static_cast<size_t>(hp.n_vocab);

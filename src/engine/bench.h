@@ -24,12 +24,13 @@ struct BenchOptions {
   // decode shape.
   std::vector<int> streams;
   // The batched decode's picks: greedy (0), or drawn at this temperature, from each stream's
-  // seeded sampler; on the backend (eval_batch_drawn: on a GPU, on the device) or, with
-  // sample_on_host, by the sampler from each step's logits (eval_batch).
+  // seeded sampler; on the backend (eval_batch_drawn: on a GPU, on the device), from each step's
+  // best tokens with a top-k (eval_batch_best: on a GPU, selected on the device), or with
+  // sample_on_host or a top-p alone by the sampler from each step's logits (eval_batch).
   float temperature = 0.0f;
   bool sample_on_host = false;
-  int32_t top_k = 0;   // with a temperature: the sampler's top-k and top-p (which sample on
-  float top_p = 1.0f;  // the host from each step's logits)
+  int32_t top_k = 0;  // with a temperature: the sampler's top-k and top-p
+  float top_p = 1.0f;
   // With cuda, the batched decode runs the model split: its last gpu_layers layers on the GPU,
   // the ones before on the CPU (as serve --gpu-layers); 0: all on the GPU. The single-sequence
   // figures stay the whole model's on the GPU.

@@ -116,6 +116,18 @@ Expected<std::optional<int32_t>> Generation::step_picked(int32_t token,
   return take(token, on_text);
 }
 
+int64_t Generation::best_needed(int64_t most) const {
+  if (options_.constraint && options_.constraint->constrains()) return 0;
+  return sampler_.best_needed(most);
+}
+
+Expected<std::optional<int32_t>> Generation::step_best(std::span<const TokenLogit> best,
+                                                       const TextCallback& on_text) {
+  if (!begin_step(on_text)) return std::optional<int32_t>();
+  if (best.empty() || best[0].id < 0) return non_finite(static_cast<int64_t>(history_.size()));
+  return take(sampler_.sample_best(best, history_), on_text);
+}
+
 Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
                                                   const TextCallback& on_text) {
   if (!begin_step(on_text)) return std::optional<int32_t>();

@@ -84,6 +84,14 @@ class Generation {
   TokenDraw next_draw();
   // step() with the token already picked; -1 (a logit was not finite) is step()'s error.
   Expected<std::optional<int32_t>> step_picked(int32_t token, const TextCallback& on_text);
+  // How many of the step's best tokens (BatchForward::eval_batch_best) make the same pick as its
+  // whole logits, at most `most`: Sampler::best_needed, or 0 (the whole row is needed) under a
+  // constraint on the next token.
+  int64_t best_needed(int64_t most) const;
+  // step() from the step's best tokens, at least best_needed() of them; an id of -1 first (a
+  // logit was not finite) is step()'s error.
+  Expected<std::optional<int32_t>> step_best(std::span<const TokenLogit> best,
+                                             const TextCallback& on_text);
   bool finished() const { return finished_; }
   // The prompt and every generated token so far (what the KV cache holds, plus the last token).
   std::span<const int32_t> tokens() const { return history_; }

@@ -195,6 +195,11 @@ class CountingForward : public BatchForward {
     ++drawn_steps;
     return inner_.eval_batch_drawn(segments, draws);
   }
+  Expected<std::span<const TokenLogit>> eval_batch_best(std::span<const BatchSegment> segments,
+                                                        int64_t k) override {
+    ++best_steps;
+    return inner_.eval_batch_best(segments, k);
+  }
   int64_t discard_blocks(std::span<const int32_t> blocks) override {
     return inner_.discard_blocks(blocks);
   }
@@ -205,12 +210,13 @@ class CountingForward : public BatchForward {
   std::atomic<int> logits_steps{0};
   std::atomic<int> greedy_steps{0};
   std::atomic<int> drawn_steps{0};
+  std::atomic<int> best_steps{0};
 
  private:
   CpuForward& inner_;
 };
 
-TEST(Batching, GreedyAndTemperatureStepsArePickedByTheBackend) {
+TEST(Batching, GreedyTemperatureAndTopKStepsArePickedFromWhatTheBackendSends) {
   Loaded l = load();
   ASSERT_NE(l.model, nullptr);
   CpuForward cpu(l.model->hparams(), l.model->weights(), kCtx, 2, 128, GgmlType::kF16,
@@ -249,6 +255,21 @@ TEST(Batching, GreedyAndTemperatureStepsArePickedByTheBackend) {
   ASSERT_TRUE(top_p);
   EXPECT_EQ(drain(**top_p), alone(l, b, sampled));
   EXPECT_GT(forward.logits_steps.load(), 0);
+  EXPECT_EQ(forward.best_steps.load(), 0);
+  // A top-k before it: the chain needs only the k best tokens, and picks the same ones.
+  const int logits_before = forward.logits_steps.load();
+  GenerateOptions top_k = sampled;
+  top_k.sampling.top_k = 20;
+  GenerateOptions top_k_more = top_k;
+  top_k_more.sampling.top_k = 40;
+  top_k_more.sampling.seed = 9;
+  auto with_k = scheduler.submit(a, top_k);
+  auto with_more = scheduler.submit(b, top_k_more);
+  ASSERT_TRUE(with_k && with_more);
+  EXPECT_EQ(drain(**with_k), alone(l, a, top_k));
+  EXPECT_EQ(drain(**with_more), alone(l, b, top_k_more));
+  EXPECT_GT(forward.best_steps.load(), 0);
+  EXPECT_EQ(forward.logits_steps.load(), logits_before);
   expect_pool_idle(scheduler);
 }
 

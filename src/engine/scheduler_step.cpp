@@ -118,18 +118,23 @@ void Scheduler::step() {
 
   // When every sequence that takes a token this step picks greedily, or draws from the
   // temperature alone, the backend picks or draws too: a GPU then sends back one id a sequence
-  // instead of its logits.
+  // instead of its logits. When every one samples with a top-k, only the best tokens come back.
   bool greedy = true;
   bool drawable = true;
+  int64_t n_best = 0;  // the most best tokens a sequence needs; -1: one needs its whole row
   for (size_t i = 0; i < members_.size(); ++i) {
     const Sequence& s = *members_[i];
     const bool last = s.n_evaluated_ + static_cast<int64_t>(segments_[i].tokens.size()) ==
                       static_cast<int64_t>(s.generation_->tokens().size());
-    greedy = greedy && (!last || s.generation_->greedy());
-    drawable = drawable && (!last || s.generation_->drawable());
+    if (!last) continue;
+    greedy = greedy && s.generation_->greedy();
+    drawable = drawable && s.generation_->drawable();
+    const int64_t needed = s.generation_->best_needed(BatchForward::kMaxBestTokens);
+    n_best = needed == 0 || n_best < 0 ? -1 : std::max(n_best, needed);
   }
   std::span<const float> logits;
   std::span<const int32_t> picks;
+  std::span<const TokenLogit> best;
   if (greedy) {
     Expected<std::span<const int32_t>> got = forward_.eval_batch_greedy(segments_);
     if (!got) return fail_step(got.error());
@@ -145,6 +150,10 @@ void Scheduler::step() {
     Expected<std::span<const int32_t>> got = forward_.eval_batch_drawn(segments_, draws_);
     if (!got) return fail_step(got.error());
     picks = *got;
+  } else if (n_best > 0) {
+    Expected<std::span<const TokenLogit>> got = forward_.eval_batch_best(segments_, n_best);
+    if (!got) return fail_step(got.error());
+    best = *got;
   } else {
     Expected<std::span<const float>> got = forward_.eval_batch(segments_);
     if (!got) return fail_step(got.error());
@@ -161,8 +170,11 @@ void Scheduler::step() {
       s.push_text(text);
       return !s.cancelled();
     };
+    const auto per_row = static_cast<size_t>(n_best);
     auto next = !picks.empty() ? s.generation_->step_picked(picks[i], on_text)
-                               : s.generation_->step(logits.subspan(i * n_vocab, n_vocab), on_text);
+                : !best.empty()
+                    ? s.generation_->step_best(best.subspan(i * per_row, per_row), on_text)
+                    : s.generation_->step(logits.subspan(i * n_vocab, n_vocab), on_text);
     if (!next) {
       end(sequence, Unexpected<Error>(next.error()));
     } else if (!*next) {

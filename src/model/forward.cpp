@@ -1,5 +1,6 @@
 #include "model/forward.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "sampling/draw.h"
@@ -60,6 +61,41 @@ Expected<std::span<const int32_t>> BatchForward::eval_batch_drawn(
   PV_TRY_VOID(check_draws(segments, draws));
   PV_TRY(std::span<const float> logits, eval_batch(segments));
   return drawn_picks(logits, draws);
+}
+
+Expected<void> check_best_count(int64_t k, int64_t n_vocab) {
+  if (k < 1 || k > std::min(BatchForward::kMaxBestTokens, n_vocab)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "forward: {} best tokens asked for; between 1 and {} can come back", k,
+                      std::min(BatchForward::kMaxBestTokens, n_vocab));
+  }
+  return {};
+}
+
+std::span<const TokenLogit> BatchForward::best_rows(std::span<const float> logits,
+                                                    size_t n_segments, int64_t k) {
+  const size_t n_vocab = logits.size() / n_segments;
+  const auto per_row = static_cast<size_t>(k);
+  best_.resize(n_segments * per_row);
+  for (size_t i = 0; i < n_segments; ++i) {
+    best_tokens(logits.subspan(i * n_vocab, n_vocab), per_row,
+                std::span<TokenLogit>(best_).subspan(i * per_row, per_row));
+  }
+  return best_;
+}
+
+Expected<std::span<const TokenLogit>> BatchForward::eval_batch_best(
+    std::span<const BatchSegment> segments, int64_t k) {
+  PV_TRY(std::span<const float> logits, eval_batch(segments));
+  PV_TRY_VOID(check_best_count(k, static_cast<int64_t>(logits.size() / segments.size())));
+  return best_rows(logits, segments.size(), k);
+}
+
+Expected<std::span<const TokenLogit>> LayerStage::eval_layers_best(
+    std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k) {
+  PV_TRY(std::span<const float> logits, eval_layers(segments, hidden));
+  PV_TRY_VOID(check_best_count(k, static_cast<int64_t>(logits.size() / segments.size())));
+  return best_rows(logits, segments.size(), k);
 }
 
 Expected<std::span<const int32_t>> LayerStage::eval_layers_drawn(

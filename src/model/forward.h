@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "sampling/candidates.h"
 
 namespace pensieve {
 
@@ -61,6 +62,14 @@ class BatchForward {
   // on the device.
   virtual Expected<std::span<const int32_t>> eval_batch_drawn(
       std::span<const BatchSegment> segments, std::span<const TokenDraw> draws);
+  // The same step with only the k best tokens after each segment's last token coming back
+  // (best_tokens(): the highest logit first, id -1 first when a logit is not finite),
+  // [n_segments, k], valid until the next call; k in [1, min(kMaxBestTokens, n_vocab)]. A
+  // top-k sampler needs no more (Sampler::best_needed). This default takes them from
+  // eval_batch()'s logits; a GPU backend selects them on the device.
+  static constexpr int64_t kMaxBestTokens = 256;
+  virtual Expected<std::span<const TokenLogit>> eval_batch_best(
+      std::span<const BatchSegment> segments, int64_t k);
   // The blocks' contents are no longer needed: their memory may go back to the system (it is
   // there again, zeroed, when a block is next written). Returns the bytes given back.
   virtual int64_t discard_blocks(std::span<const int32_t> blocks) = 0;
@@ -75,7 +84,11 @@ class BatchForward {
   // Each row's pick as draws[row] says (pick_token), into greedy_.
   std::span<const int32_t> drawn_picks(std::span<const float> logits,
                                        std::span<const TokenDraw> draws);
-  std::vector<int32_t> greedy_;  // eval_batch_greedy's and eval_batch_drawn's picks
+  // The k best tokens of each of n_segments rows of logits, into best_.
+  std::span<const TokenLogit> best_rows(std::span<const float> logits, size_t n_segments,
+                                        int64_t k);
+  std::vector<int32_t> greedy_;   // eval_batch_greedy's and eval_batch_drawn's picks
+  std::vector<TokenLogit> best_;  // eval_batch_best's
 };
 
 // Which of a model's layers a pass runs: [first, end), end -1 for the last. A model can be split
@@ -105,6 +118,9 @@ class LayerStage : public BatchForward {
   virtual Expected<std::span<const int32_t>> eval_layers_drawn(
       std::span<const BatchSegment> segments, std::span<const float> hidden,
       std::span<const TokenDraw> draws);
+  // And with each segment's k best tokens coming back (as eval_batch_best).
+  virtual Expected<std::span<const TokenLogit>> eval_layers_best(
+      std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k);
   virtual LayerRange layers() const = 0;  // end resolved
 };
 
@@ -130,5 +146,7 @@ Expected<int64_t> check_batch(std::span<const BatchSegment> segments, const Batc
 // One draw a segment, or an error that says how many came.
 Expected<void> check_draws(std::span<const BatchSegment> segments,
                            std::span<const TokenDraw> draws);
+// A k that eval_batch_best takes, or an error that says why not.
+Expected<void> check_best_count(int64_t k, int64_t n_vocab);
 
 }  // namespace pensieve

@@ -100,6 +100,9 @@ class CudaForward : public Forward, public LayerStage {
   // Draws on the device (cuda::draw_rows) with the temperatures and uniforms given.
   Expected<std::span<const int32_t>> eval_batch_drawn(std::span<const BatchSegment> segments,
                                                       std::span<const TokenDraw> draws) override;
+  // Selects on the device (cuda::best_rows): k pairs a segment come back, not its logits.
+  Expected<std::span<const TokenLogit>> eval_batch_best(std::span<const BatchSegment> segments,
+                                                        int64_t k) override;
   // Device memory stays allocated (the pool is sized once, at start): gives back nothing.
   int64_t discard_blocks(std::span<const int32_t> blocks) override;
   int64_t n_blocks() const override { return kv_blocks_; }
@@ -112,6 +115,9 @@ class CudaForward : public Forward, public LayerStage {
   Expected<std::span<const int32_t>> eval_layers_drawn(std::span<const BatchSegment> segments,
                                                        std::span<const float> hidden,
                                                        std::span<const TokenDraw> draws) override;
+  Expected<std::span<const TokenLogit>> eval_layers_best(std::span<const BatchSegment> segments,
+                                                         std::span<const float> hidden,
+                                                         int64_t k) override;
   LayerRange layers() const override { return {first_layer_, end_layer_}; }
   int64_t max_batch() const override { return max_batch_; }
   int64_t max_segments() const override { return max_segments_; }
@@ -262,6 +268,7 @@ class CudaForward : public Forward, public LayerStage {
   int32_t* batch_ints_ = nullptr;
   int32_t* greedy_dev_ = nullptr;   // [max_segments] eval_batch_greedy's picks
   double* draws_dev_ = nullptr;     // [max_segments, 2] eval_batch_drawn's temperatures, uniforms
+  int32_t* best_dev_ = nullptr;     // [max_segments, kMaxBestTokens, 2] eval_batch_best's pairs
   float* split_k_ = nullptr;        // [split_k_floats_] the tensor cores' partial sums
   void* blas_workspace_ = nullptr;  // [cuda::kBlasWorkspaceBytes] when products may use cuBLAS
   // Decode attention's workspace: partial results of split rows, and a counter per row.
@@ -275,12 +282,13 @@ class CudaForward : public Forward, public LayerStage {
   uint16_t* x16_ = nullptr;  // [max_batch, max(n_embd, n_q, n_ff)] F16 activations
   uint16_t* w16_ = nullptr;  // [largest layer matrix] dequantized weights
   // Pinned host memory: the step's inputs and the logits.
-  int32_t* step_host_ = nullptr;    // [2]
-  int32_t* batch_host_ = nullptr;   // as batch_ints_
-  int32_t* greedy_host_ = nullptr;  // as greedy_dev_
-  double* draws_host_ = nullptr;    // as draws_dev_
-  float* logits_ = nullptr;         // [max_segments, n_vocab]
-  float* hidden_host_ = nullptr;    // [max_batch, n_embd] a range's output, before the end
+  int32_t* step_host_ = nullptr;     // [2]
+  int32_t* batch_host_ = nullptr;    // as batch_ints_
+  int32_t* greedy_host_ = nullptr;   // as greedy_dev_
+  double* draws_host_ = nullptr;     // as draws_dev_
+  TokenLogit* best_host_ = nullptr;  // as best_dev_
+  float* logits_ = nullptr;          // [max_segments, n_vocab]
+  float* hidden_host_ = nullptr;     // [max_batch, n_embd] a range's output, before the end
 };
 
 }  // namespace pensieve

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "kernels/cuda/ops.h"
@@ -89,6 +90,35 @@ Expected<std::span<const int32_t>> CudaForward::eval_layers_drawn(
   cuda::draw_rows(logits_dev_, n_segments, hp_.n_vocab, draws_dev_, greedy_dev_, stream_);
   PV_TRY_VOID(cuda_ok(cudaGetLastError(), "drawing the tokens"));
   return read_picks(n_segments);
+}
+
+Expected<std::span<const TokenLogit>> CudaForward::eval_batch_best(
+    std::span<const BatchSegment> segments, int64_t k) {
+  if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
+  return eval_layers_best(segments, {}, k);
+}
+
+// The pairs best_rows writes, an index and a value's bits, are TokenLogit's.
+static_assert(sizeof(TokenLogit) == 2 * sizeof(int32_t) && offsetof(TokenLogit, logit) == 4);
+static_assert(BatchForward::kMaxBestTokens == cuda::kBestRowsMax);
+
+Expected<std::span<const TokenLogit>> CudaForward::eval_layers_best(
+    std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k) {
+  if (end_layer_ < hp_.n_layer) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "forward: layers [{}, {}) of {} have no logits to select from", first_layer_,
+                      end_layer_, hp_.n_layer);
+  }
+  PV_TRY_VOID(check_best_count(k, hp_.n_vocab));
+  PV_TRY(const int64_t n_segments, launch_batch(segments, hidden));
+  cuda::best_rows(logits_dev_, n_segments, hp_.n_vocab, k, best_dev_, stream_);
+  PV_TRY_VOID(cuda_ok(cudaGetLastError(), "selecting the best tokens"));
+  const size_t n_pairs = sz(n_segments * k);
+  PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(best_host_, best_dev_, n_pairs * sizeof(TokenLogit),
+                                      cudaMemcpyDeviceToHost, stream_),
+                      "reading the best tokens"));
+  PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
+  return std::span<const TokenLogit>(best_host_, n_pairs);
 }
 
 Expected<std::span<const int32_t>> CudaForward::read_picks(int64_t n_segments) {

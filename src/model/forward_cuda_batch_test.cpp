@@ -303,6 +303,43 @@ TEST(CudaDraw, DrawnStepDrawsWhatTheHostDraws) {
   }
 }
 
+// The best tokens selected on the device are best_tokens of the same step's logits, pair for
+// pair, for the whole model and for a split with the GPU last; a k out of range is refused.
+TEST(CudaBest, BestStepSendsWhatTheHostSelects) {
+  if (!have_device()) GTEST_SKIP() << "no CUDA device";
+  auto model = tiny_llama("Q8_0");
+  ASSERT_NE(model, nullptr);
+  const Hparams& hp = model->hparams();
+  const ShortPrompts prompts;
+  const CudaForwardOptions o = ShortPrompts::options(3);
+  const std::vector<BatchSegment> segments = prompts.segments(3);
+  const auto n_vocab = static_cast<size_t>(hp.n_vocab);
+  for (int64_t split : {int64_t{0}, int64_t{1}}) {
+    SCOPED_TRACE(testing::Message() << "split at " << split);
+    auto forward = device_forward(*model, 64, o, {split, true});
+    ASSERT_NE(forward, nullptr);
+    auto logits = forward->eval_batch(segments);
+    ASSERT_TRUE(logits.has_value()) << logits.error().message;
+    const std::vector<float> rows(logits->begin(), logits->end());
+    for (int64_t k : {int64_t{1}, int64_t{40}, BatchForward::kMaxBestTokens}) {
+      auto best = forward->eval_batch_best(segments, k);  // the same step again
+      ASSERT_TRUE(best.has_value()) << best.error().message;
+      ASSERT_EQ(best->size(), segments.size() * static_cast<size_t>(k));
+      std::vector<TokenLogit> want(static_cast<size_t>(k));
+      for (size_t i = 0; i < segments.size(); ++i) {
+        best_tokens(std::span<const float>(rows).subspan(i * n_vocab, n_vocab), want.size(), want);
+        for (size_t j = 0; j < want.size(); ++j) {
+          const TokenLogit& got = (*best)[i * want.size() + j];
+          ASSERT_EQ(got.id, want[j].id) << "segment " << i << " place " << j << " k " << k;
+          ASSERT_EQ(got.logit, want[j].logit) << "segment " << i << " place " << j;
+        }
+      }
+    }
+    EXPECT_FALSE(forward->eval_batch_best(segments, 0).has_value());
+    EXPECT_FALSE(forward->eval_batch_best(segments, BatchForward::kMaxBestTokens + 1).has_value());
+  }
+}
+
 // Nine sequences decoding together: the layers on the tensor cores, the logits rows in groups of
 // matvec_max_tokens (4, 4 and 1); then six (tiled products; groups of 4 and 2).
 TEST_P(CudaBatch, ManySequencesDecodeTogether) {

@@ -34,6 +34,12 @@ Expected<std::span<const int32_t>> SplitForward::eval_batch_drawn(
   return back_->eval_layers_drawn(segments, hidden, draws);
 }
 
+Expected<std::span<const TokenLogit>> SplitForward::eval_batch_best(
+    std::span<const BatchSegment> segments, int64_t k) {
+  PV_TRY(std::span<const float> hidden, front_->eval_layers(segments, {}));
+  return back_->eval_layers_best(segments, hidden, k);
+}
+
 int64_t SplitForward::discard_blocks(std::span<const int32_t> blocks) {
   return front_->discard_blocks(blocks) + back_->discard_blocks(blocks);
 }

@@ -19,11 +19,13 @@ class SplitForward : public BatchForward {
   SplitForward(std::unique_ptr<LayerStage> front, std::unique_ptr<LayerStage> back);
 
   Expected<std::span<const float>> eval_batch(std::span<const BatchSegment> segments) override;
-  // The back stage picks or draws (on the GPU when it is there).
+  // The back stage picks, draws or selects the best tokens (on the GPU when it is there).
   Expected<std::span<const int32_t>> eval_batch_greedy(
       std::span<const BatchSegment> segments) override;
   Expected<std::span<const int32_t>> eval_batch_drawn(std::span<const BatchSegment> segments,
                                                       std::span<const TokenDraw> draws) override;
+  Expected<std::span<const TokenLogit>> eval_batch_best(std::span<const BatchSegment> segments,
+                                                        int64_t k) override;
   // Both stages' pools give back the blocks' memory; returns the bytes of both.
   int64_t discard_blocks(std::span<const int32_t> blocks) override;
   int64_t n_ctx() const override { return back_->n_ctx(); }

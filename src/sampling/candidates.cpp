@@ -13,13 +13,32 @@ void Candidates::assign(std::span<const float> logits) {
   sorted_prefix_ = 0;
 }
 
+void Candidates::assign_best(std::span<const TokenLogit> best) {
+  items_.resize(best.size());
+  for (size_t i = 0; i < best.size(); ++i) items_[i] = {best[i].id, best[i].logit, 0.0f};
+  sorted_prefix_ = best.size();
+}
+
 namespace {
 
-bool better(const TokenCandidate& a, const TokenCandidate& b) {
+template <class T>
+bool better(const T& a, const T& b) {
   return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
 }
 
 }  // namespace
+
+void best_tokens(std::span<const float> logits, size_t k, std::span<TokenLogit> out) {
+  std::vector<TokenLogit> all(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (!std::isfinite(logits[i])) {
+      out[0] = {-1, logits[i]};
+      return;
+    }
+    all[i] = {static_cast<int32_t>(i), logits[i]};
+  }
+  std::partial_sort_copy(all.begin(), all.end(), out.begin(), out.begin() + k, better<TokenLogit>);
+}
 
 void Candidates::sort_descending() { sort_prefix(items_.size()); }
 
@@ -31,10 +50,11 @@ void Candidates::sort_prefix(size_t n) {
   // More: the n best to the front (linear on average), then sorted.
   constexpr size_t kHeapMost = 256;
   if (n <= kHeapMost && n < items_.size()) {
-    std::partial_sort(items_.begin(), end, items_.end(), better);
+    std::partial_sort(items_.begin(), end, items_.end(), better<TokenCandidate>);
   } else {
-    if (n < items_.size()) std::nth_element(items_.begin(), end, items_.end(), better);
-    std::sort(items_.begin(), end, better);
+    if (n < items_.size())
+      std::nth_element(items_.begin(), end, items_.end(), better<TokenCandidate>);
+    std::sort(items_.begin(), end, better<TokenCandidate>);
   }
   sorted_prefix_ = n;
 }

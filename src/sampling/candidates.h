@@ -14,12 +14,25 @@ struct TokenCandidate {
   float prob;  // valid after softmax()
 };
 
+// A token and its logit: one of a row's best, as best_tokens() lists them.
+struct TokenLogit {
+  int32_t id;
+  float logit;
+};
+
+// The k best tokens of logits (k at most its size), as Candidates::sort_prefix orders them: the
+// highest logit first, the lower id first among equal logits. If a logit is not finite, out[0].id
+// is -1 instead. out: [k]
+void best_tokens(std::span<const float> logits, size_t k, std::span<TokenLogit> out);
+
 class Candidates {
  public:
   explicit Candidates(int64_t n_vocab) { items_.reserve(static_cast<size_t>(n_vocab)); }
 
   // Resets to every token of `logits` (no allocation once reserved).
   void assign(std::span<const float> logits);
+  // Resets to a row's best tokens, in best_tokens()'s order: they count as sorted.
+  void assign_best(std::span<const TokenLogit> best);
   // Sorts by logit, highest first, the lower id first among equal logits (a total order, so
   // results are deterministic).
   void sort_descending();

@@ -20,12 +20,32 @@ bool Sampler::draws_only() const {
          p.repeat_penalty == 1.0f && p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f;
 }
 
+int64_t Sampler::best_needed(int64_t most) const {
+  const SamplingParams& p = params_;
+  const bool penalties =
+      p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
+  const auto n_vocab = static_cast<int64_t>(counts_.size());
+  if (penalties || p.temperature <= 0.0f || p.top_k <= 0 || p.top_k >= n_vocab || p.top_k > most) {
+    return 0;
+  }
+  return p.top_k;
+}
+
+int32_t Sampler::sample_best(std::span<const TokenLogit> best, std::span<const int32_t> history) {
+  candidates_.assign_best(best);
+  return sample_candidates(history);
+}
+
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   // The chain below would leave every candidate in id order: draw from them directly.
   if (draws_only()) {
     return sampling::draw_token(logits, params_.temperature, rng_.uniform(), exps_);
   }
   candidates_.assign(logits);
+  return sample_candidates(history);
+}
+
+int32_t Sampler::sample_candidates(std::span<const int32_t> history) {
   const size_t n_recent = std::min(history.size(), static_cast<size_t>(params_.penalty_last_n));
   sampling::apply_penalties(candidates_, history.last(n_recent), params_.repeat_penalty,
                             params_.frequency_penalty, params_.presence_penalty, counts_);

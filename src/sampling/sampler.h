@@ -35,8 +35,18 @@ class Sampler {
   bool draws_only() const;
   // The next number of the seeded sequence that sample() draws from, for such a draw elsewhere.
   double uniform() { return rng_.uniform(); }
+  // How many of a row's best tokens (best_tokens()) make the same pick as its whole logits, up to
+  // `most`: top-k's k, when it applies (no penalties, a temperature above 0, k below the
+  // vocabulary's size and at most `most`); else 0, the whole row is needed. The top-p and
+  // min-p after top-k see only those k.
+  int64_t best_needed(int64_t most) const;
+  // sample() from the first best_needed() of a row's best tokens (or more), with the same result.
+  int32_t sample_best(std::span<const TokenLogit> best, std::span<const int32_t> history);
 
  private:
+  // The chain from the penalties on, over candidates_.
+  int32_t sample_candidates(std::span<const int32_t> history);
+
   SamplingParams params_;
   Candidates candidates_;
   std::vector<int32_t> counts_;  // [n_vocab] scratch for the penalties

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -74,6 +75,75 @@ TEST(Sampler, TemperatureOnlyDrawEqualsTheFullChain) {
 
 // draw_token is the inverse of the cumulative distribution in id order: probabilities worked
 // out here in double, a uniform just inside each token's interval picks that token.
+// A row's best tokens carry everything a top-k chain looks at: sampling from the first k (or
+// more) of them picks what sampling from the whole row picks, step after step, whatever top-p,
+// min-p and temperature follow. Logits with ties, so the order among equal ones counts.
+TEST(Sampler, SampleFromBestTokensEqualsSampleFromTheRow) {
+  constexpr int64_t kVocab = 1000;
+  std::mt19937 gen(7);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> logits(kVocab);
+  for (float& l : logits) l = std::round(normal(gen) * 8.0f) / 8.0f;  // many equal values
+  for (int32_t k : {1, 5, 40, 200}) {
+    for (float top_p : {1.0f, 0.9f, 0.3f}) {
+      for (float min_p : {0.0f, 0.05f}) {
+        for (float temperature : {0.7f, 1.5f}) {
+          SCOPED_TRACE(testing::Message() << "k " << k << " top_p " << top_p << " min_p " << min_p
+                                          << " temperature " << temperature);
+          const SamplingParams params{
+              .temperature = temperature, .top_k = k, .top_p = top_p, .min_p = min_p, .seed = 11};
+          Sampler whole(params, kVocab);
+          Sampler from_best(params, kVocab);
+          ASSERT_EQ(from_best.best_needed(256), k);
+          std::vector<TokenLogit> best(static_cast<size_t>(k + 3));
+          best_tokens(logits, best.size(), best);
+          std::vector<int32_t> history;
+          for (int step = 0; step < 40; ++step) {
+            const int32_t want = whole.sample(logits, history);
+            const int32_t got = from_best.sample_best(
+                std::span<const TokenLogit>(best).first(step % 2 == 0 ? best.size() : k), history);
+            ASSERT_EQ(got, want) << "step " << step;
+            history.push_back(want);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Sampler, BestTokensSufficeOnlyForTopKWithoutPenalties) {
+  auto needed = [](SamplingParams p, int64_t most = 256) {
+    return Sampler(p, 1000).best_needed(most);
+  };
+  EXPECT_EQ(needed({.top_k = 40}), 40);
+  EXPECT_EQ(needed({.top_k = 40, .top_p = 0.5f, .min_p = 0.1f}), 40);
+  EXPECT_EQ(needed({.top_k = 40}, 32), 0);                      // more than the backend gives
+  EXPECT_EQ(needed({.top_k = 0}), 0);                           // top-k off
+  EXPECT_EQ(needed({.top_p = 0.9f}), 0);                        // top-p over the whole row
+  EXPECT_EQ(needed({.top_k = 1000}), 0);                        // the whole vocabulary
+  EXPECT_EQ(needed({.temperature = 0.0f, .top_k = 40}), 0);     // greedy
+  EXPECT_EQ(needed({.top_k = 40, .repeat_penalty = 1.1f}), 0);  // penalties see every token
+  EXPECT_EQ(needed({.top_k = 40, .presence_penalty = 0.5f}), 0);
+}
+
+TEST(BestTokens, OrderedAsThePartialSortWithTiesByIdAndNonFiniteFlagged) {
+  const std::vector<float> logits = {0.5f, 2.0f, -1.0f, 2.0f, 0.5f, 3.0f, 0.5f};
+  std::vector<TokenLogit> best(5);
+  best_tokens(logits, best.size(), best);
+  std::vector<int32_t> ids;
+  for (const TokenLogit& t : best) ids.push_back(t.id);
+  EXPECT_EQ(ids, (std::vector<int32_t>{5, 1, 3, 0, 4}));
+  EXPECT_EQ(best[0].logit, 3.0f);
+  Candidates c(static_cast<int64_t>(logits.size()));
+  c.assign(logits);
+  c.sort_prefix(best.size());
+  for (size_t i = 0; i < best.size(); ++i) EXPECT_EQ(c.items()[i].id, best[i].id) << i;
+  std::vector<float> bad = logits;
+  bad[6] = std::numeric_limits<float>::infinity();
+  best_tokens(bad, best.size(), best);
+  EXPECT_EQ(best[0].id, -1);
+}
+
 TEST(DrawToken, PicksTheTokenWhoseIntervalHoldsTheUniform) {
   const std::vector<float> logits = {1.0f, -2.0f, 3.0f, 0.5f, 3.0f};
   for (float temperature : {0.5f, 1.0f, 2.5f}) {
