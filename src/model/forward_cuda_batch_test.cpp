@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <random>
 
@@ -270,17 +271,17 @@ TEST(CudaSplit, GreedyStepPicksOnTheBackStage) {
   EXPECT_EQ((*front)->allocated().kv_bytes, part.kv_bytes);
 }
 
-// Temperature draws on the device pick what pick_token picks from the same step's logits, for
-// the whole model and for a split with the GPU last; a greedy row beside them stays greedy.
-TEST(CudaDraw, DrawnStepDrawsWhatTheHostDraws) {
-  if (!have_device()) GTEST_SKIP() << "no CUDA device";
+// A step of three short prompts on the whole model and on a split with the GPU last: each
+// forward's logits rows [3, n_vocab], then check(forward, segments, rows), which may run the same
+// step again (the same K and V).
+using StepCheck = std::function<void(BatchForward&, std::span<const BatchSegment>,
+                                     std::span<const float>, size_t)>;
+void check_three_prompt_steps(const StepCheck& check) {
   auto model = tiny_llama("Q8_0");
   ASSERT_NE(model, nullptr);
-  const Hparams& hp = model->hparams();
   const ShortPrompts prompts;
   const CudaForwardOptions o = ShortPrompts::options(3);
   const std::vector<BatchSegment> segments = prompts.segments(3);
-  const auto n_vocab = static_cast<size_t>(hp.n_vocab);
   for (int64_t split : {int64_t{0}, int64_t{1}}) {
     SCOPED_TRACE(testing::Message() << "split at " << split);
     auto forward = device_forward(*model, 64, o, {split, true});
@@ -288,46 +289,43 @@ TEST(CudaDraw, DrawnStepDrawsWhatTheHostDraws) {
     auto logits = forward->eval_batch(segments);
     ASSERT_TRUE(logits.has_value()) << logits.error().message;
     const std::vector<float> rows(logits->begin(), logits->end());
-    for (double u : {0.1, 0.5, 0.93}) {
-      const std::vector<TokenDraw> draws = {{0.8f, u}, {0.0f, 0.0}, {1.3f, 1.0 - u}};
-      auto picks = forward->eval_batch_drawn(segments, draws);  // the same step again
-      ASSERT_TRUE(picks.has_value()) << picks.error().message;
-      for (size_t i = 0; i < draws.size(); ++i) {
-        const std::span<const float> row =
-            std::span<const float>(rows).subspan(i * n_vocab, n_vocab);
-        EXPECT_EQ((*picks)[i], pick_token(row, draws[i])) << "segment " << i << ", u " << u;
-      }
-    }
-    const std::vector<TokenDraw> too_few = {{1.0f, 0.5}};
-    EXPECT_FALSE(forward->eval_batch_drawn(segments, too_few).has_value());
+    check(*forward, segments, rows, static_cast<size_t>(model->hparams().n_vocab));
   }
 }
 
+// Temperature draws on the device pick what pick_token picks from the same step's logits; a
+// greedy row beside them stays greedy.
+TEST(CudaDraw, DrawnStepDrawsWhatTheHostDraws) {
+  if (!have_device()) GTEST_SKIP() << "no CUDA device";
+  check_three_prompt_steps([](BatchForward& forward, std::span<const BatchSegment> segments,
+                              std::span<const float> rows, size_t n_vocab) {
+    for (double u : {0.1, 0.5, 0.93}) {
+      const std::vector<TokenDraw> draws = {{0.8f, u}, {0.0f, 0.0}, {1.3f, 1.0 - u}};
+      auto picks = forward.eval_batch_drawn(segments, draws);
+      ASSERT_TRUE(picks.has_value()) << picks.error().message;
+      for (size_t i = 0; i < draws.size(); ++i) {
+        EXPECT_EQ((*picks)[i], pick_token(rows.subspan(i * n_vocab, n_vocab), draws[i]))
+            << "segment " << i << ", u " << u;
+      }
+    }
+    const std::vector<TokenDraw> too_few = {{1.0f, 0.5}};
+    EXPECT_FALSE(forward.eval_batch_drawn(segments, too_few).has_value());
+  });
+}
+
 // The best tokens selected on the device are best_tokens of the same step's logits, pair for
-// pair, for the whole model and for a split with the GPU last; a k out of range is refused.
+// pair; a k out of range is refused.
 TEST(CudaBest, BestStepSendsWhatTheHostSelects) {
   if (!have_device()) GTEST_SKIP() << "no CUDA device";
-  auto model = tiny_llama("Q8_0");
-  ASSERT_NE(model, nullptr);
-  const Hparams& hp = model->hparams();
-  const ShortPrompts prompts;
-  const CudaForwardOptions o = ShortPrompts::options(3);
-  const std::vector<BatchSegment> segments = prompts.segments(3);
-  const auto n_vocab = static_cast<size_t>(hp.n_vocab);
-  for (int64_t split : {int64_t{0}, int64_t{1}}) {
-    SCOPED_TRACE(testing::Message() << "split at " << split);
-    auto forward = device_forward(*model, 64, o, {split, true});
-    ASSERT_NE(forward, nullptr);
-    auto logits = forward->eval_batch(segments);
-    ASSERT_TRUE(logits.has_value()) << logits.error().message;
-    const std::vector<float> rows(logits->begin(), logits->end());
+  check_three_prompt_steps([](BatchForward& forward, std::span<const BatchSegment> segments,
+                              std::span<const float> rows, size_t n_vocab) {
     for (int64_t k : {int64_t{1}, int64_t{40}, BatchForward::kMaxBestTokens}) {
-      auto best = forward->eval_batch_best(segments, k);  // the same step again
+      auto best = forward.eval_batch_best(segments, k);
       ASSERT_TRUE(best.has_value()) << best.error().message;
       ASSERT_EQ(best->size(), segments.size() * static_cast<size_t>(k));
       std::vector<TokenLogit> want(static_cast<size_t>(k));
       for (size_t i = 0; i < segments.size(); ++i) {
-        best_tokens(std::span<const float>(rows).subspan(i * n_vocab, n_vocab), want.size(), want);
+        best_tokens(rows.subspan(i * n_vocab, n_vocab), want.size(), want);
         for (size_t j = 0; j < want.size(); ++j) {
           const TokenLogit& got = (*best)[i * want.size() + j];
           ASSERT_EQ(got.id, want[j].id) << "segment " << i << " place " << j << " k " << k;
@@ -335,9 +333,9 @@ TEST(CudaBest, BestStepSendsWhatTheHostSelects) {
         }
       }
     }
-    EXPECT_FALSE(forward->eval_batch_best(segments, 0).has_value());
-    EXPECT_FALSE(forward->eval_batch_best(segments, BatchForward::kMaxBestTokens + 1).has_value());
-  }
+    EXPECT_FALSE(forward.eval_batch_best(segments, 0).has_value());
+    EXPECT_FALSE(forward.eval_batch_best(segments, BatchForward::kMaxBestTokens + 1).has_value());
+  });
 }
 
 // Nine sequences decoding together: the layers on the tensor cores, the logits rows in groups of
