@@ -25,9 +25,9 @@ int64_t Sampler::best_needed(int64_t most) const {
   const bool penalties =
       p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
   const auto n_vocab = static_cast<int64_t>(counts_.size());
-  if (penalties || p.temperature <= 0.0f || p.top_k <= 0 || p.top_k >= n_vocab || p.top_k > most) {
-    return 0;
-  }
+  if (penalties || most < 1) return 0;
+  if (p.temperature <= 0.0f) return 1;  // greedy: the best one
+  if (p.top_k <= 0 || p.top_k >= n_vocab || p.top_k > most) return 0;
   return p.top_k;
 }
 

@@ -36,9 +36,9 @@ class Sampler {
   // The next number of the seeded sequence that sample() draws from, for such a draw elsewhere.
   double uniform() { return rng_.uniform(); }
   // How many of a row's best tokens (best_tokens()) make the same pick as its whole logits, up to
-  // `most`: top-k's k, when it applies (no penalties, a temperature above 0, k below the
-  // vocabulary's size and at most `most`); else 0, the whole row is needed. The top-p and
-  // min-p after top-k see only those k.
+  // `most`, without penalties (they change logits before the selection): 1 for greedy; top-k's k
+  // when it applies (k below the vocabulary's size and at most `most`), as the top-p and min-p
+  // after top-k see only those k; else 0, the whole row is needed.
   int64_t best_needed(int64_t most) const;
   // sample() from the first best_needed() of a row's best tokens (or more), with the same result.
   int32_t sample_best(std::span<const TokenLogit> best, std::span<const int32_t> history);

@@ -87,21 +87,23 @@ TEST(Sampler, SampleFromBestTokensEqualsSampleFromTheRow) {
   for (int32_t k : {1, 5, 40, 200}) {
     for (float top_p : {1.0f, 0.9f, 0.3f}) {
       for (float min_p : {0.0f, 0.05f}) {
-        for (float temperature : {0.7f, 1.5f}) {
+        for (float temperature : {0.0f, 0.7f, 1.5f}) {
           SCOPED_TRACE(testing::Message() << "k " << k << " top_p " << top_p << " min_p " << min_p
                                           << " temperature " << temperature);
           const SamplingParams params{
               .temperature = temperature, .top_k = k, .top_p = top_p, .min_p = min_p, .seed = 11};
           Sampler whole(params, kVocab);
           Sampler from_best(params, kVocab);
-          ASSERT_EQ(from_best.best_needed(256), k);
+          ASSERT_EQ(from_best.best_needed(256), temperature > 0.0f ? k : 1);
           std::vector<TokenLogit> best(static_cast<size_t>(k + 3));
           best_tokens(logits, best.size(), best);
           std::vector<int32_t> history;
           for (int step = 0; step < 40; ++step) {
             const int32_t want = whole.sample(logits, history);
             const int32_t got = from_best.sample_best(
-                std::span<const TokenLogit>(best).first(step % 2 == 0 ? best.size() : k), history);
+                std::span<const TokenLogit>(best).first(
+                    step % 2 == 0 ? best.size() : static_cast<size_t>(from_best.best_needed(256))),
+                history);
             ASSERT_EQ(got, want) << "step " << step;
             history.push_back(want);
           }
@@ -111,17 +113,18 @@ TEST(Sampler, SampleFromBestTokensEqualsSampleFromTheRow) {
   }
 }
 
-TEST(Sampler, BestTokensSufficeOnlyForTopKWithoutPenalties) {
+TEST(Sampler, BestTokensSufficeForTopKAndGreedyWithoutPenalties) {
   auto needed = [](SamplingParams p, int64_t most = 256) {
     return Sampler(p, 1000).best_needed(most);
   };
   EXPECT_EQ(needed({.top_k = 40}), 40);
   EXPECT_EQ(needed({.top_k = 40, .top_p = 0.5f, .min_p = 0.1f}), 40);
-  EXPECT_EQ(needed({.top_k = 40}, 32), 0);                      // more than the backend gives
-  EXPECT_EQ(needed({.top_k = 0}), 0);                           // top-k off
-  EXPECT_EQ(needed({.top_p = 0.9f}), 0);                        // top-p over the whole row
-  EXPECT_EQ(needed({.top_k = 1000}), 0);                        // the whole vocabulary
-  EXPECT_EQ(needed({.temperature = 0.0f, .top_k = 40}), 0);     // greedy
+  EXPECT_EQ(needed({.top_k = 40}, 32), 0);                   // more than the backend gives
+  EXPECT_EQ(needed({.top_k = 0}), 0);                        // top-k off
+  EXPECT_EQ(needed({.top_p = 0.9f}), 0);                     // top-p over the whole row
+  EXPECT_EQ(needed({.top_k = 1000}), 0);                     // the whole vocabulary
+  EXPECT_EQ(needed({.temperature = 0.0f, .top_k = 40}), 1);  // greedy: the best one
+  EXPECT_EQ(needed({.temperature = 0.0f, .repeat_penalty = 1.1f}), 0);
   EXPECT_EQ(needed({.top_k = 40, .repeat_penalty = 1.1f}), 0);  // penalties see every token
   EXPECT_EQ(needed({.top_k = 40, .presence_penalty = 0.5f}), 0);
 }
