@@ -50,9 +50,12 @@ exit "${FAKE_CLAUDE_RC:-0}"
 EOF
 chmod +x "$tmp/bin/claude"
 
-# Free loopback ports, distinct from each other.
+# Free loopback ports, distinct from each other, below the kernel's ephemeral range: servers that
+# other tests start on port 0 take theirs from that range, so they cannot take one of these
+# between the check here and its use.
+read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_low=32768
 ports=()
-for candidate in $(shuf -i 20000-60000 -n 40); do
+for candidate in $(shuf -i 10000-$((ephemeral_low - 1)) -n 40); do
   (echo >"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null && continue
   ports+=("$candidate")
   [ "${#ports[@]}" -ge 7 ] && break
