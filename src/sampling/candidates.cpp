@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ranges>
 
 namespace pensieve {
 
@@ -28,16 +29,20 @@ bool better(const T& a, const T& b) {
 
 }  // namespace
 
+// A heap of the k best seen so far in `out` (no allocation: this runs every step on a CPU).
 void best_tokens(std::span<const float> logits, size_t k, std::span<TokenLogit> out) {
-  std::vector<TokenLogit> all(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) {
     if (!std::isfinite(logits[i])) {
       out[0] = {-1, logits[i]};
       return;
     }
-    all[i] = {static_cast<int32_t>(i), logits[i]};
   }
-  std::partial_sort_copy(all.begin(), all.end(), out.begin(), out.begin() + k, better<TokenLogit>);
+  const auto as_token = [&logits](size_t i) {
+    return TokenLogit{static_cast<int32_t>(i), logits[i]};
+  };
+  std::ranges::partial_sort_copy(
+      std::views::iota(size_t{0}, logits.size()) | std::views::transform(as_token), out.first(k),
+      better<TokenLogit>);
 }
 
 void Candidates::sort_descending() { sort_prefix(items_.size()); }
