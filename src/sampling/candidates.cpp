@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ranges>
 
 namespace pensieve {
 
@@ -29,20 +28,28 @@ bool better(const T& a, const T& b) {
 
 }  // namespace
 
-// A heap of the k best seen so far in `out` (no allocation: this runs every step on a CPU).
+// `out` holds a heap of the k best seen so far, the worst of them on top, which each better token
+// replaces; then it is sorted. No allocation: this runs every step on a CPU.
 void best_tokens(std::span<const float> logits, size_t k, std::span<TokenLogit> out) {
+  const std::span<TokenLogit> heap = out.first(k);
+  size_t filled = 0;
   for (size_t i = 0; i < logits.size(); ++i) {
     if (!std::isfinite(logits[i])) {
       out[0] = {-1, logits[i]};
       return;
     }
+    const TokenLogit token{static_cast<int32_t>(i), logits[i]};
+    if (filled < k) {
+      heap[filled++] = token;
+      std::push_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(filled),
+                     better<TokenLogit>);
+    } else if (better(token, heap[0])) {
+      std::pop_heap(heap.begin(), heap.end(), better<TokenLogit>);
+      heap[k - 1] = token;
+      std::push_heap(heap.begin(), heap.end(), better<TokenLogit>);
+    }
   }
-  const auto as_token = [&logits](size_t i) {
-    return TokenLogit{static_cast<int32_t>(i), logits[i]};
-  };
-  std::ranges::partial_sort_copy(
-      std::views::iota(size_t{0}, logits.size()) | std::views::transform(as_token), out.first(k),
-      better<TokenLogit>);
+  std::sort_heap(heap.begin(), heap.end(), better<TokenLogit>);
 }
 
 void Candidates::sort_descending() { sort_prefix(items_.size()); }

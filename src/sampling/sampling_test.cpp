@@ -141,6 +141,22 @@ TEST(BestTokens, OrderedAsThePartialSortWithTiesByIdAndNonFiniteFlagged) {
   c.assign(logits);
   c.sort_prefix(best.size());
   for (size_t i = 0; i < best.size(); ++i) EXPECT_EQ(c.items()[i].id, best[i].id) << i;
+  // A long row with many equal values, k from one to more than the heap's comfortable size.
+  std::mt19937 gen(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> row(5000);
+  for (float& l : row) l = std::round(normal(gen) * 4.0f) / 4.0f;
+  Candidates all(static_cast<int64_t>(row.size()));
+  for (size_t k : {size_t{1}, size_t{7}, size_t{256}, size_t{4999}}) {
+    std::vector<TokenLogit> got(k);
+    best_tokens(row, k, got);
+    all.assign(row);
+    all.sort_prefix(k);
+    for (size_t i = 0; i < k; ++i) {
+      ASSERT_EQ(got[i].id, all.items()[i].id) << "k " << k << " place " << i;
+      ASSERT_EQ(got[i].logit, all.items()[i].logit) << "k " << k << " place " << i;
+    }
+  }
   std::vector<float> bad = logits;
   bad[6] = std::numeric_limits<float>::infinity();
   best_tokens(bad, best.size(), best);
