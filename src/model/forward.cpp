@@ -7,6 +7,25 @@
 
 namespace pensieve {
 
+Expected<void> check_eval(std::span<const int32_t> tokens, int64_t n_past, int64_t room,
+                          int64_t n_vocab) {
+  if (tokens.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
+  }
+  if (n_past + static_cast<int64_t>(tokens.size()) > room) {
+    return make_error(ErrorCode::kOutOfRange,
+                      "forward: {} tokens do not fit: {} of the context's {} are used",
+                      tokens.size(), n_past, room);
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= n_vocab) {
+      return make_error(ErrorCode::kInvalidArgument, "forward: token id {} is outside [0, {})", t,
+                        n_vocab);
+    }
+  }
+  return {};
+}
+
 int32_t greedy_pick(std::span<const float> logits) {
   size_t best = 0;
   for (size_t i = 0; i < logits.size(); ++i) {

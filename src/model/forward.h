@@ -24,6 +24,11 @@ class Forward {
   virtual void reset() = 0;
 };
 
+// eval()'s checks, the messages every backend gives: at least one token, all of them in [0,
+// n_vocab), and room for them after n_past within `room` positions.
+Expected<void> check_eval(std::span<const int32_t> tokens, int64_t n_past, int64_t room,
+                          int64_t n_vocab);
+
 // One sequence's part of a batch: `tokens` go in at positions first_pos.., whose K and V are
 // written into (and attention reads through) the blocks of `block_table` (one block id per
 // kKvBlockPositions positions; it must cover first_pos + tokens.size() positions).

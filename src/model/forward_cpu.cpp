@@ -148,21 +148,8 @@ void CpuForward::matmul(const Matrix& w, const float* x, int64_t n_tokens, float
 
 Expected<std::span<const float>> CpuForward::eval(std::span<const int32_t> tokens) {
   if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
-  if (tokens.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
-  }
   const int64_t room = std::min(n_ctx_, static_cast<int64_t>(own_table_.size()) * kBlock);
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > room) {
-    return make_error(ErrorCode::kOutOfRange,
-                      "forward: {} tokens do not fit: {} of the context's {} are used",
-                      tokens.size(), n_past_, room);
-  }
-  for (int32_t t : tokens) {
-    if (t < 0 || t >= hp_.n_vocab) {
-      return make_error(ErrorCode::kInvalidArgument, "forward: token id {} is outside [0, {})", t,
-                        hp_.n_vocab);
-    }
-  }
+  PV_TRY_VOID(check_eval(tokens, n_past_, room, hp_.n_vocab));
   for (size_t begin = 0; begin < tokens.size(); begin += sz(max_batch_)) {
     const BatchSegment segment{
         tokens.subspan(begin, std::min(sz(max_batch_), tokens.size() - begin)), n_past_,

@@ -17,20 +17,7 @@ size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
 Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> tokens) {
   if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
-  if (tokens.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
-  }
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
-    return make_error(ErrorCode::kOutOfRange,
-                      "forward: {} tokens do not fit: {} of the context's {} are used",
-                      tokens.size(), n_past_, n_ctx_);
-  }
-  for (int32_t t : tokens) {
-    if (t < 0 || t >= hp_.n_vocab) {
-      return make_error(ErrorCode::kInvalidArgument, "forward: token id {} is outside [0, {})", t,
-                        hp_.n_vocab);
-    }
-  }
+  PV_TRY_VOID(check_eval(tokens, n_past_, n_ctx_, hp_.n_vocab));
   if (weights_mem_ == nullptr) {
     return make_error(ErrorCode::kUnavailable, "cuda: the weights were released; restore them");
   }

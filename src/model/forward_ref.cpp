@@ -54,14 +54,7 @@ Expected<std::span<const float>> ReferenceForward::step(int32_t token) {
 }
 
 Expected<std::span<const float>> ReferenceForward::eval(std::span<const int32_t> tokens) {
-  if (tokens.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "forward: no tokens to evaluate");
-  }
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
-    return make_error(ErrorCode::kOutOfRange,
-                      "forward: {} tokens do not fit: {} of the context's {} are used",
-                      tokens.size(), n_past_, n_ctx_);
-  }
+  PV_TRY_VOID(check_eval(tokens, n_past_, n_ctx_, hp_.n_vocab));
   std::span<const float> logits;
   for (int32_t t : tokens) {
     PV_TRY(logits, step(t));
