@@ -189,9 +189,12 @@ class CudaForward : public Forward, public LayerStage {
 
   // The passes (forward_cuda_layers.cpp).
   void run_chunk(const int32_t* ids, int64_t n_tokens, const KvPlace& place);
-  void attention_core(int64_t il, int64_t n_tokens, const KvPlace& place, bool out_q8 = false);
+  void attention_core(int64_t il, int64_t n_tokens, const KvPlace& place, bool out_q8 = false,
+                      bool norm_ends = false);
   void prompt_layer(int64_t il, int64_t n_tokens, const KvPlace& place);
-  void decode_layer(int64_t il, int64_t n_tokens, const KvPlace& place);
+  // The step of a few tokens. weighted: xn_ holds x_ times the layer's attention norm weight
+  // (the norm then ends in the attention kernel); returns whether it left that for the next.
+  bool decode_layer(int64_t il, int64_t n_tokens, const KvPlace& place, bool weighted);
   // The logits of n rows of x_ (rows[i] on the device) into logits_dev_, [n, n_vocab].
   void logits_of_rows(const int32_t* rows, int64_t n);
   // n rows of x normalized into xn_, and quantized into xq_ when they can be.

@@ -1,8 +1,8 @@
 // CudaForward's passes: a prompt chunk of n tokens layer by layer (tensor cores for long
 // chunks), the step of one token or a few (a batch's decode tokens) with fused kernels (norm and
 // 8-bit quantization in one, q/k/v in one launch, for one token the RoPE and cache write inside
-// attention, the residual added by the projections, SwiGLU inside the gate/up product), and the
-// logits of one row.
+// attention and, when q/k/v read x itself, the end of the attention norm there too, the residual
+// added by the projections, SwiGLU inside the gate/up product), and the logits of one row.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -43,9 +43,10 @@ bool CudaForward::gemm_direct(const Matrix& w) {
 // From the embeddings of ids, or past layer 0 from the hidden states already in x_.
 void CudaForward::run_chunk(const int32_t* ids, int64_t n, const KvPlace& place) {
   if (first_layer_ == 0) cuda::get_rows(token_embd_, ids, n, x_, stream_);  // x: [n, n_embd]
+  bool weighted = false;  // xn_ holds x_ times the attention norm's weight (decode_layer)
   for (int64_t il = first_layer_; il < end_layer_; ++il) {
     if (n <= matvec_max_tokens_) {
-      decode_layer(il, n, place);
+      weighted = decode_layer(il, n, place, weighted);
     } else {
       prompt_layer(il, n, place);
     }
@@ -53,8 +54,10 @@ void CudaForward::run_chunk(const int32_t* ids, int64_t n, const KvPlace& place)
 }
 
 // RoPE, the cache write and attention for q_, k_, v_ into attn_ (and with out_q8 its 8-bit codes
-// into xq_).
-void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place, bool out_q8) {
+// into xq_). With norm_ends (one token), q_, k_ and v_ are the products of x_ times the norm's
+// weight, and the attention kernel ends the norm.
+void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place, bool out_q8,
+                                 bool norm_ends) {
   const DeviceLayer& l = layer(il);
   const size_t slot = sz(il - first_layer_);  // the layer's place in the cache
   auto* k_cache = reinterpret_cast<uint16_t*>(kv_mem_ + slot * 2 * kv_layer_bytes_);
@@ -86,6 +89,7 @@ void CudaForward::attention_core(int64_t il, int64_t n, const KvPlace& place, bo
   a.fuse_rope = n == 1;
   if (a.fuse_rope) {
     a.rope = rope;
+    if (norm_ends) a.norm = {x_, hp_.n_embd, hp_.rms_eps};
   } else {
     cuda::rope_store_kv(rope, stream_);
   }
@@ -188,10 +192,11 @@ namespace {
 
 // One launch for each set of matrices of one type and width (q and k share one when v is of
 // another type). x is quantized already when quantized weights read it. SwiGLU's gate and up are
-// one set.
+// one set. A residual product (one matrix) can also write its new values times norm_weight.
 void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<float*> y,
                   const float* x, cuda::Q8Act xq, cuda::MatvecOut out, int64_t n_tokens,
-                  cudaStream_t stream) {
+                  cudaStream_t stream, const float* norm_weight = nullptr,
+                  float* weighted = nullptr) {
   const size_t n = w.size();
   PV_CHECK(n <= cuda::kMaxMatvecs, "{} matrices for one matvec group", n);
   bool launched[cuda::kMaxMatvecs] = {};
@@ -202,6 +207,8 @@ void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<
     job.xq = xq;
     job.out = out;
     job.n_tokens = n_tokens;
+    job.norm_out.weight = norm_weight;
+    job.norm_out.weighted = weighted;
     job.n_w = 0;
     const Matrix* first = w.begin()[i];
     for (size_t j = i; j < n; ++j) {
@@ -218,16 +225,19 @@ void matvec_group(std::initializer_list<const Matrix*> w, std::initializer_list<
 
 }  // namespace
 
-void CudaForward::decode_layer(int64_t il, int64_t n, const KvPlace& place) {
+// One token's layer can leave its attention norm to the attention kernel when q, k and v read x
+// itself: the products read x_ times the norm's weight, which the layer before wrote into xn_
+// with its residual (weighted); returns whether it did so for the next layer.
+bool CudaForward::decode_layer(int64_t il, int64_t n, const KvPlace& place, bool weighted) {
   const DeviceLayer& l = layer(il);
   const cuda::Q8Act xq{xq_qs_, reinterpret_cast<float2*>(xq_ds_)};
   const int64_t n_q = hp_.n_head * hp_.head_dim;
-  norm_rows(x_, l.attn_norm, n);
+  if (!weighted) norm_rows(x_, l.attn_norm, n);
   matvec_group({&l.wq, &l.wk, &l.wv}, {q_, k_, v_}, xn_, xq, cuda::MatvecOut::kStore, n, stream_);
   // The attention kernel writes its output's 8-bit codes for a quantized wo itself.
   const bool wo_q8 = quantized(l.wo);
   const bool attn_q8 = wo_q8 && hp_.head_dim % 32 == 0;
-  attention_core(il, n, place, attn_q8);
+  attention_core(il, n, place, attn_q8, weighted);
   if (wo_q8 && !attn_q8) cuda::quantize_q8(attn_, n, n_q, xq, stream_);
   matvec_group({&l.wo}, {x_}, attn_, xq, cuda::MatvecOut::kAdd, n, stream_);  // x += wo attn
 
@@ -241,7 +251,14 @@ void CudaForward::decode_layer(int64_t il, int64_t n, const KvPlace& place) {
     cuda::swiglu(gate_, up_, n * hp_.n_ff, gate_, stream_);
   }
   if (quantized(l.ffn_down)) cuda::quantize_q8(gate_, n, hp_.n_ff, xq, stream_);
-  matvec_group({&l.ffn_down}, {x_}, gate_, xq, cuda::MatvecOut::kAdd, n, stream_);  // x += down
+  // x += down, and for the next layer x times its attention norm's weight when that can end in
+  // its attention kernel.
+  const DeviceLayer* next = il + 1 < end_layer_ ? &layer(il + 1) : nullptr;
+  const bool next_weighted = n == 1 && next != nullptr && !quantized(next->wq) &&
+                             !quantized(next->wk) && !quantized(next->wv);
+  matvec_group({&l.ffn_down}, {x_}, gate_, xq, cuda::MatvecOut::kAdd, n, stream_,
+               next_weighted ? next->attn_norm : nullptr, next_weighted ? xn_ : nullptr);
+  return next_weighted;
 }
 
 void CudaForward::logits_of(const float* x_row) {

@@ -9,7 +9,8 @@
 // the workspace, and the last to finish (a counter per row) merges them in split order. The output
 // can also be written as 8-bit codes for the quantized product after it. For one token the kernel
 // can also do rope_store_kv's work first (the RoPE of q and k, the token's k and v into the
-// cache), which saves the decode step a launch a layer.
+// cache), which saves the decode step a launch a layer, and before it end the layer's RMSNorm
+// (scale q, k and v, the products of the weighted residual), which saves another.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -143,10 +144,11 @@ __device__ __forceinline__ void write_out(const AttentionJob& job, int64_t i, fl
 // Fused RoPE: dim d of the token's q (rotated, scaled) into q_s, and of its KV head's k (rotated)
 // and v as F16 into k_new and v_new, rotated as rope_store_kv rotates (rope.cuh); `write` also
 // stores them in the cache row of position pos.
+// q, k and v are scaled by norm_scale first (AttentionJob::norm; 1 without).
 __device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t d, int64_t h,
                                                int64_t kv_head, int64_t pos, int64_t cache_row,
-                                               bool write, float* q_s, uint16_t* k_new,
-                                               uint16_t* v_new) {
+                                               bool write, float norm_scale, float* q_s,
+                                               uint16_t* k_new, uint16_t* v_new) {
   const RopeKvJob& r = job.rope;
   const int64_t hd = job.head_dim;
   const int64_t half = r.n_rot / 2;
@@ -166,8 +168,8 @@ __device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t 
     }
     angle = detail::rope_angle(pos, r.freqs[slot], r.attn_factor);
   }
-  auto at = [](const float* x, const float* bias, int64_t i) {
-    return x[i] + (bias != nullptr ? bias[i] : 0.0f);
+  auto at = [norm_scale](const float* x, const float* bias, int64_t i) {
+    return x[i] * norm_scale + (bias != nullptr ? bias[i] : 0.0f);
   };
   auto rotated = [&](const float* x, const float* bias, int64_t base) {
     const float own = at(x, bias, base + d);
@@ -186,6 +188,29 @@ __device__ __forceinline__ void rope_new_token(const AttentionJob& job, int64_t 
     r.k_cache[cache_row * n_kv + kv_at] = k_new[d];
     r.v_cache[cache_row * n_kv + kv_at] = v_new[d];
   }
+}
+
+// The RMSNorm's 1 / sqrt(mean(x^2) + eps) of job.norm.x, summed by the block's threads in a
+// fixed order (the same in every block). The whole block calls it.
+template <int kThreads>
+__device__ __forceinline__ float norm_scale_of(const AttentionJob& job) {
+  __shared__ float warp_sums[kThreads / detail::kWarp];
+  const auto* x4 = reinterpret_cast<const float4*>(job.norm.x);
+  float sum = 0.0f;
+#pragma unroll 4
+  for (int64_t i = threadIdx.x; i < job.norm.n / 4; i += kThreads) {
+    const float4 v = x4[i];
+    sum += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  for (int64_t i = job.norm.n / 4 * 4 + threadIdx.x; i < job.norm.n; i += kThreads) {
+    sum += job.norm.x[i] * job.norm.x[i];
+  }
+  sum = detail::warp_sum(sum);
+  if (threadIdx.x % detail::kWarp == 0) warp_sums[threadIdx.x / detail::kWarp] = sum;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < kThreads / detail::kWarp; ++w) total += warp_sums[w];
+  return 1.0f / sqrtf(total / static_cast<float>(job.norm.n) + job.norm.eps);
 }
 
 // kWarps warps a block: 4 for prompts (many blocks), 8 for one token. gridDim.y splits.
@@ -234,13 +259,15 @@ __global__ void attention_kernel(AttentionJob job) {
     if (c < chunk_end) kv.load(k, v, rows, begin + c * detail::kWarp + lane, pos, n_kv, lane);
   }
   if (job.fuse_rope) {
+    // The residual was written two kernels before: its norm is taken before the wait too.
+    const float norm_scale = job.norm.x != nullptr ? norm_scale_of<kThreads>(job) : 1.0f;
     detail::begin_dependent();
     // The first query head of each KV head's group writes the token's k and v (split 0, which
     // every row has).
     const bool write = h % (job.n_head / job.n_head_kv) == 0 && blockIdx.y == 0;
     const int64_t cache_row = rows.row(pos);
     for (int d = threadIdx.x; d < hd; d += kThreads) {
-      rope_new_token(job, d, h, kv_head, pos, cache_row, write, q_s, k_new, v_new);
+      rope_new_token(job, d, h, kv_head, pos, cache_row, write, norm_scale, q_s, k_new, v_new);
     }
   } else {
     const float* q = job.q + query_row * hd;  // [hd]
@@ -385,6 +412,11 @@ void attention(const AttentionJob& job, cudaStream_t stream) {
   const bool paged = job.paged.positions != nullptr;
   if (job.fuse_rope && (job.n_tokens != 1 || job.rope.n_rot > job.head_dim)) {
     std::fprintf(stderr, "cuda attention: RoPE is fused for one token only\n");
+    std::abort();
+  }
+  if (job.norm.x != nullptr &&
+      (!job.fuse_rope || job.norm.n < 1 || reinterpret_cast<uintptr_t>(job.norm.x) % 16 != 0)) {
+    std::fprintf(stderr, "cuda attention: the norm ends here with the RoPE fused, x aligned\n");
     std::abort();
   }
   if (job.out_q8.qs != nullptr && job.head_dim % detail::kQk != 0) {

@@ -1,4 +1,6 @@
 // Embedding lookup: whole rows of a weight matrix in any supported type, dequantized to F32.
+#include <algorithm>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops.h"
 
@@ -7,21 +9,27 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// One thread block per id.
+// Thread blocks of kThreads columns, one element a thread, blockIdx.y the id: a row's loads are
+// all in flight at once (a block looping over a row waits for memory once per pass).
 template <GgmlType T>
 __global__ void get_rows_kernel(const uint8_t* data, size_t row_bytes, int64_t n_cols,
                                 const int32_t* ids, float* out) {
   detail::begin_dependent();
-  const uint8_t* row = data + static_cast<size_t>(ids[blockIdx.x]) * row_bytes;
-  float* y = out + static_cast<int64_t>(blockIdx.x) * n_cols;  // [n_cols]
-  for (int64_t i = threadIdx.x; i < n_cols; i += kThreads)
-    y[i] = detail::load_element<T>(row, n_cols, i);
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= n_cols) return;
+  const uint8_t* row = data + static_cast<size_t>(ids[blockIdx.y]) * row_bytes;
+  out[static_cast<int64_t>(blockIdx.y) * n_cols + i] = detail::load_element<T>(row, n_cols, i);
 }
 
 template <GgmlType T>
 void launch(const Matrix& w, const int32_t* ids, int64_t n_ids, float* out, cudaStream_t stream) {
-  detail::launch_dependent(get_rows_kernel<T>, static_cast<unsigned>(n_ids), kThreads, 0, stream,
-                           w.data, w.row_bytes, w.n_cols, ids, out);
+  constexpr int64_t kMaxIds = 65535;  // a grid's y extent
+  for (int64_t first = 0; first < n_ids; first += kMaxIds) {
+    const dim3 grid(detail::grid_for(w.n_cols, kThreads),
+                    static_cast<unsigned>(std::min(kMaxIds, n_ids - first)));
+    detail::launch_dependent(get_rows_kernel<T>, grid, kThreads, 0, stream, w.data, w.row_bytes,
+                             w.n_cols, ids + first, out + first * w.n_cols);
+  }
 }
 
 }  // namespace

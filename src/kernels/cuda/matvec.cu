@@ -10,7 +10,8 @@
 // numbered one after another; SwiGLU reads the gate and up rows of one index in one warp, in one
 // loop. Thread blocks of 8 warps: fewer, fuller blocks start faster. Each warp asks for its rows in
 // L2 before it waits for the kernel before (griddepcontrol), so the weights stream in while that
-// kernel finishes.
+// kernel finishes. A residual product can also write its new values times the next norm's
+// weight (MatvecJob::norm_out).
 #include <cstdio>
 #include <cstdlib>
 #include <type_traits>
@@ -196,7 +197,8 @@ __device__ __forceinline__ void row_dots(const uint8_t* const* rows, int64_t n_c
 // part + kSplit, ... of each 32 (row_dots); part 0 adds the others' sums and writes y.
 template <GgmlType T, bool kVec, MatvecOut O, int kSplit = 1>
 __global__ void __launch_bounds__(kThreads)
-    matvec_kernel(Targets t, int64_t n_cols, int64_t n_tokens, const float* x, Q8Act xq) {
+    matvec_kernel(Targets t, int64_t n_cols, int64_t n_tokens, const float* x, Q8Act xq,
+                  const float* norm_weight, float* weighted) {
   const int lane = threadIdx.x % detail::kWarp;
   const int warp = threadIdx.x / detail::kWarp;
   const int64_t gw = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
@@ -262,7 +264,9 @@ __global__ void __launch_bounds__(kThreads)
       if (lane == 0) y_j[r] = sum / (1.0f + expf(-sum)) * up;
     } else if (lane == 0) {
       if constexpr (O == MatvecOut::kAdd) {
-        y_j[r] += sum;
+        const float added = y_j[r] + sum;
+        y_j[r] = added;
+        if (weighted != nullptr) weighted[j * n_rows + r] = added * norm_weight[r];
       } else {
         y_j[r] = sum;
       }
@@ -284,15 +288,18 @@ void launch(const Targets& t, int64_t n_cols, const MatvecJob& job, dim3 grid,
   switch (job.out) {
     case MatvecOut::kStore:
       detail::launch_dependent(matvec_kernel<T, kVec, MatvecOut::kStore, kSplit>, grid, kThreads, 0,
-                               stream, t, n_cols, job.n_tokens, job.x, job.xq);
+                               stream, t, n_cols, job.n_tokens, job.x, job.xq, job.norm_out.weight,
+                               job.norm_out.weighted);
       return;
     case MatvecOut::kAdd:
       detail::launch_dependent(matvec_kernel<T, kVec, MatvecOut::kAdd, kSplit>, grid, kThreads, 0,
-                               stream, t, n_cols, job.n_tokens, job.x, job.xq);
+                               stream, t, n_cols, job.n_tokens, job.x, job.xq, job.norm_out.weight,
+                               job.norm_out.weighted);
       return;
     case MatvecOut::kSwiglu:
       detail::launch_dependent(matvec_kernel<T, kVec, MatvecOut::kSwiglu, kSplit>, grid, kThreads,
-                               0, stream, t, n_cols, job.n_tokens, job.x, job.xq);
+                               0, stream, t, n_cols, job.n_tokens, job.x, job.xq,
+                               job.norm_out.weight, job.norm_out.weighted);
       return;
   }
 }
@@ -314,6 +321,10 @@ void matvec(const MatvecJob& job, cudaStream_t stream) {
   if (job.n_w < 1 || job.n_w > kMaxMatvecs) bad_job("between 1 and 3 matrices");
   if (job.out == MatvecOut::kSwiglu && job.n_w != 2) bad_job("SwiGLU takes two matrices");
   if (job.n_tokens < 1) bad_job("at least one token");
+  if (job.norm_out.weighted != nullptr &&
+      (job.out != MatvecOut::kAdd || job.n_w != 1 || job.norm_out.weight == nullptr)) {
+    bad_job("a weighted output comes from a kAdd of one matrix, with the norm's weight");
+  }
   const Matrix& w0 = *job.w[0];
   Targets t{};
   bool rows16 = true;  // every row starts 16-byte aligned

@@ -302,6 +302,47 @@ TEST_P(CudaMatvec, SeveralTokensEqualOneAtATime) {
   }
 }
 
+// A residual product can also write its new values times the next norm's weight (norm_out, the
+// input of products whose norm the attention kernel ends): y as without it, bit for bit, and the
+// weighted values exactly those y times the weight.
+TEST_P(CudaMatvec, ResidualAlsoWritesItsValuesTimesTheNormWeight) {
+  const GgmlType type = GetParam();
+  const int64_t n_cols = k_quant(type) ? 512 : 96;
+  constexpr int64_t kTokens = 2;
+  constexpr int64_t kRows = 67;
+  const std::vector<float> x = test::random_floats(static_cast<size_t>(kTokens * n_cols), 31);
+  test::DeviceBuffer<float> x_dev(x);
+  DeviceQ8 xq(x.size());
+  if (quantized(type)) quantize_q8(x_dev.get(), kTokens, n_cols, xq.act(), nullptr);
+  size_t row_bytes = 0;
+  test::DeviceBuffer<uint8_t> w_dev(random_matrix(type, kRows, n_cols, 32, &row_bytes));
+  const Matrix w = test::device_matrix(type, n_cols, kRows, row_bytes, w_dev.get());
+  const std::vector<float> y_init = test::random_floats(static_cast<size_t>(kTokens * kRows), 33);
+  const std::vector<float> weight = test::random_floats(static_cast<size_t>(kRows), 34);
+  test::DeviceBuffer<float> y_plain(y_init), y_norm(y_init), weight_dev(weight),
+      weighted(y_init.size());
+  MatvecJob job;
+  job.w[0] = &w;
+  job.y[0] = y_plain.get();
+  job.x = x_dev.get();
+  job.xq = xq.act();
+  job.out = MatvecOut::kAdd;
+  job.n_tokens = kTokens;
+  matvec(job, nullptr);
+  job.y[0] = y_norm.get();
+  job.norm_out.weight = weight_dev.get();
+  job.norm_out.weighted = weighted.get();
+  matvec(job, nullptr);
+  ASSERT_TRUE(test::synchronize());
+  const std::vector<float> plain = y_plain.download();
+  const std::vector<float> got = y_norm.download();
+  const std::vector<float> got_weighted = weighted.download();
+  ASSERT_EQ(got, plain);
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got_weighted[i], got[i] * weight[i % kRows]) << "element " << i;
+  }
+}
+
 TEST(CudaMatvecTypes, ReadsQ8ForQuantizedTypes) {
   for (GgmlType type :
        {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {

@@ -156,6 +156,15 @@ struct AttentionJob {
   // counts, head_dim and position must be the job's own.
   bool fuse_rope = false;
   RopeKvJob rope;
+  // With fuse_rope, the layer's RMSNorm may end here: q, k and v are then the products of the
+  // residual times the norm's weight (MatvecJob::norm_out), and the kernel scales them by
+  // 1 / sqrt(mean(x^2) + eps) of the residual x before the biases and the RoPE, which saves the
+  // norm's launch. x null: q, k and v are the products of the normalized residual.
+  struct {
+    const float* x = nullptr;  // [n], 16-byte aligned
+    int64_t n = 0;
+    float eps = 0.0f;
+  } norm;
 };
 inline constexpr int64_t kAttentionSplitBlocks = 512;  // thread blocks the splits aim at
 inline constexpr int64_t kAttentionPartialFloats = kAttentionSplitBlocks * (kMaxHeadDim + 2);
@@ -191,6 +200,12 @@ struct MatvecJob {
   Q8Act xq;                  // x quantized, weights that matvec_reads_q8
   MatvecOut out = MatvecOut::kStore;
   int64_t n_tokens = 1;  // rows of x (and xq); y[i] is then [n_tokens, w[i]->n_rows]
+  // kAdd of one matrix: also the new y times `weight` into `weighted` ([n_tokens, n_rows]), the
+  // input of the next products when the attention kernel ends their norm (AttentionJob::norm).
+  struct {
+    const float* weight = nullptr;  // [n_rows]
+    float* weighted = nullptr;      // null: not written
+  } norm_out;
 };
 void matvec(const MatvecJob& job, cudaStream_t stream);
 

@@ -5,6 +5,7 @@
 // they were. Paged caches: rows through block tables.
 #include <cmath>
 #include <ostream>
+#include <utility>
 
 #include "core/half.h"
 #include "kernels/cuda/ops.h"
@@ -240,71 +241,104 @@ constexpr ref::RopeStyle kHalf = ref::RopeStyle::kHalfSplit;
 // One token with the RoPE fused into the attention kernel: the cache rows are rope_store_kv's bit
 // for bit (the token's row written, the others kept), and the attention output is that of
 // rope_store_kv then attention, at positions in the first chunk, at a chunk's end and past it,
-// and far enough on that a row's positions are split over several blocks.
+// and far enough on that a row's positions are split over several blocks. With the RMSNorm
+// ending in the kernel (AttentionJob::norm), q, k and v are taken as products of the weighted
+// residual and scaled by its 1/rms: against the separate launches on q, k and v scaled on the
+// host (the rms summed in another order: cache rows within an F16 step).
 TEST_P(CudaRopeKv, FusedIntoAttentionMatchesSeparateLaunches) {
   const RopeCase& c = GetParam();
   const int64_t n_q = c.n_head * c.head_dim;
   const int64_t n_kv = c.n_head_kv * c.head_dim;
   const std::vector<double> freqs = plain_freqs(c);
   test::DeviceBuffer<double> freqs_dev(freqs);
-  for (int64_t pos : {0, 31, 40, 300}) {
-    SCOPED_TRACE(testing::Message() << "position " << pos);
-    const int64_t n_ctx = pos + 3;
-    const auto q = test::random_floats(static_cast<size_t>(n_q), 11);
-    const auto k = test::random_floats(static_cast<size_t>(n_kv), 12);
-    const auto v = test::random_floats(static_cast<size_t>(n_kv), 13);
-    const auto bq = test::random_floats(static_cast<size_t>(n_q), 14);
-    const auto bk = test::random_floats(static_cast<size_t>(n_kv), 15);
-    const auto bv = test::random_floats(static_cast<size_t>(n_kv), 16);
-    const auto earlier = test::random_floats(static_cast<size_t>(n_ctx * n_kv), 17, 2.0f);
-    std::vector<uint16_t> cache(earlier.size(), 0x7777);
-    for (size_t i = 0; i < static_cast<size_t>(pos * n_kv); ++i) cache[i] = f32_to_f16(earlier[i]);
-    test::DeviceBuffer<float> q_sep(q), q_raw(q), k_dev(k), v_dev(v), bq_dev(bq), bk_dev(bk),
-        bv_dev(bv);
-    test::DeviceBuffer<uint16_t> k_sep(cache), v_sep(cache), k_fused(cache), v_fused(cache);
-    test::DeviceBuffer<float> out_sep(static_cast<size_t>(n_q)),
-        out_fused(static_cast<size_t>(n_q));
-    test::DeviceBuffer<float> partials(static_cast<size_t>(kAttentionPartialFloats));
-    test::DeviceBuffer<unsigned> counters(
-        std::vector<unsigned>(static_cast<size_t>(kAttentionSplitBlocks), 0u));
+  constexpr int64_t kEmbd = 259;  // the residual's width: float4 loads and a remainder
+  constexpr float kEps = 1e-5f;
+  const auto residual = test::random_floats(static_cast<size_t>(kEmbd), 18, 3.0f);
+  test::DeviceBuffer<float> residual_dev(residual);
+  double sum_sq = 0.0;
+  for (float x : residual) sum_sq += static_cast<double>(x) * x;
+  const auto norm_scale = static_cast<float>(1.0 / std::sqrt(sum_sq / kEmbd + kEps));
+  for (bool norm : {false, true}) {
+    for (int64_t pos : {0, 31, 40, 300}) {
+      SCOPED_TRACE(testing::Message() << "position " << pos << (norm ? ", norm ending" : ""));
+      const int64_t n_ctx = pos + 3;
+      const auto q = test::random_floats(static_cast<size_t>(n_q), 11);
+      const auto k = test::random_floats(static_cast<size_t>(n_kv), 12);
+      const auto v = test::random_floats(static_cast<size_t>(n_kv), 13);
+      const auto bq = test::random_floats(static_cast<size_t>(n_q), 14);
+      const auto bk = test::random_floats(static_cast<size_t>(n_kv), 15);
+      const auto bv = test::random_floats(static_cast<size_t>(n_kv), 16);
+      const auto earlier = test::random_floats(static_cast<size_t>(n_ctx * n_kv), 17, 2.0f);
+      std::vector<uint16_t> cache(earlier.size(), 0x7777);
+      for (size_t i = 0; i < static_cast<size_t>(pos * n_kv); ++i) {
+        cache[i] = f32_to_f16(earlier[i]);
+      }
+      auto scaled = [&](std::vector<float> x) {
+        for (float& e : x) e *= norm ? norm_scale : 1.0f;
+        return x;
+      };
+      test::DeviceBuffer<float> q_sep(scaled(q)), k_sep_in(scaled(k)), v_sep_in(scaled(v));
+      test::DeviceBuffer<float> q_raw(q), k_dev(k), v_dev(v), bq_dev(bq), bk_dev(bk), bv_dev(bv);
+      test::DeviceBuffer<uint16_t> k_sep(cache), v_sep(cache), k_fused(cache), v_fused(cache);
+      test::DeviceBuffer<float> out_sep(static_cast<size_t>(n_q)),
+          out_fused(static_cast<size_t>(n_q));
+      test::DeviceBuffer<float> partials(static_cast<size_t>(kAttentionPartialFloats));
+      test::DeviceBuffer<unsigned> counters(
+          std::vector<unsigned>(static_cast<size_t>(kAttentionSplitBlocks), 0u));
 
-    const RopeBuffers buffers{q_sep.get(),  k_dev.get(),  v_dev.get(), bq_dev.get(),
-                              bk_dev.get(), bv_dev.get(), k_sep.get(), v_sep.get()};
-    const RopeKvJob rope = rope_job(c, buffers, 1, pos, freqs_dev.get());
-    AttentionJob a;
-    a.q = q_sep.get();
-    a.out = out_sep.get();
-    a.k_cache = k_sep.get();
-    a.v_cache = v_sep.get();
-    a.n_tokens = 1;
-    a.first_pos = pos;
-    a.n_head = c.n_head;
-    a.n_head_kv = c.n_head_kv;
-    a.head_dim = c.head_dim;
-    a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    a.partials = partials.get();
-    a.counters = counters.get();
-    rope_store_kv(rope, nullptr);
-    attention(a, nullptr);
+      const RopeBuffers buffers{q_sep.get(),  k_sep_in.get(), v_sep_in.get(), bq_dev.get(),
+                                bk_dev.get(), bv_dev.get(),   k_sep.get(),    v_sep.get()};
+      const RopeKvJob rope = rope_job(c, buffers, 1, pos, freqs_dev.get());
+      AttentionJob a;
+      a.q = q_sep.get();
+      a.out = out_sep.get();
+      a.k_cache = k_sep.get();
+      a.v_cache = v_sep.get();
+      a.n_tokens = 1;
+      a.first_pos = pos;
+      a.n_head = c.n_head;
+      a.n_head_kv = c.n_head_kv;
+      a.head_dim = c.head_dim;
+      a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      a.partials = partials.get();
+      a.counters = counters.get();
+      rope_store_kv(rope, nullptr);
+      attention(a, nullptr);
 
-    a.q = nullptr;
-    a.out = out_fused.get();
-    a.k_cache = k_fused.get();
-    a.v_cache = v_fused.get();
-    a.fuse_rope = true;
-    a.rope = rope;
-    a.rope.q = q_raw.get();
-    a.rope.k_cache = k_fused.get();
-    a.rope.v_cache = v_fused.get();
-    attention(a, nullptr);
-    ASSERT_TRUE(test::synchronize());
+      a.q = nullptr;
+      a.out = out_fused.get();
+      a.k_cache = k_fused.get();
+      a.v_cache = v_fused.get();
+      a.fuse_rope = true;
+      a.rope = rope;
+      a.rope.q = q_raw.get();
+      a.rope.k = k_dev.get();
+      a.rope.v = v_dev.get();
+      a.rope.k_cache = k_fused.get();
+      a.rope.v_cache = v_fused.get();
+      if (norm) a.norm = {residual_dev.get(), kEmbd, kEps};
+      attention(a, nullptr);
+      ASSERT_TRUE(test::synchronize());
 
-    EXPECT_EQ(k_fused.download(), k_sep.download());
-    EXPECT_EQ(v_fused.download(), v_sep.download());
-    const std::vector<float> want = out_sep.download();
-    const std::vector<float> got = out_fused.download();
-    for (size_t i = 0; i < want.size(); ++i) {
-      ASSERT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i]))) << "output " << i;
+      for (auto [fused, sep] : {std::pair{&k_fused, &k_sep}, std::pair{&v_fused, &v_sep}}) {
+        const std::vector<uint16_t> got = fused->download();
+        const std::vector<uint16_t> want = sep->download();
+        if (!norm) {
+          EXPECT_EQ(got, want);
+          continue;
+        }
+        for (size_t i = 0; i < want.size(); ++i) {
+          const float w = f16_to_f32(want[i]);
+          ASSERT_NEAR(f16_to_f32(got[i]), w, 1e-3 * std::fabs(w) + 1e-7) << "cache element " << i;
+        }
+      }
+      // With the norm, a cache value an F16 step apart moves the output by as much.
+      const float tolerance = norm ? 2e-3f : 1e-5f;
+      const std::vector<float> want = out_sep.download();
+      const std::vector<float> got = out_fused.download();
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], tolerance * (1.0f + std::fabs(want[i]))) << "output " << i;
+      }
     }
   }
 }
