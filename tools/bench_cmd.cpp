@@ -100,7 +100,12 @@ void register_bench(CLI::App& app, Handler* run) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-p", o->top_p,
                   "With --temperature: keep the most likely tokens up to this mass (without "
-                  "--top-k: from the whole logits, on the host)")
+                  "--top-k: from the 256 best and the row's sum of exponentials, or the whole "
+                  "row when those fall short)")
+      ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--min-p", o->min_p,
+                  "With --temperature: keep the tokens at least this fraction as likely as the "
+                  "most likely")
       ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_flag("--sample-on-host", o->sample_on_host,
                 "Batched generation at a temperature samples on the host from each step's "

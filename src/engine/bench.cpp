@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/thread_pool.h"
+#include "engine/generate.h"
 #include "kernels/cpu/stream.h"
 #include "model/device_forward.h"
 #include "model/forward_cpu.h"
@@ -37,7 +38,8 @@ uint64_t peak_rss_bytes() {
 // n_streams sequences decode n_generate tokens each in lockstep, from position 0, one
 // eval_batch_greedy() per step (on the GPU the picks are made there), or at a temperature a
 // sampler for each stream with eval_batch_drawn() (the temperature alone), eval_batch_best() (a
-// top-k) or eval_batch(); aggregate tokens/s per repetition.
+// top-k, or a top-p with the rows' sums of exponentials; a row the best tokens do not decide is
+// read after all) or eval_batch(); aggregate tokens/s per repetition.
 Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_threads,
                              GgmlType kv_type, int n_streams) {
   const Hparams& hp = model.hparams();
@@ -73,28 +75,43 @@ Expected<Stat> bench_streams(const Model& model, const BenchOptions& o, int n_th
   std::vector<TokenDraw> draws(static_cast<size_t>(n_streams));
   std::vector<Sampler> samplers;
   for (int s = 0; s < n_streams; ++s) {
-    samplers.emplace_back(
-        SamplingParams{
-            .temperature = o.temperature, .top_k = o.top_k, .top_p = o.top_p, .seed = uint64_t(s)},
-        hp.n_vocab);
+    samplers.emplace_back(SamplingParams{.temperature = o.temperature,
+                                         .top_k = o.top_k,
+                                         .top_p = o.top_p,
+                                         .min_p = o.min_p,
+                                         .seed = uint64_t(s)},
+                          hp.n_vocab);
   }
+  std::vector<double> exp_sums;  // a best-token step's, for a top-p or min-p over the row
+  // As the scheduler does, steps after best tokens fell short bring the rows (Generation).
+  int rows_before_best = 0;
   // One step's picks into `tokens`.
   auto step = [&]() -> Expected<void> {
     std::span<const int32_t> picks;
     const int64_t n_best = samplers.front().best_needed(BatchForward::kMaxBestTokens);
     if (o.temperature <= 0.0f) {
       PV_TRY(picks, fwd.eval_batch_greedy(segments));
-    } else if (!o.sample_on_host && n_best > 0) {
-      PV_TRY(std::span<const TokenLogit> best, fwd.eval_batch_best(segments, n_best));
+    } else if (!o.sample_on_host && n_best > 0 && rows_before_best == 0) {
+      exp_sums.assign(samplers.front().needs_exp_sum() ? tokens.size() : 0, 0.0);
+      PV_TRY(std::span<const TokenLogit> best, fwd.eval_batch_best(segments, n_best, exp_sums));
       const auto per_row = static_cast<size_t>(n_best);
       for (size_t s = 0; s < tokens.size(); ++s) {
         if (best[s * per_row].id < 0) {
           return make_error(ErrorCode::kInternal, "bench: the model produced a non-finite logit");
         }
-        tokens[s] = samplers[s].sample_best(best.subspan(s * per_row, per_row), {});
+        const std::optional<int32_t> token = samplers[s].sample_best(
+            best.subspan(s * per_row, per_row), exp_sums.empty() ? 0.0 : exp_sums[s], {});
+        if (token) {
+          tokens[s] = *token;
+          continue;
+        }
+        PV_TRY(std::span<const float> row, fwd.best_step_row(static_cast<int64_t>(s)));
+        tokens[s] = samplers[s].sample(row, {});
+        rows_before_best = Generation::kRowsAfterShortBest;
       }
       return {};
     } else if (o.sample_on_host || !samplers.front().draws_only()) {
+      if (rows_before_best > 0) --rows_before_best;
       PV_TRY(std::span<const float> logits, fwd.eval_batch(segments));
       const auto n_vocab = static_cast<size_t>(hp.n_vocab);
       for (size_t s = 0; s < tokens.size(); ++s) {

@@ -25,12 +25,14 @@ struct BenchOptions {
   std::vector<int> streams;
   // The batched decode's picks: greedy (0), or drawn at this temperature, from each stream's
   // seeded sampler; on the backend (eval_batch_drawn: on a GPU, on the device), from each step's
-  // best tokens with a top-k (eval_batch_best: on a GPU, selected on the device), or with
-  // sample_on_host or a top-p alone by the sampler from each step's logits (eval_batch).
+  // best tokens with a top-k or a top-p (eval_batch_best: on a GPU, selected on the device, with
+  // each row's sum of exponentials for a top-p alone), or with sample_on_host by the sampler from
+  // each step's logits (eval_batch).
   float temperature = 0.0f;
   bool sample_on_host = false;
-  int32_t top_k = 0;  // with a temperature: the sampler's top-k and top-p
+  int32_t top_k = 0;  // with a temperature: the sampler's top-k, top-p and min-p
   float top_p = 1.0f;
+  float min_p = 0.0f;
   // With cuda, the batched decode runs the model split: its last gpu_layers layers on the GPU,
   // the ones before on the CPU (as serve --gpu-layers); 0: all on the GPU. The single-sequence
   // figures stay the whole model's on the GPU.

@@ -118,14 +118,24 @@ Expected<std::optional<int32_t>> Generation::step_picked(int32_t token,
 
 int64_t Generation::best_needed(int64_t most) const {
   if (options_.constraint && options_.constraint->constrains()) return 0;
+  if (rows_before_best_ > 0) return 0;  // the best fell short lately: the row, for a while
   return sampler_.best_needed(most);
 }
 
 Expected<std::optional<int32_t>> Generation::step_best(std::span<const TokenLogit> best,
+                                                       double exp_sum, const RowSource& row,
                                                        const TextCallback& on_text) {
   if (!begin_step(on_text)) return std::optional<int32_t>();
-  if (best.empty() || best[0].id < 0) return non_finite(static_cast<int64_t>(history_.size()));
-  return take(sampler_.sample_best(best, history_), on_text);
+  const auto position = static_cast<int64_t>(history_.size());
+  if (best.empty() || best[0].id < 0) return non_finite(position);
+  if (const std::optional<int32_t> token = sampler_.sample_best(best, exp_sum, history_)) {
+    return take(*token, on_text);
+  }
+  // A flat distribution tends to stay flat: the next steps bring the row straight away.
+  rows_before_best_ = kRowsAfterShortBest;
+  PV_TRY(const std::span<const float> logits, row());
+  PV_TRY_VOID(check_finite(logits, position));
+  return take(sampler_.sample(logits, history_), on_text);
 }
 
 Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
@@ -133,6 +143,7 @@ Expected<std::optional<int32_t>> Generation::step(std::span<const float> logits,
   if (!begin_step(on_text)) return std::optional<int32_t>();
   const auto i = static_cast<int64_t>(result_.tokens.size());
   const int64_t position = static_cast<int64_t>(history_.size());
+  if (rows_before_best_ > 0) --rows_before_best_;
   PV_TRY_VOID(check_finite(logits, position));
   if (options_.constraint && options_.constraint->constrains()) {
     // Only tokens the constraint allows; end tokens too once its output is whole.

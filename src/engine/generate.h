@@ -86,12 +86,18 @@ class Generation {
   Expected<std::optional<int32_t>> step_picked(int32_t token, const TextCallback& on_text);
   // How many of the step's best tokens (BatchForward::eval_batch_best) make the same pick as its
   // whole logits, at most `most`: Sampler::best_needed, or 0 (the whole row is needed) under a
-  // constraint on the next token.
+  // constraint on the next token, and for the kRowsAfterShortBest steps after best tokens fell
+  // short (step_best read the row).
   int64_t best_needed(int64_t most) const;
-  // step() from the step's best tokens, at least best_needed() of them; an id of -1 first (a
-  // logit was not finite) is step()'s error.
-  Expected<std::optional<int32_t>> step_best(std::span<const TokenLogit> best,
-                                             const TextCallback& on_text);
+  // Whether best_needed() counts on the row's exp_sum() too (Sampler::needs_exp_sum).
+  bool needs_exp_sum() const { return sampler_.needs_exp_sum(); }
+  static constexpr int kRowsAfterShortBest = 16;
+  // step() from the step's best tokens, at least best_needed() of them, and the row's exp_sum()
+  // when needs_exp_sum(); `row` brings the whole row when they fall short (a flat top-p). An id
+  // of -1 first (a logit was not finite) is step()'s error.
+  using RowSource = std::function<Expected<std::span<const float>>()>;
+  Expected<std::optional<int32_t>> step_best(std::span<const TokenLogit> best, double exp_sum,
+                                             const RowSource& row, const TextCallback& on_text);
   bool finished() const { return finished_; }
   // The prompt and every generated token so far (what the KV cache holds, plus the last token).
   std::span<const int32_t> tokens() const { return history_; }
@@ -111,6 +117,7 @@ class Generation {
   GenerateResult result_;
   std::vector<int32_t> history_;
   Sampler sampler_;
+  int rows_before_best_ = 0;  // steps left that take the whole row after best tokens fell short
   StopMatcher stops_;
   StreamDecoder decoder_;
   // With a constraint: which tokens may come next, and the logits masked with it.

@@ -188,6 +188,7 @@ class Scheduler {
   // The current step's segments and their sequences (engine thread; reserved once).
   std::vector<BatchSegment> segments_;
   std::vector<TokenDraw> draws_;  // a step's draws, one a segment
+  std::vector<double> exp_sums_;  // a best-token step's sums of exponentials, one a segment
   std::vector<std::shared_ptr<Sequence>> members_;
   std::vector<std::shared_ptr<Sequence>> ending_;
 

@@ -196,9 +196,14 @@ class CountingForward : public BatchForward {
     return inner_.eval_batch_drawn(segments, draws);
   }
   Expected<std::span<const TokenLogit>> eval_batch_best(std::span<const BatchSegment> segments,
-                                                        int64_t k) override {
+                                                        int64_t k,
+                                                        std::span<double> exp_sums) override {
     ++best_steps;
-    return inner_.eval_batch_best(segments, k);
+    return inner_.eval_batch_best(segments, k, exp_sums);
+  }
+  Expected<std::span<const float>> best_step_row(int64_t segment) override {
+    ++rows_read;
+    return inner_.best_step_row(segment);
   }
   int64_t discard_blocks(std::span<const int32_t> blocks) override {
     return inner_.discard_blocks(blocks);
@@ -211,12 +216,13 @@ class CountingForward : public BatchForward {
   std::atomic<int> greedy_steps{0};
   std::atomic<int> drawn_steps{0};
   std::atomic<int> best_steps{0};
+  std::atomic<int> rows_read{0};
 
  private:
   CpuForward& inner_;
 };
 
-TEST(Batching, GreedyTemperatureAndTopKStepsArePickedFromWhatTheBackendSends) {
+TEST(Batching, GreedyTemperatureTopKAndTopPStepsArePickedFromWhatTheBackendSends) {
   Loaded l = load();
   ASSERT_NE(l.model, nullptr);
   CpuForward cpu(l.model->hparams(), l.model->weights(), kCtx, 2, 128, GgmlType::kF16,
@@ -249,25 +255,42 @@ TEST(Batching, GreedyTemperatureAndTopKStepsArePickedFromWhatTheBackendSends) {
   EXPECT_TRUE((*sampled_one)->result());
   EXPECT_GT(forward.drawn_steps.load(), 0);
   EXPECT_EQ(forward.logits_steps.load(), 0);
-  // With top-p the sampler's chain needs the logits.
-  sampled.sampling.top_p = 0.9f;
-  auto top_p = scheduler.submit(b, sampled);
-  ASSERT_TRUE(top_p);
-  EXPECT_EQ(drain(**top_p), alone(l, b, sampled));
-  EXPECT_GT(forward.logits_steps.load(), 0);
-  EXPECT_EQ(forward.best_steps.load(), 0);
-  // A top-k before it: the chain needs only the k best tokens, and picks the same ones; a greedy
-  // sequence beside it takes the best one.
-  const int logits_before = forward.logits_steps.load();
+  // A top-k: the chain needs only the k best tokens, and picks the same ones; a greedy sequence
+  // beside it takes the best one.
   GenerateOptions top_k = sampled;
   top_k.sampling.top_k = 20;
+  top_k.sampling.top_p = 0.9f;
   auto with_k = scheduler.submit(a, top_k);
   auto beside = scheduler.submit(b, greedy(30));
   ASSERT_TRUE(with_k && beside);
   EXPECT_EQ(drain(**with_k), alone(l, a, top_k));
   EXPECT_EQ(drain(**beside), alone(l, b, 30));
   EXPECT_GT(forward.best_steps.load(), 0);
-  EXPECT_EQ(forward.logits_steps.load(), logits_before);
+  // A top-p over the whole row: its best tokens and the row's sum of exponentials decide.
+  const int best_before = forward.best_steps.load();
+  sampled.sampling.top_p = 0.9f;
+  auto top_p = scheduler.submit(b, sampled);
+  ASSERT_TRUE(top_p);
+  EXPECT_EQ(drain(**top_p), alone(l, b, sampled));
+  EXPECT_GT(forward.best_steps.load(), best_before);
+  EXPECT_EQ(forward.rows_read.load(), 0);
+  // A min-p that keeps almost every token: the best fall short, the step reads the row, and the
+  // next 16 steps bring their rows straight away; then the best tokens are tried again.
+  GenerateOptions flat = sampled;
+  flat.sampling.top_p = 1.0f;
+  flat.sampling.min_p = 1e-30f;
+  flat.max_tokens = 30;
+  EXPECT_EQ(forward.logits_steps.load(), 0);
+  auto min_p = scheduler.submit(a, flat);
+  ASSERT_TRUE(min_p);
+  const std::string text = drain(**min_p);
+  EXPECT_EQ(text, alone(l, a, flat));
+  const int rows = forward.rows_read.load();
+  const int logits = forward.logits_steps.load();
+  EXPECT_GE(rows, 1);
+  EXPECT_GT(logits, 0);
+  EXPECT_LE(logits, 16 * rows);  // at most 16 after each short step
+  if ((*min_p)->result()->tokens.size() >= 20) EXPECT_GE(rows, 2);  // tried again
   expect_pool_idle(scheduler);
 }
 

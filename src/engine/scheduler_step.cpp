@@ -118,10 +118,12 @@ void Scheduler::step() {
 
   // When every sequence that takes a token this step picks greedily, or draws from the
   // temperature alone, the backend picks or draws too: a GPU then sends back one id a sequence
-  // instead of its logits. When every one samples with a top-k, only the best tokens come back.
+  // instead of its logits. When every one samples with a top-k, or a top-p or min-p over its row,
+  // only the best tokens come back (and for the latter the row's sum of exponentials).
   bool greedy = true;
   bool drawable = true;
-  int64_t n_best = 0;  // the most best tokens a sequence needs; -1: one needs its whole row
+  int64_t n_best = 0;     // the most best tokens a sequence needs; -1: one needs its whole row
+  bool exp_sums = false;  // and one needs its row's sum of exponentials too (a top-p or min-p)
   for (size_t i = 0; i < members_.size(); ++i) {
     const Sequence& s = *members_[i];
     const bool last = s.n_evaluated_ + static_cast<int64_t>(segments_[i].tokens.size()) ==
@@ -131,6 +133,7 @@ void Scheduler::step() {
     drawable = drawable && s.generation_->drawable();
     const int64_t needed = s.generation_->best_needed(BatchForward::kMaxBestTokens);
     n_best = needed == 0 || n_best < 0 ? -1 : std::max(n_best, needed);
+    exp_sums = exp_sums || s.generation_->needs_exp_sum();
   }
   std::span<const float> logits;
   std::span<const int32_t> picks;
@@ -151,7 +154,9 @@ void Scheduler::step() {
     if (!got) return fail_step(got.error());
     picks = *got;
   } else if (n_best > 0) {
-    Expected<std::span<const TokenLogit>> got = forward_.eval_batch_best(segments_, n_best);
+    exp_sums_.assign(exp_sums ? segments_.size() : 0, 0.0);
+    Expected<std::span<const TokenLogit>> got =
+        forward_.eval_batch_best(segments_, n_best, exp_sums_);
     if (!got) return fail_step(got.error());
     best = *got;
   } else {
@@ -171,9 +176,14 @@ void Scheduler::step() {
       return !s.cancelled();
     };
     const auto per_row = static_cast<size_t>(n_best);
+    // A top-p whose best tokens fall short reads its row after all.
+    const Generation::RowSource row = [this, i] {
+      return forward_.best_step_row(static_cast<int64_t>(i));
+    };
     auto next = !picks.empty() ? s.generation_->step_picked(picks[i], on_text)
                 : !best.empty()
-                    ? s.generation_->step_best(best.subspan(i * per_row, per_row), on_text)
+                    ? s.generation_->step_best(best.subspan(i * per_row, per_row),
+                                               exp_sums_.empty() ? 0.0 : exp_sums_[i], row, on_text)
                     : s.generation_->step(logits.subspan(i * n_vocab, n_vocab), on_text);
     if (!next) {
       end(sequence, Unexpected<Error>(next.error()));

@@ -92,29 +92,59 @@ Expected<void> check_best_count(int64_t k, int64_t n_vocab) {
 }
 
 std::span<const TokenLogit> BatchForward::best_rows(std::span<const float> logits,
-                                                    size_t n_segments, int64_t k) {
+                                                    size_t n_segments, int64_t k,
+                                                    std::span<double> exp_sums) {
   const size_t n_vocab = logits.size() / n_segments;
   const auto per_row = static_cast<size_t>(k);
   best_.resize(n_segments * per_row);
   for (size_t i = 0; i < n_segments; ++i) {
-    best_tokens(logits.subspan(i * n_vocab, n_vocab), per_row,
-                std::span<TokenLogit>(best_).subspan(i * per_row, per_row));
+    const std::span<const float> row = logits.subspan(i * n_vocab, n_vocab);
+    const std::span<TokenLogit> best = std::span<TokenLogit>(best_).subspan(i * per_row, per_row);
+    best_tokens(row, per_row, best);
+    if (!exp_sums.empty()) exp_sums[i] = best[0].id < 0 ? 0.0 : exp_sum(row, best[0].logit);
   }
+  best_logits_ = logits;
+  best_segments_ = n_segments;
   return best_;
 }
 
+namespace {
+
+Expected<void> check_exp_sums(std::span<double> exp_sums, size_t n_segments) {
+  if (!exp_sums.empty() && exp_sums.size() != n_segments) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: {} sums for {} segments",
+                      exp_sums.size(), n_segments);
+  }
+  return {};
+}
+
+}  // namespace
+
 Expected<std::span<const TokenLogit>> BatchForward::eval_batch_best(
-    std::span<const BatchSegment> segments, int64_t k) {
+    std::span<const BatchSegment> segments, int64_t k, std::span<double> exp_sums) {
+  PV_TRY_VOID(check_exp_sums(exp_sums, segments.size()));
   PV_TRY(std::span<const float> logits, eval_batch(segments));
   PV_TRY_VOID(check_best_count(k, static_cast<int64_t>(logits.size() / segments.size())));
-  return best_rows(logits, segments.size(), k);
+  return best_rows(logits, segments.size(), k, exp_sums);
+}
+
+Expected<std::span<const float>> BatchForward::best_step_row(int64_t segment) {
+  if (segment < 0 || static_cast<size_t>(segment) >= best_segments_) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "forward: row {} of a best-token step of {} segments", segment,
+                      best_segments_);
+  }
+  const size_t n_vocab = best_logits_.size() / best_segments_;
+  return best_logits_.subspan(static_cast<size_t>(segment) * n_vocab, n_vocab);
 }
 
 Expected<std::span<const TokenLogit>> LayerStage::eval_layers_best(
-    std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k) {
+    std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k,
+    std::span<double> exp_sums) {
+  PV_TRY_VOID(check_exp_sums(exp_sums, segments.size()));
   PV_TRY(std::span<const float> logits, eval_layers(segments, hidden));
   PV_TRY_VOID(check_best_count(k, static_cast<int64_t>(logits.size() / segments.size())));
-  return best_rows(logits, segments.size(), k);
+  return best_rows(logits, segments.size(), k, exp_sums);
 }
 
 Expected<std::span<const int32_t>> LayerStage::eval_layers_drawn(

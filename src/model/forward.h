@@ -70,11 +70,15 @@ class BatchForward {
   // The same step with only the k best tokens after each segment's last token coming back
   // (best_tokens(): the highest logit first, id -1 first when a logit is not finite),
   // [n_segments, k], valid until the next call; k in [1, min(kMaxBestTokens, n_vocab)]. A
-  // top-k sampler needs no more (Sampler::best_needed). This default takes them from
-  // eval_batch()'s logits; a GPU backend selects them on the device.
+  // top-k sampler needs no more (Sampler::best_needed). With exp_sums ([n_segments], or empty)
+  // each row's exp_sum() too, for a top-p or min-p over the row. This default takes them from
+  // eval_batch()'s logits; a GPU backend selects and sums on the device.
   static constexpr int64_t kMaxBestTokens = 256;
   virtual Expected<std::span<const TokenLogit>> eval_batch_best(
-      std::span<const BatchSegment> segments, int64_t k);
+      std::span<const BatchSegment> segments, int64_t k, std::span<double> exp_sums);
+  // After eval_batch_best: segment i's whole row of logits, for a sampler its best tokens did not
+  // decide (a flat top-p), valid until the next call. A GPU backend copies that row alone.
+  virtual Expected<std::span<const float>> best_step_row(int64_t segment);
   // The blocks' contents are no longer needed: their memory may go back to the system (it is
   // there again, zeroed, when a block is next written). Returns the bytes given back.
   virtual int64_t discard_blocks(std::span<const int32_t> blocks) = 0;
@@ -89,11 +93,14 @@ class BatchForward {
   // Each row's pick as draws[row] says (pick_token), into greedy_.
   std::span<const int32_t> drawn_picks(std::span<const float> logits,
                                        std::span<const TokenDraw> draws);
-  // The k best tokens of each of n_segments rows of logits, into best_.
-  std::span<const TokenLogit> best_rows(std::span<const float> logits, size_t n_segments,
-                                        int64_t k);
-  std::vector<int32_t> greedy_;   // eval_batch_greedy's and eval_batch_drawn's picks
-  std::vector<TokenLogit> best_;  // eval_batch_best's
+  // The k best tokens of each of n_segments rows of logits, into best_, with each row's
+  // exp_sum() into exp_sums when it is not empty; the logits are kept for best_step_row().
+  std::span<const TokenLogit> best_rows(std::span<const float> logits, size_t n_segments, int64_t k,
+                                        std::span<double> exp_sums);
+  std::vector<int32_t> greedy_;         // eval_batch_greedy's and eval_batch_drawn's picks
+  std::vector<TokenLogit> best_;        // eval_batch_best's
+  std::span<const float> best_logits_;  // the rows they came from, [best_segments_, n_vocab]
+  size_t best_segments_ = 0;
 };
 
 // Which of a model's layers a pass runs: [first, end), end -1 for the last. A model can be split
@@ -125,7 +132,8 @@ class LayerStage : public BatchForward {
       std::span<const TokenDraw> draws);
   // And with each segment's k best tokens coming back (as eval_batch_best).
   virtual Expected<std::span<const TokenLogit>> eval_layers_best(
-      std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k);
+      std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k,
+      std::span<double> exp_sums);
   virtual LayerRange layers() const = 0;  // end resolved
 };
 

@@ -100,7 +100,8 @@ WeightLayout layout_weights(const Hparams& hp, const ModelWeights& w, LayerRange
 // Offsets of the activation buffers in the scratch allocation.
 struct ScratchLayout {
   size_t ids, x, xn, q, k, v, attn, gate, up, proj, logits, step, xq_qs, xq_ds, x16, w16;
-  size_t batch_ints, greedy, draws, best, split_k, attn_partials, attn_counters, blas, total;
+  size_t batch_ints, greedy, draws, best, exp_sums, split_k, attn_partials, attn_counters, blas;
+  size_t total;
 };
 
 // The tensor cores' split-k workspace: 8 partial products of up to 64 tokens.
@@ -173,6 +174,7 @@ ScratchLayout layout_scratch(const Hparams& hp, const ModelWeights& w, int64_t n
   s.greedy = take(o.max_segments, sizeof(int32_t));
   s.draws = take(2 * o.max_segments, sizeof(double));
   s.best = take(2 * o.max_segments * BatchForward::kMaxBestTokens, sizeof(int32_t));
+  s.exp_sums = take(o.max_segments, sizeof(double));
   s.split_k = take(gemm ? split_k_floats(hp, max_batch) : 0, sizeof(float));
   s.attn_partials = take(cuda::kAttentionPartialFloats, sizeof(float));
   s.attn_counters = take(cuda::kAttentionSplitBlocks, sizeof(unsigned));
@@ -315,6 +317,7 @@ CudaForward::~CudaForward() {
   cudaFreeHost(greedy_host_);
   cudaFreeHost(draws_host_);
   cudaFreeHost(best_host_);
+  cudaFreeHost(exp_sums_host_);
   cudaFreeHost(logits_);
   cudaFreeHost(hidden_host_);
   cudaFree(weights_mem_);
@@ -356,6 +359,9 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&best_host_),
                                      sz(max_segments_ * kMaxBestTokens) * sizeof(TokenLogit)),
                       kPin));
+  PV_TRY_VOID(cuda_ok(
+      cudaMallocHost(reinterpret_cast<void**>(&exp_sums_host_), sz(max_segments_) * sizeof(double)),
+      kPin));
   PV_TRY_VOID(cuda_ok(cudaMallocHost(reinterpret_cast<void**>(&logits_),
                                      sz(max_segments_ * hp_.n_vocab) * sizeof(float)),
                       kPin));
@@ -390,6 +396,7 @@ Expected<void> CudaForward::allocate(const ModelWeights& w) {
   greedy_dev_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.greedy);
   draws_dev_ = reinterpret_cast<double*>(scratch_mem_ + scratch.draws);
   best_dev_ = reinterpret_cast<int32_t*>(scratch_mem_ + scratch.best);
+  exp_sums_dev_ = reinterpret_cast<double*>(scratch_mem_ + scratch.exp_sums);
   split_k_ = f32(scratch.split_k);
   attn_partials_ = f32(scratch.attn_partials);
   attn_counters_ = reinterpret_cast<unsigned*>(scratch_mem_ + scratch.attn_counters);

@@ -102,7 +102,9 @@ class CudaForward : public Forward, public LayerStage {
                                                       std::span<const TokenDraw> draws) override;
   // Selects on the device (cuda::best_rows): k pairs a segment come back, not its logits.
   Expected<std::span<const TokenLogit>> eval_batch_best(std::span<const BatchSegment> segments,
-                                                        int64_t k) override;
+                                                        int64_t k,
+                                                        std::span<double> exp_sums) override;
+  Expected<std::span<const float>> best_step_row(int64_t segment) override;
   // Device memory stays allocated (the pool is sized once, at start): gives back nothing.
   int64_t discard_blocks(std::span<const int32_t> blocks) override;
   int64_t n_blocks() const override { return kv_blocks_; }
@@ -116,8 +118,8 @@ class CudaForward : public Forward, public LayerStage {
                                                        std::span<const float> hidden,
                                                        std::span<const TokenDraw> draws) override;
   Expected<std::span<const TokenLogit>> eval_layers_best(std::span<const BatchSegment> segments,
-                                                         std::span<const float> hidden,
-                                                         int64_t k) override;
+                                                         std::span<const float> hidden, int64_t k,
+                                                         std::span<double> exp_sums) override;
   LayerRange layers() const override { return {first_layer_, end_layer_}; }
   int64_t max_batch() const override { return max_batch_; }
   int64_t max_segments() const override { return max_segments_; }
@@ -272,6 +274,9 @@ class CudaForward : public Forward, public LayerStage {
   int32_t* greedy_dev_ = nullptr;   // [max_segments] eval_batch_greedy's picks
   double* draws_dev_ = nullptr;     // [max_segments, 2] eval_batch_drawn's temperatures, uniforms
   int32_t* best_dev_ = nullptr;     // [max_segments, kMaxBestTokens, 2] eval_batch_best's pairs
+  double* exp_sums_dev_ = nullptr;  // [max_segments] and its rows' sums of exponentials
+  int64_t best_segments_ = 0;       // the last eval_batch_best's rows, still in logits_dev_
+  bool best_rows_on_host_ = false;  // and copied to logits_ (best_step_row)
   float* split_k_ = nullptr;        // [split_k_floats_] the tensor cores' partial sums
   void* blas_workspace_ = nullptr;  // [cuda::kBlasWorkspaceBytes] when products may use cuBLAS
   // Decode attention's workspace: partial results of split rows, and a counter per row.
@@ -290,6 +295,7 @@ class CudaForward : public Forward, public LayerStage {
   int32_t* greedy_host_ = nullptr;   // as greedy_dev_
   double* draws_host_ = nullptr;     // as draws_dev_
   TokenLogit* best_host_ = nullptr;  // as best_dev_
+  double* exp_sums_host_ = nullptr;  // as exp_sums_dev_
   float* logits_ = nullptr;          // [max_segments, n_vocab]
   float* hidden_host_ = nullptr;     // [max_batch, n_embd] a range's output, before the end
 };

@@ -93,9 +93,9 @@ Expected<std::span<const int32_t>> CudaForward::eval_layers_drawn(
 }
 
 Expected<std::span<const TokenLogit>> CudaForward::eval_batch_best(
-    std::span<const BatchSegment> segments, int64_t k) {
+    std::span<const BatchSegment> segments, int64_t k, std::span<double> exp_sums) {
   if (!whole_model()) return only_part_of_model(layers(), hp_.n_layer);
-  return eval_layers_best(segments, {}, k);
+  return eval_layers_best(segments, {}, k, exp_sums);
 }
 
 // The pairs best_rows writes, an index and a value's bits, are TokenLogit's.
@@ -103,22 +103,57 @@ static_assert(sizeof(TokenLogit) == 2 * sizeof(int32_t) && offsetof(TokenLogit, 
 static_assert(BatchForward::kMaxBestTokens == cuda::kBestRowsMax);
 
 Expected<std::span<const TokenLogit>> CudaForward::eval_layers_best(
-    std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k) {
+    std::span<const BatchSegment> segments, std::span<const float> hidden, int64_t k,
+    std::span<double> exp_sums) {
   if (end_layer_ < hp_.n_layer) {
     return make_error(ErrorCode::kInvalidArgument,
                       "forward: layers [{}, {}) of {} have no logits to select from", first_layer_,
                       end_layer_, hp_.n_layer);
   }
   PV_TRY_VOID(check_best_count(k, hp_.n_vocab));
+  if (!exp_sums.empty() && exp_sums.size() != segments.size()) {
+    return make_error(ErrorCode::kInvalidArgument, "forward: {} sums for {} segments",
+                      exp_sums.size(), segments.size());
+  }
   PV_TRY(const int64_t n_segments, launch_batch(segments, hidden));
-  cuda::best_rows(logits_dev_, n_segments, hp_.n_vocab, k, best_dev_, stream_);
+  const bool sums = !exp_sums.empty();
+  cuda::best_rows(logits_dev_, n_segments, hp_.n_vocab, k, best_dev_,
+                  sums ? exp_sums_dev_ : nullptr, stream_);
   PV_TRY_VOID(cuda_ok(cudaGetLastError(), "selecting the best tokens"));
   const size_t n_pairs = sz(n_segments * k);
   PV_TRY_VOID(cuda_ok(cudaMemcpyAsync(best_host_, best_dev_, n_pairs * sizeof(TokenLogit),
                                       cudaMemcpyDeviceToHost, stream_),
                       "reading the best tokens"));
+  if (sums) {
+    PV_TRY_VOID(
+        cuda_ok(cudaMemcpyAsync(exp_sums_host_, exp_sums_dev_, sz(n_segments) * sizeof(double),
+                                cudaMemcpyDeviceToHost, stream_),
+                "reading the sums of exponentials"));
+  }
   PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "running the forward pass"));
+  if (sums) std::copy_n(exp_sums_host_, n_segments, exp_sums.begin());
+  best_segments_ = n_segments;
   return std::span<const TokenLogit>(best_host_, n_pairs);
+}
+
+// The rows stay in logits_dev_ until the next step. The first row asked for brings the step's
+// rows to the host together (a flat distribution leaves every sampler short at once).
+Expected<std::span<const float>> CudaForward::best_step_row(int64_t segment) {
+  if (segment < 0 || segment >= best_segments_) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "forward: row {} of a best-token step of {} segments", segment,
+                      best_segments_);
+  }
+  const size_t n_vocab = sz(hp_.n_vocab);
+  if (!best_rows_on_host_) {
+    PV_TRY_VOID(
+        cuda_ok(cudaMemcpyAsync(logits_, logits_dev_, sz(best_segments_) * n_vocab * sizeof(float),
+                                cudaMemcpyDeviceToHost, stream_),
+                "reading the rows of logits"));
+    PV_TRY_VOID(cuda_ok(cudaStreamSynchronize(stream_), "reading the rows of logits"));
+    best_rows_on_host_ = true;
+  }
+  return std::span<const float>(logits_ + sz(segment) * n_vocab, n_vocab);
 }
 
 Expected<std::span<const int32_t>> CudaForward::read_picks(int64_t n_segments) {
@@ -131,6 +166,8 @@ Expected<std::span<const int32_t>> CudaForward::read_picks(int64_t n_segments) {
 
 Expected<int64_t> CudaForward::launch_batch(std::span<const BatchSegment> segments,
                                             std::span<const float> hidden) {
+  best_segments_ = 0;  // the step overwrites their logits
+  best_rows_on_host_ = false;
   PV_TRY(const int64_t n_tokens,
          check_batch(segments, {n_ctx_, kv_blocks_, hp_.n_vocab, max_batch_, max_segments_}));
   const size_t want = first_layer_ == 0 ? 0 : sz(n_tokens * hp_.n_embd);

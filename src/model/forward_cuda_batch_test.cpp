@@ -314,13 +314,27 @@ TEST(CudaDraw, DrawnStepDrawsWhatTheHostDraws) {
 }
 
 // The best tokens selected on the device are best_tokens of the same step's logits, pair for
-// pair; a k out of range is refused.
+// pair, and each row's sum of exponentials exp_sum() of it (within the exponentials' last bits);
+// best_step_row brings back that row; a k out of range, or sums for the wrong number of
+// segments, are refused.
 TEST(CudaBest, BestStepSendsWhatTheHostSelects) {
   if (!have_device()) GTEST_SKIP() << "no CUDA device";
   check_three_prompt_steps([](BatchForward& forward, std::span<const BatchSegment> segments,
                               std::span<const float> rows, size_t n_vocab) {
     for (int64_t k : {int64_t{1}, int64_t{40}, BatchForward::kMaxBestTokens}) {
-      auto best = forward.eval_batch_best(segments, k);
+      std::vector<double> sums(segments.size());
+      auto best = forward.eval_batch_best(segments, k, sums);
+      ASSERT_TRUE(best.has_value()) << best.error().message;
+      for (size_t i = 0; i < segments.size(); ++i) {
+        const std::span<const float> row = rows.subspan(i * n_vocab, n_vocab);
+        const double want = exp_sum(row, (*best)[i * static_cast<size_t>(k)].logit);
+        EXPECT_NEAR(sums[i], want, 5e-7 * want) << "segment " << i;
+        auto got_row = forward.best_step_row(static_cast<int64_t>(i));
+        ASSERT_TRUE(got_row.has_value()) << got_row.error().message;
+        EXPECT_TRUE(std::equal(row.begin(), row.end(), got_row->begin(), got_row->end()));
+      }
+      EXPECT_FALSE(forward.best_step_row(static_cast<int64_t>(segments.size())).has_value());
+      best = forward.eval_batch_best(segments, k, {});
       ASSERT_TRUE(best.has_value()) << best.error().message;
       ASSERT_EQ(best->size(), segments.size() * static_cast<size_t>(k));
       std::vector<TokenLogit> want(static_cast<size_t>(k));
@@ -333,8 +347,11 @@ TEST(CudaBest, BestStepSendsWhatTheHostSelects) {
         }
       }
     }
-    EXPECT_FALSE(forward.eval_batch_best(segments, 0).has_value());
-    EXPECT_FALSE(forward.eval_batch_best(segments, BatchForward::kMaxBestTokens + 1).has_value());
+    EXPECT_FALSE(forward.eval_batch_best(segments, 0, {}).has_value());
+    EXPECT_FALSE(
+        forward.eval_batch_best(segments, BatchForward::kMaxBestTokens + 1, {}).has_value());
+    std::vector<double> too_few(segments.size() - 1);
+    EXPECT_FALSE(forward.eval_batch_best(segments, 40, too_few).has_value());
   });
 }
 

@@ -22,6 +22,7 @@ Expected<std::span<const float>> CudaForward::eval(std::span<const int32_t> toke
     return make_error(ErrorCode::kUnavailable, "cuda: the weights were released; restore them");
   }
   PV_TRY_VOID(cuda_ok(cudaSetDevice(device_), "selecting the device"));
+  best_segments_ = 0;  // the pass overwrites their logits
   if (tokens.size() == 1 && decode_graph_) {
     PV_TRY_VOID(run_graph_step(tokens[0]));
     PV_TRY_VOID(read_logits());

@@ -35,9 +35,9 @@ Expected<std::span<const int32_t>> SplitForward::eval_batch_drawn(
 }
 
 Expected<std::span<const TokenLogit>> SplitForward::eval_batch_best(
-    std::span<const BatchSegment> segments, int64_t k) {
+    std::span<const BatchSegment> segments, int64_t k, std::span<double> exp_sums) {
   PV_TRY(std::span<const float> hidden, front_->eval_layers(segments, {}));
-  return back_->eval_layers_best(segments, hidden, k);
+  return back_->eval_layers_best(segments, hidden, k, exp_sums);
 }
 
 int64_t SplitForward::discard_blocks(std::span<const int32_t> blocks) {

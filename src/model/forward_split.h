@@ -25,7 +25,11 @@ class SplitForward : public BatchForward {
   Expected<std::span<const int32_t>> eval_batch_drawn(std::span<const BatchSegment> segments,
                                                       std::span<const TokenDraw> draws) override;
   Expected<std::span<const TokenLogit>> eval_batch_best(std::span<const BatchSegment> segments,
-                                                        int64_t k) override;
+                                                        int64_t k,
+                                                        std::span<double> exp_sums) override;
+  Expected<std::span<const float>> best_step_row(int64_t segment) override {
+    return back_->best_step_row(segment);
+  }
   // Both stages' pools give back the blocks' memory; returns the bytes of both.
   int64_t discard_blocks(std::span<const int32_t> blocks) override;
   int64_t n_ctx() const override { return back_->n_ctx(); }

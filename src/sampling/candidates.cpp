@@ -52,6 +52,12 @@ void best_tokens(std::span<const float> logits, size_t k, std::span<TokenLogit> 
   std::sort_heap(heap.begin(), heap.end(), better<TokenLogit>);
 }
 
+double exp_sum(std::span<const float> logits, float top) {
+  double sum = 0;
+  for (float logit : logits) sum += std::exp(logit - top);
+  return sum;
+}
+
 void Candidates::sort_descending() { sort_prefix(items_.size()); }
 
 void Candidates::sort_prefix(size_t n) {

@@ -24,6 +24,9 @@ struct TokenLogit {
 // highest logit first, the lower id first among equal logits. If a logit is not finite, out[0].id
 // is -1 instead. out: [k]
 void best_tokens(std::span<const float> logits, size_t k, std::span<TokenLogit> out);
+// The sum of exp(logit - top) over logits, top their largest: Candidates::softmax's denominator,
+// each exponential a float added in double in id order.
+double exp_sum(std::span<const float> logits, float top);
 
 class Candidates {
  public:

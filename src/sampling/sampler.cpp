@@ -27,13 +27,31 @@ int64_t Sampler::best_needed(int64_t most) const {
   const auto n_vocab = static_cast<int64_t>(counts_.size());
   if (penalties || most < 1) return 0;
   if (p.temperature <= 0.0f) return 1;  // greedy: the best one
-  if (p.top_k <= 0 || p.top_k >= n_vocab || p.top_k > most) return 0;
-  return p.top_k;
+  if (p.top_k > 0 && p.top_k < n_vocab) return p.top_k <= most ? p.top_k : 0;
+  return needs_exp_sum() ? std::min(most, n_vocab) : 0;
+}
+
+bool Sampler::needs_exp_sum() const {
+  const SamplingParams& p = params_;
+  const auto n_vocab = static_cast<int64_t>(counts_.size());
+  return p.temperature > 0.0f && (p.top_k <= 0 || p.top_k >= n_vocab) &&
+         (p.top_p < 1.0f || p.min_p > 0.0f);
 }
 
 int32_t Sampler::sample_best(std::span<const TokenLogit> best, std::span<const int32_t> history) {
   candidates_.assign_best(best);
   return sample_candidates(history);
+}
+
+std::optional<int32_t> Sampler::sample_best(std::span<const TokenLogit> best, double exp_sum,
+                                            std::span<const int32_t> history) {
+  // A top-k that decides, or every token: the usual chain.
+  if (!needs_exp_sum() || best.size() >= counts_.size()) return sample_best(best, history);
+  candidates_.assign_best(best);
+  if (!sampling::apply_top_p_min_p_of_row(candidates_, params_.top_p, params_.min_p, exp_sum)) {
+    return std::nullopt;
+  }
+  return draw_candidate();
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
@@ -60,6 +78,10 @@ int32_t Sampler::sample_candidates(std::span<const int32_t> history) {
   sampling::apply_top_k(candidates_, params_.top_k);
   sampling::apply_top_p(candidates_, params_.top_p);
   sampling::apply_min_p(candidates_, params_.min_p);
+  return draw_candidate();
+}
+
+int32_t Sampler::draw_candidate() {
   sampling::apply_temperature(candidates_, params_.temperature);
   candidates_.softmax();
   const double r = rng_.uniform();

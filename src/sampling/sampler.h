@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -38,14 +39,26 @@ class Sampler {
   // How many of a row's best tokens (best_tokens()) make the same pick as its whole logits, up to
   // `most`, without penalties (they change logits before the selection): 1 for greedy; top-k's k
   // when it applies (k below the vocabulary's size and at most `most`), as the top-p and min-p
-  // after top-k see only those k; else 0, the whole row is needed.
+  // after top-k see only those k; `most` (or the vocabulary) for a top-p or min-p over the whole
+  // row, which also needs the row's exp_sum() and may find them too few; else 0, the whole row
+  // is needed.
   int64_t best_needed(int64_t most) const;
+  // Whether best_needed() counts on the row's exp_sum() too (a top-p or min-p without a top-k).
+  bool needs_exp_sum() const;
   // sample() from the first best_needed() of a row's best tokens (or more), with the same result.
   int32_t sample_best(std::span<const TokenLogit> best, std::span<const int32_t> history);
+  // The same from a row's best tokens and its exp_sum(); when needs_exp_sum() and they are too
+  // few to tell, nothing (and no number drawn): sample() needs the row. The same result as
+  // sample(), but where the sum's last bits (another order on a GPU) put top-p's mass or a
+  // min-p threshold on the other side of a token.
+  std::optional<int32_t> sample_best(std::span<const TokenLogit> best, double exp_sum,
+                                     std::span<const int32_t> history);
 
  private:
   // The chain from the penalties on, over candidates_.
   int32_t sample_candidates(std::span<const int32_t> history);
+  // Its end: temperature, softmax, a draw.
+  int32_t draw_candidate();
 
   SamplingParams params_;
   Candidates candidates_;

@@ -113,16 +113,90 @@ TEST(Sampler, SampleFromBestTokensEqualsSampleFromTheRow) {
   }
 }
 
+// Top-p and min-p over the whole row from its best tokens and its sum of exponentials: the same
+// tokens as from the row, step after step. A peaked row's best suffice; a flat one's often do
+// not (nothing comes back, no number is drawn), and the row then gives the token.
+TEST(Sampler, TopPAndMinPFromBestTokensAndTheRowSumEqualSampleFromTheRow) {
+  constexpr int64_t kVocab = 1000;
+  std::mt19937 gen(9);
+  for (float spread : {4.0f, 0.2f}) {
+    std::normal_distribution<float> normal(0.0f, spread);
+    std::vector<float> logits(kVocab);
+    for (float& l : logits) l = std::round(normal(gen) * 64.0f) / 64.0f;  // some equal values
+    std::vector<TokenLogit> best(256);
+    best_tokens(logits, best.size(), best);
+    const double sum = exp_sum(logits, best[0].logit);
+    int fell_short = 0;
+    for (size_t k : {size_t{20}, size_t{256}}) {
+      for (float top_p : {1.0f, 0.9f, 0.5f}) {
+        for (float min_p : {0.0f, 0.05f, 0.2f}) {
+          if (top_p == 1.0f && min_p == 0.0f) continue;
+          for (float temperature : {0.7f, 1.5f}) {
+            SCOPED_TRACE(testing::Message()
+                         << "spread " << spread << " k " << k << " top_p " << top_p << " min_p "
+                         << min_p << " temperature " << temperature);
+            const SamplingParams params{
+                .temperature = temperature, .top_p = top_p, .min_p = min_p, .seed = 5};
+            Sampler whole(params, kVocab);
+            Sampler from_best(params, kVocab);
+            ASSERT_TRUE(from_best.needs_exp_sum());
+            std::vector<int32_t> history;
+            for (int step = 0; step < 20; ++step) {
+              const int32_t want = whole.sample(logits, history);
+              std::optional<int32_t> got =
+                  from_best.sample_best(std::span(best).first(k), sum, history);
+              if (!got) {
+                ++fell_short;
+                got = from_best.sample(logits, history);
+              }
+              ASSERT_EQ(*got, want) << "step " << step;
+              history.push_back(want);
+            }
+          }
+        }
+      }
+    }
+    if (spread > 1.0f) {
+      EXPECT_EQ(fell_short, 0);  // a peaked row: its best decide
+    } else {
+      EXPECT_GT(fell_short, 0);  // a flat row: they cannot
+    }
+    // The cut itself, for top-p from 0.01 to 0.99: the same tokens as apply_top_p on the row.
+    Candidates row(kVocab);
+    Candidates from_best(kVocab);
+    for (int percent = 1; percent < 100; ++percent) {
+      const float p = static_cast<float>(percent) / 100.0f;
+      row.assign(logits);
+      sampling::apply_top_p(row, p);
+      from_best.assign_best(best);
+      if (!sampling::apply_top_p_min_p_of_row(from_best, p, 0.0f, sum)) {
+        EXPECT_GT(row.size(), best.size()) << "p " << p;  // fell short only past the best
+        continue;
+      }
+      ASSERT_EQ(from_best.size(), row.size()) << "p " << p;
+      for (size_t i = 0; i < row.size(); ++i) {
+        ASSERT_EQ(from_best.items()[i].id, row.items()[i].id) << "p " << p << " place " << i;
+      }
+    }
+  }
+}
+
 TEST(Sampler, BestTokensSufficeForTopKAndGreedyWithoutPenalties) {
   auto needed = [](SamplingParams p, int64_t most = 256) {
     return Sampler(p, 1000).best_needed(most);
   };
   EXPECT_EQ(needed({.top_k = 40}), 40);
   EXPECT_EQ(needed({.top_k = 40, .top_p = 0.5f, .min_p = 0.1f}), 40);
-  EXPECT_EQ(needed({.top_k = 40}, 32), 0);                   // more than the backend gives
-  EXPECT_EQ(needed({.top_k = 0}), 0);                        // top-k off
-  EXPECT_EQ(needed({.top_p = 0.9f}), 0);                     // top-p over the whole row
-  EXPECT_EQ(needed({.top_k = 1000}), 0);                     // the whole vocabulary
+  EXPECT_EQ(needed({.top_k = 40}, 32), 0);  // more than the backend gives
+  EXPECT_EQ(needed({.top_k = 0}), 0);       // the temperature alone
+  EXPECT_EQ(needed({.top_k = 1000}), 0);    // the whole vocabulary
+  // Top-p or min-p over the whole row: as many as come, with the row's sum of exponentials.
+  EXPECT_EQ(needed({.top_p = 0.9f}), 256);
+  EXPECT_EQ(needed({.min_p = 0.05f}, 32), 32);
+  EXPECT_EQ(needed({.top_k = 1000, .top_p = 0.9f}), 256);
+  EXPECT_TRUE(Sampler({.top_p = 0.9f}, 1000).needs_exp_sum());
+  EXPECT_FALSE(Sampler({.top_k = 40, .top_p = 0.9f}, 1000).needs_exp_sum());
+  EXPECT_FALSE(Sampler({.temperature = 0.0f, .top_p = 0.9f}, 1000).needs_exp_sum());
   EXPECT_EQ(needed({.temperature = 0.0f, .top_k = 40}), 1);  // greedy: the best one
   EXPECT_EQ(needed({.temperature = 0.0f, .repeat_penalty = 1.1f}), 0);
   EXPECT_EQ(needed({.top_k = 40, .repeat_penalty = 1.1f}), 0);  // penalties see every token

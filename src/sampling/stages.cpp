@@ -1,6 +1,7 @@
 #include "sampling/stages.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace pensieve::sampling {
 
@@ -67,6 +68,35 @@ void apply_min_p(Candidates& c, float min_p) {
   // The kept ones are the best max(kept, 1), as probabilities follow the logits.
   c.sort_prefix(std::max<size_t>(kept, 1));
   c.truncate(std::max<size_t>(kept, 1));
+}
+
+bool apply_top_p_min_p_of_row(Candidates& c, float p, float min_p, double exp_sum) {
+  std::vector<TokenCandidate>& items = c.items();
+  const float top = items[0].logit;
+  for (TokenCandidate& cand : items) {
+    cand.prob = static_cast<float>(static_cast<double>(std::exp(cand.logit - top)) / exp_sum);
+  }
+  if (p < 1.0f) {  // the chain's min-p then sees only what top-p keeps: apply_min_p as usual
+    double mass = 0;
+    for (size_t kept = 0; kept < items.size(); ++kept) {
+      mass += items[kept].prob;
+      if (mass >= p) {
+        c.truncate(kept + 1);
+        apply_min_p(c, min_p);
+        return true;
+      }
+    }
+    return false;
+  }
+  if (min_p <= 0.0f) return true;
+  // Probabilities fall with the logits: past the best, none reaches a threshold the last misses.
+  const float threshold = items[0].prob * min_p;
+  const auto kept = static_cast<size_t>(
+      std::count_if(items.begin(), items.end(),
+                    [threshold](const TokenCandidate& cand) { return cand.prob >= threshold; }));
+  if (kept == items.size()) return false;
+  c.truncate(std::max<size_t>(kept, 1));
+  return true;
 }
 
 void apply_temperature(Candidates& c, float t) {

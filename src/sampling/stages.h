@@ -23,6 +23,12 @@ void apply_top_p(Candidates& c, float p);
 
 // Keeps tokens with prob >= min_p * max prob (min_p <= 0: all).
 void apply_min_p(Candidates& c, float min_p);
+// apply_top_p then apply_min_p over a whole row, from its best candidates (sorted, more than one
+// and fewer than the row) and the row's sum of exp(logit - largest) (Candidates::softmax's
+// denominator): each gets the probability softmax gives it over the row. Leaves what the two
+// keep; false when the best are too few to tell (top-p's mass not reached, or a min-p over the
+// row that keeps the last of them), and the row is needed.
+bool apply_top_p_min_p_of_row(Candidates& c, float p, float min_p, double exp_sum);
 
 // Divides logits by t (t > 0).
 void apply_temperature(Candidates& c, float t);

@@ -5,7 +5,8 @@
 // byte where the count from the top reaches what is still needed. One pass in index order then
 // takes every key above that threshold and, of the keys equal to it, the ones of lowest index (a
 // scan of each chunk's matches), and a bitonic sort in shared memory orders the k as
-// sampling::best_tokens does.
+// sampling::best_tokens does. On request the kernel also adds up the row's softmax denominator,
+// for a top-p or min-p over the whole row.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -40,8 +41,26 @@ __device__ __forceinline__ bool before(const Slot& a, const Slot& b) {
   return a.key != b.key ? a.key > b.key : a.index < b.index;
 }
 
+// The row's sum of exp(v - top) for its largest value top, each exponential a float added in
+// double (Candidates::softmax's denominator), the threads' sums added in a fixed order. The whole
+// block calls it.
+__device__ __forceinline__ double exp_sum(const float* row, int64_t n_cols, float top) {
+  __shared__ double warp_sums[kWarps];
+  const int tid = static_cast<int>(threadIdx.x);
+  double sum = 0.0;
+  for (int64_t i = tid; i < n_cols; i += kThreads) sum += static_cast<double>(expf(row[i] - top));
+  for (int offset = detail::kWarp / 2; offset > 0; offset >>= 1) {
+    sum += __shfl_xor_sync(detail::kFullMask, sum, offset);
+  }
+  if (tid % detail::kWarp == 0) warp_sums[tid / detail::kWarp] = sum;
+  __syncthreads();
+  double total = 0.0;
+  for (int w = 0; w < kWarps; ++w) total += warp_sums[w];
+  return total;
+}
+
 __global__ void __launch_bounds__(kThreads)
-    best_rows_kernel(const float* x, int64_t n_cols, int k, int32_t* out) {
+    best_rows_kernel(const float* x, int64_t n_cols, int k, int32_t* out, double* exp_sums) {
   __shared__ unsigned hist[kBins];
   __shared__ uint32_t chosen_byte;
   __shared__ int chosen_need;
@@ -155,12 +174,16 @@ __global__ void __launch_bounds__(kThreads)
     row_out[2 * s] = s == 0 && not_finite != 0 ? -1 : slots[s].index;
     row_out[2 * s + 1] = __float_as_int(slots[s].value);
   }
+  if (exp_sums != nullptr) {  // a row that is not finite has no use for it
+    const double sum = not_finite != 0 ? 0.0 : exp_sum(row, n_cols, slots[0].value);
+    if (tid == 0) exp_sums[blockIdx.x] = sum;
+  }
 }
 
 }  // namespace
 
 void best_rows(const float* x, int64_t n_rows, int64_t n_cols, int64_t k, int32_t* out,
-               cudaStream_t stream) {
+               double* exp_sums, cudaStream_t stream) {
   if (k < 1 || k > kBestRowsMax || k > n_cols || n_cols > INT32_MAX) {
     std::fprintf(stderr, "cuda best_rows: %lld best of rows of %lld\n", static_cast<long long>(k),
                  static_cast<long long>(n_cols));
@@ -168,7 +191,7 @@ void best_rows(const float* x, int64_t n_rows, int64_t n_cols, int64_t k, int32_
   }
   if (n_rows == 0) return;
   detail::launch_dependent(best_rows_kernel, static_cast<unsigned>(n_rows), kThreads, 0, stream, x,
-                           n_cols, static_cast<int>(k), out);
+                           n_cols, static_cast<int>(k), out, exp_sums);
 }
 
 }  // namespace pensieve::cuda

@@ -2,6 +2,7 @@
 // thread block (1024) and real vocabularies', k from 1 to kBestRowsMax, logits with many equal
 // values (so the lowest-index rule decides), rows of one value repeated (the threshold's equal
 // keys fill almost every place), -0 beside +0, and rows with a value that is not finite (-1).
+// Each row's sum of exponentials (the softmax's denominator) against the host's.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -29,9 +30,11 @@ std::vector<TokenLogit> as_pairs(const std::vector<int32_t>& raw) {
 void expect_rows_match(const std::vector<float>& x, int64_t n_rows, int64_t n, int64_t k) {
   test::DeviceBuffer<float> x_dev(x);
   test::DeviceBuffer<int32_t> out_dev(static_cast<size_t>(n_rows * k * 2));
-  best_rows(x_dev.get(), n_rows, n, k, out_dev.get(), nullptr);
+  test::DeviceBuffer<double> sums_dev(static_cast<size_t>(n_rows));
+  best_rows(x_dev.get(), n_rows, n, k, out_dev.get(), sums_dev.get(), nullptr);
   ASSERT_TRUE(test::synchronize());
   const std::vector<TokenLogit> got = as_pairs(out_dev.download());
+  const std::vector<double> sums = sums_dev.download();
   std::vector<TokenLogit> want(static_cast<size_t>(k));
   for (int64_t r = 0; r < n_rows; ++r) {
     best_tokens(
@@ -45,6 +48,13 @@ void expect_rows_match(const std::vector<float>& x, int64_t n_rows, int64_t n, i
       ASSERT_EQ(std::signbit(got[first + j].logit), std::signbit(want[j].logit));
       ASSERT_EQ(got[first + j].logit, want[j].logit) << "row " << r << " place " << j;
     }
+    // The softmax's denominator as Candidates::softmax adds it; the device's exponentials are
+    // within 2 ulp of the host's.
+    double want_sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      want_sum += static_cast<double>(std::exp(x[static_cast<size_t>(r * n + i)] - want[0].logit));
+    }
+    ASSERT_NEAR(sums[static_cast<size_t>(r)], want_sum, 5e-7 * want_sum) << "row " << r;
   }
 }
 
@@ -79,7 +89,7 @@ TEST_F(CudaBestRows, RowsAreIndependentOfSchedule) {
   for (int64_t i = 0; i < kN; ++i) x[i] = x[kN + i] = uniform(gen);
   test::DeviceBuffer<float> x_dev(x);
   test::DeviceBuffer<int32_t> out_dev(2 * 256 * 2);
-  best_rows(x_dev.get(), 2, kN, 256, out_dev.get(), nullptr);
+  best_rows(x_dev.get(), 2, kN, 256, out_dev.get(), nullptr, nullptr);
   ASSERT_TRUE(test::synchronize());
   const std::vector<int32_t> out = out_dev.download();
   EXPECT_TRUE(std::equal(out.begin(), out.begin() + 512, out.begin() + 512));

@@ -57,9 +57,12 @@ void draw_rows(const float* x, int64_t n_rows, int64_t n_cols, const double* dra
 // Row r's k best values as (index, value bits) pairs, the largest first, the lower index first
 // among equal values (sampling::best_tokens); index -1 first when the row holds a value that is
 // not finite. k in [1, min(kBestRowsMax, n_cols)].   x: [n_rows, n_cols]; out: [n_rows, k, 2]
+// With exp_sums ([n_rows], or null), also each row's sum of exp(value - its largest value), the
+// float exponentials added in double (Candidates::softmax's denominator, in another order); 0
+// for a row that is not finite.
 inline constexpr int64_t kBestRowsMax = 256;
 void best_rows(const float* x, int64_t n_rows, int64_t n_cols, int64_t k, int32_t* out,
-               cudaStream_t stream);
+               double* exp_sums, cudaStream_t stream);
 
 // Embedding lookup: row ids[t] of w as F32 for each t.            ids: [n_ids], out: [n_ids,
 // w.n_cols] Ids must lie in [0, w.n_rows). Quantized rows must start 2-byte aligned.
