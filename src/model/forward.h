@@ -77,7 +77,8 @@ class BatchForward {
   virtual Expected<std::span<const TokenLogit>> eval_batch_best(
       std::span<const BatchSegment> segments, int64_t k, std::span<double> exp_sums);
   // After eval_batch_best: segment i's whole row of logits, for a sampler its best tokens did not
-  // decide (a flat top-p), valid until the next call. A GPU backend copies that row alone.
+  // decide (a flat top-p), valid until the next call. A GPU backend copies the step's rows at
+  // the first call.
   virtual Expected<std::span<const float>> best_step_row(int64_t segment);
   // The blocks' contents are no longer needed: their memory may go back to the system (it is
   // there again, zeroed, when a block is next written). Returns the bytes given back.
