@@ -290,7 +290,9 @@ TEST(Batching, GreedyTemperatureTopKAndTopPStepsArePickedFromWhatTheBackendSends
   EXPECT_GE(rows, 1);
   EXPECT_GT(logits, 0);
   EXPECT_LE(logits, 16 * rows);  // at most 16 after each short step
-  if ((*min_p)->result()->tokens.size() >= 20) EXPECT_GE(rows, 2);  // tried again
+  if ((*min_p)->result()->tokens.size() >= 20) {
+    EXPECT_GE(rows, 2);  // tried again
+  }
   expect_pool_idle(scheduler);
 }
 
